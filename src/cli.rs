@@ -1,0 +1,183 @@
+//! Command line (SPEC §1). Every flag can also come from the environment (`NS_SCHEDULER_*`),
+//! so a CronJob can be reconfigured without changing its arguments.
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "namespace-scheduler",
+    version,
+    about = "Switch non-production namespaces off outside business hours"
+)]
+pub struct Cli {
+    /// Plan only: print exactly what would change, touch nothing, write no audit.
+    #[arg(long, global = true, env = "NS_SCHEDULER_DRY_RUN")]
+    pub dry_run: bool,
+    /// Summary format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "NS_SCHEDULER_OUTPUT")]
+    pub output: OutputFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    /// Only for `report`.
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The CronJob entrypoint: scale every managed namespace to what the clock says.
+    Run(RunArgs),
+    /// One-off activation of namespaces for a cost center.
+    Up(UpArgs),
+    /// One-off deactivation of namespaces.
+    Down(DownArgs),
+    /// Print the business-hours decision.
+    Check(CheckArgs),
+    /// Print a year's holidays.
+    Calendar(CalendarArgs),
+    /// Seed the cost-center permissions table (never overwrites).
+    Populate(PopulateArgs),
+    /// Active hours per namespace and cost center for an ISO week.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Decide as if it were this instant (RFC 3339) instead of now.
+    #[arg(long, value_parser = parse_instant, env = "NS_SCHEDULER_AT")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Namespaces to activate (repeat the flag or separate with commas).
+    #[arg(long = "namespace", short = 'n', required = true, num_args = 1.., value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Cost center paying for the activation.
+    #[arg(long)]
+    pub cost_center: String,
+    /// Who asked (audited).
+    #[arg(long, default_value = "cli", env = "NS_SCHEDULER_REQUESTED_BY")]
+    pub requested_by: String,
+    /// Window length outside business hours, e.g. 4h, 90m, 1h30m.
+    #[arg(long = "for", value_parser = parse_duration, default_value = "4h")]
+    pub duration: chrono::Duration,
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[arg(long = "namespace", short = 'n', required = true, num_args = 1.., value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Cost center to record (defaults to the namespace's label).
+    #[arg(long)]
+    pub cost_center: Option<String>,
+    #[arg(long, default_value = "cli", env = "NS_SCHEDULER_REQUESTED_BY")]
+    pub requested_by: String,
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct CalendarArgs {
+    /// Defaults to the current year in the business time zone.
+    #[arg(long)]
+    pub year: Option<i32>,
+    /// Defaults to BUSINESS_HOLIDAYS_COUNTRY.
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Defaults to BUSINESS_HOLIDAYS_SUBDIVISION when the country is the configured one.
+    #[arg(long)]
+    pub subdivision: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PopulateArgs {
+    /// JSON or YAML list of cost centers (same fields as the table); defaults to the six of SPEC §5.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// ISO week, e.g. 2026-W48.
+    #[arg(long)]
+    pub week: String,
+}
+
+pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 instant (e.g. 2026-11-23T18:00:00-05:00): {e}"))
+}
+
+/// `4h`, `90m`, `1h30m`, `45s`, `2d`: a positive duration of at most 7 days.
+pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 4h, 90m or 1h30m");
+    let (mut total, mut digits) = (0i64, String::new());
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+    }
+    if !digits.is_empty() || total <= 0 {
+        return Err(bad());
+    }
+    if total > 7 * 86_400 {
+        return Err(format!("{s:?} is longer than the 7-day maximum"));
+    }
+    Ok(chrono::Duration::seconds(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("4h").unwrap().num_minutes(), 240);
+        assert_eq!(parse_duration("1h30m").unwrap().num_minutes(), 90);
+        assert_eq!(parse_duration("90m").unwrap().num_minutes(), 90);
+        for bad in ["", "4", "h", "0h", "4x", "8d", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn instants_need_an_offset() {
+        assert!(parse_instant("2026-11-23T18:00:00-05:00").is_ok());
+        assert!(parse_instant("2026-11-23T18:00:00").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

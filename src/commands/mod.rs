@@ -1,0 +1,96 @@
+//! One file per subcommand. `main` validates configuration before anything else, installs
+//! logging with the run id, runs the command and maps its outcome to an exit code.
+
+mod calendar;
+mod check;
+mod down;
+mod populate;
+mod report;
+mod run;
+mod up;
+
+use crate::cli::{Cli, Command, OutputFormat};
+use crate::config::Config;
+use crate::error::{Exit, Result};
+use crate::telemetry;
+
+/// What every command gets: validated configuration and the global flags.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub config: Config,
+    pub output: OutputFormat,
+    pub dry_run: bool,
+    pub run_id: String,
+}
+
+pub fn main(cli: Cli) -> Exit {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            // Logging is not set up yet (its settings may be the bad ones): one plain line.
+            eprintln!("namespace-scheduler: {e}");
+            return e.exit();
+        }
+    };
+    telemetry::init(&config.log_level, config.log_format);
+    let ctx = Context {
+        config,
+        output: cli.output,
+        dry_run: cli.dry_run,
+        run_id: telemetry::new_run_id(),
+    };
+    let span = telemetry::run_span(&ctx.run_id, command_name(&cli.command));
+    let _entered = span.enter();
+
+    let outcome = match cli.command {
+        // Pure and fast: no runtime, no network.
+        Command::Check(args) => check::execute(&ctx, args),
+        Command::Calendar(args) => calendar::execute(&ctx, args),
+        other => with_runtime(|| async move {
+            match other {
+                Command::Run(args) => run::execute(&ctx, args).await,
+                Command::Up(args) => up::execute(&ctx, args).await,
+                Command::Down(args) => down::execute(&ctx, args).await,
+                Command::Populate(args) => populate::execute(&ctx, args).await,
+                Command::Report(args) => report::execute(&ctx, args).await,
+                Command::Check(_) | Command::Calendar(_) => unreachable!("handled above"),
+            }
+        }),
+    };
+    match outcome {
+        Ok(exit) => exit,
+        Err(e) => {
+            tracing::error!(error = %e, exit_code = e.exit() as u8, "run ended with an error");
+            eprintln!("namespace-scheduler: {e}");
+            e.exit()
+        }
+    }
+}
+
+fn with_runtime<F, Fut>(f: F) -> Result<Exit>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Exit>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(f())
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Run(_) => "run",
+        Command::Up(_) => "up",
+        Command::Down(_) => "down",
+        Command::Check(_) => "check",
+        Command::Calendar(_) => "calendar",
+        Command::Populate(_) => "populate",
+        Command::Report(_) => "report",
+    }
+}
+
+/// For commands whose issue has not landed yet.
+fn not_yet(what: &str) -> Result<Exit> {
+    Err(crate::Error::Usage(format!(
+        "`{what}` is not available yet in this build"
+    )))
+}

@@ -1,0 +1,434 @@
+//! Configuration from the environment (SPEC §2), parsed with `envy` and validated in full before
+//! anything is touched. Every error names the variable and the bad value (exit 2).
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::calendar::HolidayCalendar;
+use crate::error::{Error, Result};
+use crate::hours::{BusinessHours, WeekdaySet};
+
+/// The 15 namespaces the old system never touched (SPEC §2).
+pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "default",
+    "karpenter",
+    "kyverno",
+    "argocd",
+    "istio-system",
+    "monitoring",
+    "task-scheduler",
+    "cert-manager",
+    "ingress-nginx",
+    "amazon-cloudwatch",
+    "calico-system",
+    "tigera-operator",
+];
+
+/// Where the scheduler runs when it cannot tell (no `POD_NAMESPACE`, no service-account file).
+pub const DEFAULT_OWN_NAMESPACE: &str = "task-scheduler";
+const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The raw environment (envy matches `FOO_BAR` to field `foo_bar`), every field a string so that a bad value is reported by our own
+/// validation (naming variable and value) rather than by a generic deserializer message.
+#[derive(Debug, Default, Deserialize)]
+struct RawEnv {
+    eks_cluster_name: Option<String>,
+    aws_region: Option<String>,
+    dynamodb_table_name: Option<String>,
+    permissions_table_name: Option<String>,
+    dynamodb_endpoint_url: Option<String>,
+    log_level: Option<String>,
+    log_format: Option<String>,
+    business_hours_timezone: Option<String>,
+    business_start_hour: Option<String>,
+    business_end_hour: Option<String>,
+    business_days: Option<String>,
+    business_holidays: Option<String>,
+    business_holidays_country: Option<String>,
+    business_holidays_subdivision: Option<String>,
+    protected_namespaces: Option<String>,
+    namespace_selector: Option<String>,
+    non_business_max_active_namespaces: Option<String>,
+    rollback_enabled: Option<String>,
+    scale_concurrency: Option<String>,
+    permissions_cache_ttl: Option<String>,
+    permissions_cache_enabled: Option<String>,
+    pod_namespace: Option<String>,
+}
+
+/// Validated configuration. Built once per process; everything downstream reads it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cluster_name: String,
+    pub aws_region: String,
+    pub audit_table: String,
+    pub permissions_table: String,
+    pub dynamodb_endpoint: Option<String>,
+    /// A `tracing` filter directive (`debug`, `info`, `warn`, `error`, `trace`).
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub business: BusinessHours,
+    /// Never touched, never counted. Always contains `own_namespace`.
+    pub protected_namespaces: BTreeSet<String>,
+    /// Kubernetes label selector narrowing the managed namespaces (None = all non-protected).
+    pub namespace_selector: Option<String>,
+    pub max_active_off_hours: u32,
+    pub rollback_enabled: bool,
+    pub scale_concurrency: usize,
+    /// Accepted for compatibility; within one run each cost center is read at most once.
+    pub permissions_cache_ttl_secs: u64,
+    pub permissions_cache_enabled: bool,
+    /// The scheduler's own namespace: holds the Lease and is always protected.
+    pub own_namespace: String,
+}
+
+impl Config {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<Self> {
+        let raw: RawEnv = envy::from_env().map_err(|e| Error::config("environment", "", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    /// Validates an explicit set of variables (tests use this instead of mutating the process env).
+    pub fn from_vars<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let pairs = vars.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let raw: RawEnv = envy::from_iter(pairs).map_err(|e| Error::config("environment", "", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawEnv) -> Result<Self> {
+        let text =
+            |v: Option<String>, default: &str| v.map(|s| s.trim().to_string()).unwrap_or_else(|| default.to_string());
+        let non_empty = |var: &str, v: String| -> Result<String> {
+            if v.is_empty() {
+                Err(Error::config(var, v, "must not be empty"))
+            } else {
+                Ok(v)
+            }
+        };
+
+        let timezone_name = text(raw.business_hours_timezone, "America/Bogota");
+        let timezone: Tz = timezone_name.parse().map_err(|_| {
+            Error::config(
+                "BUSINESS_HOURS_TIMEZONE",
+                &timezone_name,
+                "not an IANA time zone (e.g. America/Bogota)",
+            )
+        })?;
+        let start_hour = parse_int::<u32>("BUSINESS_START_HOUR", raw.business_start_hour, 8, 0..=23)?;
+        let end_hour = parse_int::<u32>("BUSINESS_END_HOUR", raw.business_end_hour, 18, 1..=24)?;
+        if start_hour >= end_hour {
+            return Err(Error::config(
+                "BUSINESS_END_HOUR",
+                end_hour.to_string(),
+                format!("must be greater than BUSINESS_START_HOUR={start_hour}"),
+            ));
+        }
+        let days_text = text(raw.business_days, "Mon-Fri");
+        let days =
+            WeekdaySet::parse(&days_text).map_err(|reason| Error::config("BUSINESS_DAYS", &days_text, reason))?;
+
+        let extra_holidays = parse_dates(raw.business_holidays.as_deref().unwrap_or(""))?;
+        let country = text(raw.business_holidays_country, "CO");
+        let subdivision = text(raw.business_holidays_subdivision, "");
+        let calendar = HolidayCalendar::new(
+            (!country.is_empty()).then_some(country.as_str()),
+            (!subdivision.is_empty()).then_some(subdivision.as_str()),
+            extra_holidays,
+        )?;
+
+        let own_namespace = raw
+            .pod_namespace
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_else(|| DEFAULT_OWN_NAMESPACE.to_string());
+        validate_namespace_name("POD_NAMESPACE", &own_namespace)?;
+
+        let mut protected_namespaces = match raw.protected_namespaces {
+            None => DEFAULT_PROTECTED_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                let mut set = BTreeSet::new();
+                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    validate_namespace_name("PROTECTED_NAMESPACES", name)?;
+                    set.insert(name.to_string());
+                }
+                set
+            }
+        };
+        protected_namespaces.insert(own_namespace.clone());
+
+        let namespace_selector = match raw.namespace_selector.map(|s| s.trim().to_string()) {
+            Some(s) if !s.is_empty() => {
+                crate::selector::validate(&s).map_err(|reason| Error::config("NAMESPACE_SELECTOR", &s, reason))?;
+                Some(s)
+            }
+            _ => None,
+        };
+
+        Ok(Config {
+            cluster_name: non_empty("EKS_CLUSTER_NAME", text(raw.eks_cluster_name, "local"))?,
+            aws_region: non_empty("AWS_REGION", text(raw.aws_region, "us-east-1"))?,
+            audit_table: table_name(
+                "DYNAMODB_TABLE_NAME",
+                text(raw.dynamodb_table_name, "task-scheduler-logs-production"),
+            )?,
+            permissions_table: table_name(
+                "PERMISSIONS_TABLE_NAME",
+                text(raw.permissions_table_name, "cost-center-permissions-production"),
+            )?,
+            dynamodb_endpoint: match raw.dynamodb_endpoint_url.map(|s| s.trim().to_string()) {
+                Some(url) if !url.is_empty() => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(Error::config(
+                            "DYNAMODB_ENDPOINT_URL",
+                            url,
+                            "must start with http:// or https://",
+                        ));
+                    }
+                    Some(url)
+                }
+                _ => None,
+            },
+            log_level: parse_log_level(&text(raw.log_level, "INFO"))?,
+            log_format: match text(raw.log_format, "json").to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => return Err(Error::config("LOG_FORMAT", other, "expected json or text")),
+            },
+            business: BusinessHours {
+                timezone,
+                start_hour,
+                end_hour,
+                days,
+                calendar,
+            },
+            protected_namespaces,
+            namespace_selector,
+            max_active_off_hours: parse_int(
+                "NON_BUSINESS_MAX_ACTIVE_NAMESPACES",
+                raw.non_business_max_active_namespaces,
+                5,
+                0..=100_000,
+            )?,
+            rollback_enabled: parse_bool("ROLLBACK_ENABLED", raw.rollback_enabled, true)?,
+            scale_concurrency: parse_int::<usize>("SCALE_CONCURRENCY", raw.scale_concurrency, 16, 1..=512)?,
+            permissions_cache_ttl_secs: parse_int(
+                "PERMISSIONS_CACHE_TTL",
+                raw.permissions_cache_ttl,
+                300,
+                0..=u64::MAX,
+            )?,
+            permissions_cache_enabled: parse_bool("PERMISSIONS_CACHE_ENABLED", raw.permissions_cache_enabled, true)?,
+            own_namespace,
+        })
+    }
+
+    pub fn is_protected(&self, namespace: &str) -> bool {
+        self.protected_namespaces.contains(namespace)
+    }
+}
+
+fn parse_int<T>(var: &str, value: Option<String>, default: T, range: std::ops::RangeInclusive<T>) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = value.map(|s| s.trim().to_string()) else {
+        return Ok(default);
+    };
+    let parsed: T = raw.parse().map_err(|_| {
+        Error::config(
+            var,
+            &raw,
+            format!("expected a whole number from {} to {}", range.start(), range.end()),
+        )
+    })?;
+    if !range.contains(&parsed) {
+        return Err(Error::config(
+            var,
+            &raw,
+            format!("must be from {} to {}", range.start(), range.end()),
+        ));
+    }
+    Ok(parsed)
+}
+
+fn parse_bool(var: &str, value: Option<String>, default: bool) -> Result<bool> {
+    let Some(raw) = value else { return Ok(default) };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(var, raw, "expected true or false")),
+    }
+}
+
+/// Accepts the Python names the old service used as well as Rust's.
+fn parse_log_level(raw: &str) -> Result<String> {
+    let level = match raw.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARNING" | "WARN" => "warn",
+        "ERROR" | "CRITICAL" => "error",
+        _ => {
+            return Err(Error::config(
+                "LOG_LEVEL",
+                raw,
+                "expected DEBUG, INFO, WARNING, ERROR (or trace, warn)",
+            ))
+        }
+    };
+    Ok(level.to_string())
+}
+
+/// `BUSINESS_HOLIDAYS`: comma-separated `YYYY-MM-DD` dates.
+fn parse_dates(list: &str) -> Result<BTreeSet<NaiveDate>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .filter(|_| s.len() == 10)
+                .ok_or_else(|| Error::config("BUSINESS_HOLIDAYS", s, "not a valid YYYY-MM-DD date"))
+        })
+        .collect()
+}
+
+fn table_name(var: &str, name: String) -> Result<String> {
+    let ok = (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::config(
+            var,
+            name,
+            "DynamoDB table names are 3-255 characters of a-z A-Z 0-9 _ - .",
+        ))
+    }
+}
+
+/// RFC 1123 label, as Kubernetes requires for namespace names.
+pub fn validate_namespace_name(var: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(
+            var,
+            name,
+            "not a valid namespace name (lowercase RFC 1123 label)",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_of(vars: &[(&str, &str)]) -> String {
+        Config::from_vars(vars.iter().copied()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::from_vars([("POD_NAMESPACE", "task-scheduler")]).unwrap();
+        assert_eq!(c.cluster_name, "local");
+        assert_eq!(c.audit_table, "task-scheduler-logs-production");
+        assert_eq!(c.permissions_table, "cost-center-permissions-production");
+        assert_eq!(c.business.timezone, chrono_tz::America::Bogota);
+        assert_eq!((c.business.start_hour, c.business.end_hour), (8, 18));
+        assert_eq!(c.protected_namespaces.len(), 15);
+        assert_eq!(c.max_active_off_hours, 5);
+        assert_eq!(c.scale_concurrency, 16);
+        assert!(c.rollback_enabled);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_level, "info");
+    }
+
+    #[test]
+    fn own_namespace_is_always_protected() {
+        let c = Config::from_vars([("POD_NAMESPACE", "ops"), ("PROTECTED_NAMESPACES", "kube-system")]).unwrap();
+        assert!(c.is_protected("ops"));
+        assert!(c.is_protected("kube-system"));
+        assert!(!c.is_protected("default"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        let cases: &[(&str, &str)] = &[
+            ("BUSINESS_HOURS_TIMEZONE", "Mars/Olympus"),
+            ("BUSINESS_START_HOUR", "25"),
+            ("BUSINESS_END_HOUR", "0"),
+            ("BUSINESS_HOLIDAYS", "2026-13-01"),
+            ("BUSINESS_DAYS", "Mon-Funday"),
+            ("BUSINESS_HOLIDAYS_COUNTRY", "ZZ"),
+            ("LOG_LEVEL", "LOUD"),
+            ("LOG_FORMAT", "xml"),
+            ("SCALE_CONCURRENCY", "0"),
+            ("ROLLBACK_ENABLED", "maybe"),
+            ("NON_BUSINESS_MAX_ACTIVE_NAMESPACES", "-1"),
+            ("NAMESPACE_SELECTOR", "env in (dev"),
+            ("PROTECTED_NAMESPACES", "kube-system,Bad_Name"),
+            ("DYNAMODB_TABLE_NAME", "a"),
+        ];
+        for (var, value) in cases {
+            let msg = err_of(&[(var, value)]);
+            assert!(msg.contains(var), "{var}: message {msg:?} does not name the variable");
+            let shown = value.rsplit(',').next().unwrap();
+            assert!(
+                msg.contains(shown),
+                "{var}: message {msg:?} does not show the value {shown:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn start_must_be_before_end() {
+        let msg = err_of(&[("BUSINESS_START_HOUR", "18"), ("BUSINESS_END_HOUR", "8")]);
+        assert!(msg.contains("BUSINESS_END_HOUR") && msg.contains('8'), "{msg}");
+        assert!(Config::from_vars([("BUSINESS_START_HOUR", "0"), ("BUSINESS_END_HOUR", "24")]).is_ok());
+    }
+
+    #[test]
+    fn python_log_level_names_are_accepted() {
+        for (given, want) in [
+            ("DEBUG", "debug"),
+            ("WARNING", "warn"),
+            ("error", "error"),
+            ("warn", "warn"),
+        ] {
+            assert_eq!(Config::from_vars([("LOG_LEVEL", given)]).unwrap().log_level, want);
+        }
+    }
+
+    #[test]
+    fn empty_country_means_no_country_calendar() {
+        assert!(Config::from_vars([("BUSINESS_HOLIDAYS_COUNTRY", "")]).is_ok());
+    }
+}

@@ -1,0 +1,2 @@
+//! Scaling engine (SPEC §4): discover → plan (plain data) → apply with rollback.
+//! OWNER: scaling engineer.

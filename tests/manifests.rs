@@ -768,7 +768,11 @@ fn assert_cron_jobs(r: &Rendered) {
             .as_ref()
             .unwrap_or_else(|| panic!("{what}: jobTemplate.spec missing"));
         let args = assert_job_spec(&what, job, Some(r));
-        assert_eq!(args, ["run"], "{what}: every CronJob runs `run`");
+        assert_eq!(
+            args,
+            ["run", "--output", "json"],
+            "{what}: every CronJob runs `run` (JSON summary)"
+        );
     }
 }
 
@@ -785,7 +789,7 @@ fn assert_populate_job(r: &Rendered) {
         "populate Job: ttlSecondsAfterFinished"
     );
     let args = assert_job_spec("Job namespace-scheduler-populate", spec, Some(r));
-    assert_eq!(args, ["populate"], "populate Job args");
+    assert_eq!(args, ["populate", "--output", "json"], "populate Job args");
 }
 
 fn assert_common(r: &Rendered, origin: &str) {

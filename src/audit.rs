@@ -2,7 +2,17 @@
 //! `task-scheduler-logs-{env}` table and its four GSIs.
 //! OWNER of the writer: DynamoDB engineer. The record types are the contract with `scaling`.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+
+use crate::dynamo;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,4 +91,362 @@ pub struct AuditRecord {
     pub error: Option<String>,
     /// End of the activation window, when the operation opened one (RFC 3339).
     pub active_until: Option<String>,
+}
+
+/// The table's TTL attribute (`TimeToLiveSpecification` of infrastructure/dynamodb-tables.yaml).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// How long an audit record is kept before the table's TTL may delete it.
+pub const RETENTION_DAYS: i64 = 400;
+/// BatchWriteItem's limit.
+pub const BATCH_SIZE: usize = 25;
+/// Attempts per batch (throttling, 5xx, timeouts, unprocessed items); with [`dynamo::backoff`]
+/// the waits add up to about 3 s at most.
+pub const MAX_ATTEMPTS: u32 = 7;
+/// No retry starts after this long into one `write_all`.
+pub const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+/// Batches written at once.
+const CONCURRENT_BATCHES: usize = 4;
+
+impl std::str::FromStr for OperationType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            OperationType::Activate,
+            OperationType::Deactivate,
+            OperationType::AutoStartupBusinessHours,
+            OperationType::AutoShutdownBusinessHours,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+        .ok_or_else(|| format!("unknown operation_type {s:?}"))
+    }
+}
+
+impl std::str::FromStr for AuditStatus {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            AuditStatus::Completed,
+            AuditStatus::Failed,
+            AuditStatus::RolledBack,
+            AuditStatus::Rejected,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+        .ok_or_else(|| format!("unknown status {s:?}"))
+    }
+}
+
+/// A number as DynamoDB wants it: the shortest decimal that reads back as the same `f64`.
+fn number(n: f64) -> AttributeValue {
+    AttributeValue::N(format!("{n}"))
+}
+
+impl AuditRecord {
+    /// The DynamoDB item (SPEC §6), plus `expires_at` (epoch seconds) for the table's TTL.
+    pub fn to_item(&self) -> HashMap<String, AttributeValue> {
+        let s = |v: &str| AttributeValue::S(v.to_string());
+        let mut item = HashMap::from([
+            ("namespace_name".to_string(), s(&self.namespace_name)),
+            ("timestamp_start".to_string(), number(self.timestamp_start)),
+            ("timestamp_end".to_string(), number(self.timestamp_end)),
+            (
+                "duration_ms".to_string(),
+                AttributeValue::N(self.duration_ms.to_string()),
+            ),
+            ("operation_type".to_string(), s(self.operation_type.as_str())),
+            ("cost_center".to_string(), s(&self.cost_center)),
+            ("cluster_name".to_string(), s(&self.cluster_name)),
+            ("requested_by".to_string(), s(&self.requested_by)),
+            ("status".to_string(), s(self.status.as_str())),
+            ("run_id".to_string(), s(&self.run_id)),
+            (
+                "resources".to_string(),
+                AttributeValue::L(
+                    self.resources
+                        .iter()
+                        .map(|r| {
+                            AttributeValue::M(HashMap::from([
+                                ("kind".to_string(), s(&r.kind)),
+                                ("name".to_string(), s(&r.name)),
+                                ("from".to_string(), s(&r.from)),
+                                ("to".to_string(), s(&r.to)),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                TTL_ATTRIBUTE.to_string(),
+                AttributeValue::N((self.timestamp_start.floor() as i64 + RETENTION_DAYS * 86_400).to_string()),
+            ),
+        ]);
+        if let Some(error) = &self.error {
+            item.insert("error".to_string(), s(error));
+        }
+        if let Some(until) = &self.active_until {
+            item.insert("active_until".to_string(), s(until));
+        }
+        item
+    }
+
+    /// Reads an item back. Unknown attributes (e.g. `expires_at`) are ignored; a missing
+    /// `resources`, `run_id` or `duration_ms` (older records) reads as empty / 0.
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> std::result::Result<Self, String> {
+        let s = |k: &str| -> std::result::Result<String, String> {
+            match item.get(k) {
+                Some(AttributeValue::S(v)) => Ok(v.clone()),
+                Some(other) => Err(format!("{k}: expected a string, got {other:?}")),
+                None => Err(format!("{k}: missing")),
+            }
+        };
+        let opt_s = |k: &str| match item.get(k) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let n = |k: &str| -> std::result::Result<f64, String> {
+            match item.get(k) {
+                Some(AttributeValue::N(v)) => v.parse().map_err(|_| format!("{k}: {v:?} is not a number")),
+                Some(other) => Err(format!("{k}: expected a number, got {other:?}")),
+                None => Err(format!("{k}: missing")),
+            }
+        };
+        let resources = match item.get("resources") {
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::M(m) => {
+                        let f = |k: &str| match m.get(k) {
+                            Some(AttributeValue::S(v)) => v.clone(),
+                            Some(AttributeValue::N(v)) => v.clone(),
+                            _ => String::new(),
+                        };
+                        Ok(ResourceChange {
+                            kind: f("kind"),
+                            name: f("name"),
+                            from: f("from"),
+                            to: f("to"),
+                        })
+                    }
+                    other => Err(format!("resources: expected maps, got {other:?}")),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
+        };
+        Ok(AuditRecord {
+            namespace_name: s("namespace_name")?,
+            timestamp_start: n("timestamp_start")?,
+            timestamp_end: n("timestamp_end")?,
+            duration_ms: n("duration_ms").map(|v| v.max(0.0) as u64).unwrap_or(0),
+            operation_type: s("operation_type")?.parse()?,
+            cost_center: s("cost_center")?,
+            cluster_name: s("cluster_name")?,
+            requested_by: s("requested_by")?,
+            status: s("status")?.parse()?,
+            run_id: opt_s("run_id").unwrap_or_default(),
+            resources,
+            error: opt_s("error"),
+            active_until: opt_s("active_until"),
+        })
+    }
+
+    /// The whole record as one JSON line: what is logged when it cannot be written.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{self:?} (not serializable: {e})"))
+    }
+}
+
+/// Writes audit records to the audit table (SPEC §6): batched, retried, never dropped silently.
+#[derive(Debug, Clone)]
+pub struct AuditWriter {
+    client: Client,
+    table: String,
+}
+
+impl AuditWriter {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        AuditWriter {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// BatchWriteItem in chunks of 25 (a few chunks at once); `UnprocessedItems`, throttling, 5xx,
+    /// timeouts and connection failures are retried with backoff, at most [`MAX_ATTEMPTS`] times
+    /// per chunk (a few seconds in all). Once a chunk gives up because the service cannot be
+    /// reached or refuses the table, the chunks not yet sent are not tried (they would fail the
+    /// same way). Every record that still is not written is logged whole (its JSON) at ERROR.
+    /// `Ok(written)` when all were written, `Err(Error::Dynamo("N of M audit records could not be
+    /// written ..."))` otherwise.
+    pub async fn write_all(&self, records: &[AuditRecord]) -> Result<usize> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let abandon = AtomicBool::new(false);
+        let deadline = started + RETRY_BUDGET;
+        let results: Vec<(usize, Vec<(usize, String)>)> = futures::stream::iter(
+            records
+                .chunks(BATCH_SIZE)
+                .enumerate()
+                .map(|(i, chunk)| self.write_chunk(i * BATCH_SIZE, chunk, &abandon, deadline)),
+        )
+        .buffer_unordered(CONCURRENT_BATCHES)
+        .collect()
+        .await;
+
+        let written: usize = results.iter().map(|(w, _)| w).sum();
+        let mut failed: Vec<(usize, String)> = results.into_iter().flat_map(|(_, f)| f).collect();
+        failed.sort_by_key(|(i, _)| *i);
+        for (index, reason) in &failed {
+            let record = &records[*index];
+            tracing::error!(
+                table = %self.table,
+                namespace = %record.namespace_name,
+                reason = %reason,
+                record = %record.to_json(),
+                "audit record could not be written: {}",
+                record.to_json()
+            );
+        }
+        tracing::debug!(
+            table = %self.table,
+            written,
+            failed = failed.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "audit records written"
+        );
+        if failed.is_empty() {
+            Ok(written)
+        } else {
+            let reason = &failed[0].1;
+            Err(Error::Dynamo(format!(
+                "{} of {} audit records could not be written to {} ({reason}); each is logged whole at ERROR",
+                failed.len(),
+                records.len(),
+                self.table
+            )))
+        }
+    }
+
+    /// Writes one chunk; returns how many were written and, for each record not written, its
+    /// index in the whole slice and why.
+    async fn write_chunk(
+        &self,
+        offset: usize,
+        chunk: &[AuditRecord],
+        abandon: &AtomicBool,
+        deadline: std::time::Instant,
+    ) -> (usize, Vec<(usize, String)>) {
+        // Pending requests, each with the index of its record, so unprocessed items map back.
+        let mut pending: Vec<(usize, WriteRequest)> = Vec::with_capacity(chunk.len());
+        for (i, record) in chunk.iter().enumerate() {
+            match PutRequest::builder().set_item(Some(record.to_item())).build() {
+                Ok(put) => pending.push((offset + i, WriteRequest::builder().put_request(put).build())),
+                Err(e) => return (0, vec![(offset + i, e.to_string())]),
+            }
+        }
+        let total = pending.len();
+        let mut reason = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if abandon.load(Ordering::Relaxed) {
+                if reason.is_empty() {
+                    reason = "not sent: another batch found the table unreachable or refused".to_string();
+                }
+                break;
+            }
+            if attempt > 0 {
+                let wait = dynamo::backoff(attempt - 1);
+                if std::time::Instant::now() + wait > deadline {
+                    abandon.store(true, Ordering::Relaxed);
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            let requests: Vec<WriteRequest> = pending.iter().map(|(_, r)| r.clone()).collect();
+            let sent = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .customize()
+                .config_override(single_attempt())
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    let unprocessed = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&self.table))
+                        .unwrap_or_default();
+                    if unprocessed.is_empty() {
+                        return (total, Vec::new());
+                    }
+                    // Keep only the requests DynamoDB handed back (matched by item).
+                    pending.retain(|(_, r)| unprocessed.contains(r));
+                    reason = format!("{} item(s) still unprocessed (throttled)", pending.len());
+                }
+                Err(e) => {
+                    reason = dynamo::describe(&e);
+                    if !dynamo::is_retryable(&e) {
+                        if pending.len() > 1 && e.code() == Some("ValidationException") {
+                            // One bad item fails the whole batch: write the others one by one.
+                            return self.write_singly(pending, &reason).await;
+                        }
+                        abandon.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    if attempt + 1 == MAX_ATTEMPTS {
+                        abandon.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            tracing::warn!(table = %self.table, attempt = attempt + 1, pending = pending.len(), reason = %reason, "audit batch write retried");
+        }
+        let failed = pending
+            .into_iter()
+            .map(|(i, _)| (i, reason.clone()))
+            .collect::<Vec<_>>();
+        (total - failed.len(), failed)
+    }
+
+    async fn write_singly(
+        &self,
+        pending: Vec<(usize, WriteRequest)>,
+        batch_reason: &str,
+    ) -> (usize, Vec<(usize, String)>) {
+        let mut written = 0;
+        let mut failed = Vec::new();
+        for (index, request) in pending {
+            let sent = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, vec![request])
+                .customize()
+                .config_override(single_attempt())
+                .send()
+                .await;
+            match sent {
+                Ok(out)
+                    if out
+                        .unprocessed_items
+                        .as_ref()
+                        .is_none_or(|m| m.values().all(Vec::is_empty)) =>
+                {
+                    written += 1
+                }
+                Ok(_) => failed.push((index, format!("unprocessed after a rejected batch ({batch_reason})"))),
+                Err(e) => failed.push((index, dynamo::describe(&e))),
+            }
+        }
+        (written, failed)
+    }
+}
+
+/// Our own loop retries (with the budget above); the SDK's retries would multiply it.
+fn single_attempt() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
 }

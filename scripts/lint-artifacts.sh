@@ -3,8 +3,8 @@
 #   - cfn-lint (PyPI; bundles the CloudFormation resource schemas) on infrastructure/*.yaml
 #   - action-validator (npm @action-validator/cli; bundles the GitHub Actions schemas) on
 #     every workflow in .github/workflows
-# Installs either tool if missing (cfn-lint with pip --user, action-validator into
-# .tools/npm), runs every check, and exits non-zero if any failed.
+# Installs either tool if missing (cfn-lint with pip, or into .tools/venv; action-validator
+# into .tools/npm), runs every check, and exits non-zero if any failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,10 +26,15 @@ if ! command -v cfn-lint > /dev/null 2>&1; then
     CFN_LINT=(python3 -m cfnlint)
   else
     echo "installing cfn-lint ${CFN_LINT_VERSION} from PyPI" >&2
-    python3 -m pip install --quiet --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}" \
-      || python3 -m pip install --quiet --disable-pip-version-check --user "cfn-lint==${CFN_LINT_VERSION}" \
-      || { echo "cannot install cfn-lint" >&2; exit 1; }
-    if command -v cfn-lint > /dev/null 2>&1; then CFN_LINT=(cfn-lint); else CFN_LINT=(python3 -m cfnlint); fi
+    if python3 -m pip install --quiet --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}"; then
+      if command -v cfn-lint > /dev/null 2>&1; then CFN_LINT=(cfn-lint); else CFN_LINT=(python3 -m cfnlint); fi
+    else
+      # an "externally managed" system Python (PEP 668) refuses pip install: use a venv
+      python3 -m venv "$ROOT/.tools/venv" \
+        && "$ROOT/.tools/venv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}" \
+        || { echo "cannot install cfn-lint" >&2; exit 1; }
+      CFN_LINT=("$ROOT/.tools/venv/bin/cfn-lint")
+    fi
   fi
 fi
 

@@ -21,16 +21,23 @@ impl Inner {
         let av = obj["apiVersion"].as_str().ok_or("object without apiVersion")?;
         let kind = obj["kind"].as_str().ok_or("object without kind")?;
         let def = resolve(av, kind)?;
-        self.store.lock().expect("store lock").upsert(def, obj).map_err(|e| e.message)
+        self.store
+            .lock()
+            .expect("store lock")
+            .upsert(def, obj)
+            .map_err(|e| e.message)
     }
 
     /// Insert one object, an array of objects, or a `*List` document.
     pub(crate) fn insert_many(&self, doc: Value) -> Result<Vec<Value>, String> {
         match doc {
             Value::Array(items) => items.into_iter().map(|o| self.insert_obj(o)).collect(),
-            Value::Object(ref m) if m.get("items").is_some_and(Value::is_array) => {
-                doc["items"].as_array().into_iter().flatten().map(|o| self.insert_obj(o.clone())).collect()
-            }
+            Value::Object(ref m) if m.get("items").is_some_and(Value::is_array) => doc["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| self.insert_obj(o.clone()))
+                .collect(),
             Value::Null => Ok(vec![]),
             other => Ok(vec![self.insert_obj(other)?]),
         }
@@ -45,7 +52,11 @@ impl Inner {
         let Ok(def) = resolve(api_version, kind) else {
             return vec![];
         };
-        let list = self.store.lock().expect("store lock").list(def, ns, &Default::default());
+        let list = self
+            .store
+            .lock()
+            .expect("store lock")
+            .list(def, ns, &Default::default());
         match list {
             Ok(mut l) => match l["items"].take() {
                 Value::Array(a) => a,
@@ -69,7 +80,11 @@ impl Inner {
         f: impl FnOnce(&mut Value),
     ) -> Result<Value, String> {
         let def = resolve(api_version, kind)?;
-        self.store.lock().expect("store lock").modify(def, ns, name, f).map_err(|e| e.message)
+        self.store
+            .lock()
+            .expect("store lock")
+            .modify(def, ns, name, f)
+            .map_err(|e| e.message)
     }
 
     pub(crate) fn counts_by_verb(&self) -> BTreeMap<String, usize> {
@@ -93,7 +108,11 @@ impl Inner {
 }
 
 fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
 }
 
 fn err(code: u16, msg: impl Into<String>) -> Resp {

@@ -15,6 +15,9 @@ pub(crate) enum Target {
     Doc(Value),
     /// Plain-text `ok`.
     Health,
+    /// `/openapi/v2` as an empty protobuf document: kubectl's client-side validation then
+    /// finds no schema for any kind and skips validation.
+    EmptyOpenApi,
     /// A resource collection / object / subresource.
     Resource(&'static ResourceDef),
     /// Nothing there.
@@ -95,6 +98,10 @@ pub(crate) fn route(method: &str, path: &str, query: &[(String, String)], keda: 
             r.target = Target::Doc(resources::version_info());
             return r;
         }
+        ["openapi", "v2"] => {
+            r.target = Target::EmptyOpenApi;
+            return r;
+        }
         ["healthz" | "readyz" | "livez"] => {
             r.target = Target::Health;
             return r;
@@ -127,9 +134,12 @@ pub(crate) fn route(method: &str, path: &str, query: &[(String, String)], keda: 
             }
             return r;
         }
-        ["namespaces", ns, res, tail @ ..] if find(res).is_some_and(|d| d.namespaced) && tail.len() <= 2 => {
-            (find(res), *ns, tail.first().copied().unwrap_or(""), tail.get(1).copied().unwrap_or(""))
-        }
+        ["namespaces", ns, res, tail @ ..] if find(res).is_some_and(|d| d.namespaced) && tail.len() <= 2 => (
+            find(res),
+            *ns,
+            tail.first().copied().unwrap_or(""),
+            tail.get(1).copied().unwrap_or(""),
+        ),
         [res] => (find(res), "", "", ""),
         [res, name] => (find(res).filter(|d| !d.namespaced), "", *name, ""),
         [res, name, sub] => (find(res).filter(|d| !d.namespaced), "", *name, *sub),
@@ -142,7 +152,12 @@ pub(crate) fn route(method: &str, path: &str, query: &[(String, String)], keda: 
         r.resource = def.plural.to_string();
         r.target = Target::Resource(def);
     } else if let Some(res) = rest.first() {
-        r.resource = if *res == "namespaces" && rest.len() > 2 { rest[2] } else { res }.to_string();
+        r.resource = if *res == "namespaces" && rest.len() > 2 {
+            rest[2]
+        } else {
+            res
+        }
+        .to_string();
     }
     let watch = matches!(q(query, "watch"), Some("true" | "1"));
     r.verb = match (method, name.is_empty()) {
@@ -162,7 +177,8 @@ fn body_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't decode the request body as JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("couldn't decode the request body as JSON: {e}")))
 }
 
 /// Serve one resource request against the store (the store lock is held by the caller).
@@ -207,7 +223,10 @@ pub(crate) fn handle_resource(
                     .map_err(ApiError::bad_request)?,
                 limit: match q(query, "limit") {
                     None | Some("") => None,
-                    Some(l) => Some(l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?),
+                    Some(l) => Some(
+                        l.parse()
+                            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+                    ),
                 },
                 continue_token: q(query, "continue").filter(|c| !c.is_empty()).map(str::to_string),
             };
@@ -218,7 +237,10 @@ pub(crate) fn handle_resource(
         ("create", "") if name.is_empty() && (ns.is_some() || !def.namespaced) => {
             Ok((201, store.create(def, ns, body_json(body)?, dry_run)?))
         }
-        ("update", "") => Ok((200, store.update(def, ns, name, body_json(body)?, strict_updates, dry_run)?)),
+        ("update", "") => Ok((
+            200,
+            store.update(def, ns, name, body_json(body)?, strict_updates, dry_run)?,
+        )),
         ("update", _) => Ok((200, store.update_scale(def, ns, name, &body_json(body)?, dry_run)?)),
         ("patch", s) => {
             let pt = patch_type()?;
@@ -232,7 +254,11 @@ pub(crate) fn handle_resource(
             }
         }
         ("delete", "") => Ok((200, store.delete(def, ns, name, &body_json(body)?, dry_run)?)),
-        ("watch", _) => Err(ApiError::new(405, "MethodNotAllowed", "watch is not supported by the standin")),
+        ("watch", _) => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "watch is not supported by the standin",
+        )),
         (verb, _) => Err(ApiError::new(
             405,
             "MethodNotAllowed",
@@ -264,16 +290,36 @@ pub(crate) fn to_table(def: &ResourceDef, list: &Value) -> Value {
     let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name"})];
     let extra: Vec<(&str, fn(&Value) -> Value)> = match def.kind {
         "Deployment" => vec![
-            ("Ready", |o| json!(format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0)))),
-            ("Up-to-date", |o| o["status"]["updatedReplicas"].as_i64().unwrap_or(0).into()),
-            ("Available", |o| o["status"]["availableReplicas"].as_i64().unwrap_or(0).into()),
+            ("Ready", |o| {
+                json!(format!(
+                    "{}/{}",
+                    o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    o["spec"]["replicas"].as_i64().unwrap_or(0)
+                ))
+            }),
+            ("Up-to-date", |o| {
+                o["status"]["updatedReplicas"].as_i64().unwrap_or(0).into()
+            }),
+            ("Available", |o| {
+                o["status"]["availableReplicas"].as_i64().unwrap_or(0).into()
+            }),
         ],
         "StatefulSet" => vec![("Ready", |o| {
-            json!(format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0)))
+            json!(format!(
+                "{}/{}",
+                o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                o["spec"]["replicas"].as_i64().unwrap_or(0)
+            ))
         })],
         "CronJob" => vec![
             ("Schedule", |o| o["spec"]["schedule"].as_str().unwrap_or("").into()),
-            ("Suspend", |o| json!(if o["spec"]["suspend"].as_bool().unwrap_or(false) { "True" } else { "False" })),
+            ("Suspend", |o| {
+                json!(if o["spec"]["suspend"].as_bool().unwrap_or(false) {
+                    "True"
+                } else {
+                    "False"
+                })
+            }),
         ],
         "Namespace" => vec![("Status", |o| o["status"]["phase"].as_str().unwrap_or("Active").into())],
         _ => vec![],

@@ -34,12 +34,20 @@ pub enum FaultAction {
 impl FaultAction {
     /// A status fault without Retry-After.
     pub fn status(code: u16) -> Self {
-        FaultAction::Status { code, retry_after_seconds: None, message: None }
+        FaultAction::Status {
+            code,
+            retry_after_seconds: None,
+            message: None,
+        }
     }
 
     /// A 429 with a `Retry-After` header.
     pub fn too_many_requests(retry_after_seconds: u64) -> Self {
-        FaultAction::Status { code: 429, retry_after_seconds: Some(retry_after_seconds), message: None }
+        FaultAction::Status {
+            code: 429,
+            retry_after_seconds: Some(retry_after_seconds),
+            message: None,
+        }
     }
 
     fn label(&self) -> String {
@@ -217,7 +225,13 @@ impl Faults {
     pub fn add(&mut self, rule: FaultRule) -> u64 {
         self.next_id += 1;
         let rng = rule.seed.unwrap_or(self.seed) ^ 0x5DEE_CE66_D1CE_5EED;
-        self.rules.push(Active { id: self.next_id, rule, matched: 0, fired: 0, rng });
+        self.rules.push(Active {
+            id: self.next_id,
+            rule,
+            matched: 0,
+            fired: 0,
+            rng,
+        });
         self.next_id
     }
 
@@ -234,9 +248,7 @@ impl Faults {
     pub fn list(&self) -> Vec<serde_json::Value> {
         self.rules
             .iter()
-            .map(|a| {
-                serde_json::json!({"id": a.id, "rule": a.rule, "matched": a.matched, "fired": a.fired})
-            })
+            .map(|a| serde_json::json!({"id": a.id, "rule": a.rule, "matched": a.matched, "fired": a.fired}))
             .collect()
     }
 
@@ -296,7 +308,13 @@ mod tests {
     use super::*;
 
     fn probe() -> Probe<'static> {
-        Probe { verb: "patch", resource: "deployments", subresource: "", namespace: "a", name: "x" }
+        Probe {
+            verb: "patch",
+            resource: "deployments",
+            subresource: "",
+            namespace: "a",
+            name: "x",
+        }
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl Standin {
             faults: Mutex::new(faults),
             requests: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             latency_ms: AtomicU64::new(opts.latency.as_millis() as u64),
             keda: opts.enable_keda,
             strict_updates: opts.strict_updates,
@@ -137,7 +138,11 @@ impl Standin {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, inner.clone(), rx));
-        Ok(Standin { inner, stop, task: Some(task) })
+        Ok(Standin {
+            inner,
+            stop,
+            task: Some(task),
+        })
     }
 
     /// Stop serving and wait for the accept loop to end.
@@ -253,7 +258,14 @@ impl Standin {
     }
 
     /// One annotation of an object.
-    pub fn annotation(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, key: &str) -> Option<String> {
+    pub fn annotation(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        key: &str,
+    ) -> Option<String> {
         self.get(api_version, kind, namespace, name)?["metadata"]["annotations"][key]
             .as_str()
             .map(str::to_string)
@@ -273,7 +285,13 @@ impl Standin {
 
     /// Number of recorded requests with this verb (`get`, `list`, `patch`, ...).
     pub fn count_verb(&self, verb: &str) -> usize {
-        self.inner.requests.lock().expect("requests lock").iter().filter(|r| r.verb == verb).count()
+        self.inner
+            .requests
+            .lock()
+            .expect("requests lock")
+            .iter()
+            .filter(|r| r.verb == verb)
+            .count()
     }
 
     /// Number of recorded requests with this verb on this resource plural.
@@ -290,6 +308,11 @@ impl Standin {
     /// Request counts keyed by verb.
     pub fn counts_by_verb(&self) -> BTreeMap<String, usize> {
         self.inner.counts_by_verb()
+    }
+
+    /// Number of TCP connections accepted so far (API and admin).
+    pub fn connection_count(&self) -> u64 {
+        self.inner.connections.load(Ordering::Relaxed)
     }
 
     /// Forget recorded requests.
@@ -322,7 +345,9 @@ impl Standin {
 
     /// Set the global per-request latency.
     pub fn set_latency(&self, latency: Duration) {
-        self.inner.latency_ms.store(latency.as_millis() as u64, Ordering::Relaxed);
+        self.inner
+            .latency_ms
+            .store(latency.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Set the default seed for probabilistic rules added afterwards.

@@ -16,7 +16,12 @@ fn parse_args() -> Result<(Options, Option<String>), String> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (a.clone(), None),
         };
-        let mut value = || inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "--listen" => opts.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
             "--kubeconfig-out" => kubeconfig = Some(value()?),
@@ -26,7 +31,8 @@ fn parse_args() -> Result<(Options, Option<String>), String> {
                     opts.seed.extend(seed::demo());
                 } else {
                     let text = std::fs::read_to_string(&v).map_err(|e| format!("--seed {v}: {e}"))?;
-                    opts.seed.extend(seed::parse_seed(&text).map_err(|e| format!("--seed {v}: {e}"))?);
+                    opts.seed
+                        .extend(seed::parse_seed(&text).map_err(|e| format!("--seed {v}: {e}"))?);
                 }
             }
             "--latency-ms" => {

@@ -123,7 +123,9 @@ fn parent_mut<'a>(doc: &'a mut Value, path: &[String]) -> Result<&'a mut Value, 
     let mut cur = doc;
     for seg in path {
         cur = match cur {
-            Value::Object(m) => m.get_mut(seg).ok_or_else(|| format!("path segment {seg:?} not found"))?,
+            Value::Object(m) => m
+                .get_mut(seg)
+                .ok_or_else(|| format!("path segment {seg:?} not found"))?,
             Value::Array(a) => {
                 let i: usize = seg.parse().map_err(|_| format!("bad array index {seg:?}"))?;
                 a.get_mut(i).ok_or_else(|| format!("array index {i} out of range"))?
@@ -191,7 +193,11 @@ pub fn json_patch(target: &Value, ops: &Value) -> Result<Value, String> {
     let mut doc = target.clone();
     for op in ops {
         let name = op.get("op").and_then(Value::as_str).ok_or("operation without \"op\"")?;
-        let path = parse_pointer(op.get("path").and_then(Value::as_str).ok_or("operation without \"path\"")?)?;
+        let path = parse_pointer(
+            op.get("path")
+                .and_then(Value::as_str)
+                .ok_or("operation without \"path\"")?,
+        )?;
         let value = || op.get("value").cloned().ok_or(format!("{name} without \"value\""));
         let from = || parse_pointer(op.get("from").and_then(Value::as_str).unwrap_or_default());
         match name {
@@ -234,7 +240,10 @@ mod tests {
     #[test]
     fn strategic_merges_named_lists() {
         let mut t = json!({"c": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}], "$x": 1});
-        strategic_merge(&mut t, &json!({"c": [{"name": "b", "image": "z"}], "$setElementOrder/c": []}));
+        strategic_merge(
+            &mut t,
+            &json!({"c": [{"name": "b", "image": "z"}], "$setElementOrder/c": []}),
+        );
         assert_eq!(t["c"][1]["image"], "z");
         assert_eq!(t["c"][0]["image"], "x");
     }
@@ -253,7 +262,10 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(out, json!({"metadata": {"annotations": {"a/b": "2"}}, "l": [2], "x": {"y": 1}}));
+        assert_eq!(
+            out,
+            json!({"metadata": {"annotations": {"a/b": "2"}}, "l": [2], "x": {"y": 1}})
+        );
         assert!(json_patch(&t, &json!([{"op": "test", "path": "/l/0", "value": 9}])).is_err());
         assert!(json_patch(&t, &json!([{"op": "remove", "path": "/nope"}])).is_err());
     }

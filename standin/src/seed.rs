@@ -84,7 +84,10 @@ pub fn demo() -> Vec<Value> {
         namespace("qa-checkout", &[(CC, "QA-TESTING")]),
         namespace("staging-web", &[(CC, "QA-TESTING")]),
         namespace("demo-sandbox", &[(CC, "DEMO-SANDBOX")]),
-        namespace("dev-legacy", &[(CC, "IT-DEVELOPMENT"), ("namespace-scheduler/exclude", "true")]),
+        namespace(
+            "dev-legacy",
+            &[(CC, "IT-DEVELOPMENT"), ("namespace-scheduler/exclude", "true")],
+        ),
     ];
     out.push(deployment("kube-system", "coredns", 2));
     out.push(deployment("task-scheduler", "namespace-scheduler-ui", 1));

@@ -54,8 +54,7 @@ fn lex(s: &str) -> Vec<Tok> {
             '=' => (out.push(Tok::Eq), i += 1).1,
             _ => {
                 let start = i;
-                while i < chars.len() && !chars[i].is_whitespace() && !",()<>!=".contains(chars[i])
-                {
+                while i < chars.len() && !chars[i].is_whitespace() && !",()<>!=".contains(chars[i]) {
                     i += 1;
                 }
                 out.push(Tok::Ident(chars[start..i].iter().collect()));
@@ -83,7 +82,9 @@ fn validate_key(k: &str) -> Result<(), String> {
         !p.is_empty()
             && p.len() <= 253
             && p.split('.').all(|l| {
-                valid_name(l) && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                valid_name(l)
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             })
     });
     if prefix_ok && valid_name(name) {
@@ -278,9 +279,7 @@ mod tests {
     use serde_json::json;
 
     fn m(sel: &str, labels: Value) -> bool {
-        LabelSelector::parse(sel)
-            .unwrap()
-            .matches(labels.as_object())
+        LabelSelector::parse(sel).unwrap().matches(labels.as_object())
     }
 
     #[test]

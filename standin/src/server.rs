@@ -56,6 +56,7 @@ pub(crate) struct Inner {
     pub faults: Mutex<Faults>,
     pub requests: Mutex<Vec<RequestRecord>>,
     pub seq: AtomicU64,
+    pub connections: AtomicU64,
     pub latency_ms: AtomicU64,
     pub keda: bool,
     pub strict_updates: bool,
@@ -100,6 +101,7 @@ pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>, mut shutdown
             _ = shutdown.changed() => return,
         };
         let _ = stream.set_nodelay(true);
+        inner.connections.fetch_add(1, Ordering::Relaxed);
         let inner = inner.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
@@ -119,7 +121,13 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
     let content_type = header("content-type");
     let accept = header("accept");
     let body = match req.into_body().collect().await {
@@ -163,11 +171,22 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
             push(record);
             return Err(DropConnection);
         }
-        Some(FaultAction::Status { code, retry_after_seconds, message }) => {
-            let extra: Vec<(&str, String)> = retry_after_seconds.map(|s| ("retry-after", s.to_string())).into_iter().collect();
+        Some(FaultAction::Status {
+            code,
+            retry_after_seconds,
+            message,
+        }) => {
+            let extra: Vec<(&str, String)> = retry_after_seconds
+                .map(|s| ("retry-after", s.to_string()))
+                .into_iter()
+                .collect();
             record.status = Some(code);
             push(record);
-            return Ok(json_response(code, &fault_status(code, message.as_deref(), retry_after_seconds), &extra));
+            return Ok(json_response(
+                code,
+                &fault_status(code, message.as_deref(), retry_after_seconds),
+                &extra,
+            ));
         }
         _ => {}
     }
@@ -181,6 +200,17 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
                 .body(Full::new(Bytes::from_static(b"ok")))
                 .expect("valid response"));
         }
+        Target::EmptyOpenApi => {
+            record.status = Some(200);
+            push(record);
+            return Ok(Response::builder()
+                .header(
+                    "content-type",
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                )
+                .body(Full::new(Bytes::new()))
+                .expect("valid response"));
+        }
         Target::NotFound => Err(ApiError::path_not_found()),
         Target::Resource(def) => {
             let mut store = inner.store.lock().expect("store lock");
@@ -191,9 +221,12 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
         Ok(ok) => ok,
         Err(e) => (e.code, e.to_status()),
     };
-    if let (Target::Resource(def), true, "", true) =
-        (&r.target, code == 200, r.subresource.as_str(), accept.contains("as=Table"))
-    {
+    if let (Target::Resource(def), true, "", true) = (
+        &r.target,
+        code == 200,
+        r.subresource.as_str(),
+        accept.contains("as=Table"),
+    ) {
         if r.verb == "list" {
             body = api::to_table(def, &body);
         } else if r.verb == "get" {

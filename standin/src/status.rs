@@ -20,7 +20,12 @@ pub struct ApiError {
 impl ApiError {
     /// A bare error.
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        ApiError { code, reason: reason.into(), message: message.into(), details: None }
+        ApiError {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, def: &ResourceDef, name: &str) -> Self {
@@ -39,8 +44,12 @@ impl ApiError {
 
     /// 409 for a create of an existing object.
     pub fn already_exists(def: &ResourceDef, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", def.qualified()))
-            .with_details(def, name)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", def.qualified()),
+        )
+        .with_details(def, name)
     }
 
     /// 409 for a stale resourceVersion.

@@ -50,7 +50,10 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn b64_encode(data: &[u8]) -> String {
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -68,7 +71,10 @@ fn b64_decode(s: &str) -> Option<Vec<u8>> {
         if chunk.len() < 2 {
             return None;
         }
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, v)| acc | v << (18 - 6 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, v)| acc | v << (18 - 6 * i));
         for i in 0..chunk.len() - 1 {
             out.push((n >> (16 - 8 * i)) as u8);
         }
@@ -102,7 +108,14 @@ impl Store {
     }
 
     /// Fill server-managed fields and defaults; stores unless `dry_run`.
-    fn commit(&mut self, def: &'static ResourceDef, k: Key, old: Option<&Value>, mut obj: Value, dry_run: bool) -> Value {
+    fn commit(
+        &mut self,
+        def: &'static ResourceDef,
+        k: Key,
+        old: Option<&Value>,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Value {
         if !obj.is_object() {
             obj = json!({});
         }
@@ -119,6 +132,14 @@ impl Store {
             meta.remove("namespace");
         }
         meta.remove("managedFields");
+        for f in ["labels", "annotations"] {
+            if meta
+                .get(f)
+                .is_some_and(|v| v.as_object().is_some_and(Map::is_empty) || v.is_null())
+            {
+                meta.remove(f);
+            }
+        }
         match old {
             Some(old) => {
                 for f in ["uid", "creationTimestamp", "generation"] {
@@ -132,7 +153,11 @@ impl Store {
                 if meta.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
                     meta.insert("uid".into(), json!(self.uid()));
                 }
-                if meta.get("creationTimestamp").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if meta
+                    .get("creationTimestamp")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     meta.insert("creationTimestamp".into(), json!(now()));
                 }
                 meta.remove("generation");
@@ -143,7 +168,11 @@ impl Store {
                 None => 1,
                 Some(old) => {
                     let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
-                    if old.get("spec") != obj.get("spec") { g + 1 } else { g }
+                    if old.get("spec") != obj.get("spec") {
+                        g + 1
+                    } else {
+                        g
+                    }
                 }
             };
             obj["metadata"]["generation"] = json!(gen);
@@ -153,7 +182,10 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         if !dry_run {
             self.rv = rv;
-            self.data.entry((def.group, def.plural)).or_default().insert(k, obj.clone());
+            self.data
+                .entry((def.group, def.plural))
+                .or_default()
+                .insert(k, obj.clone());
         }
         obj
     }
@@ -164,7 +196,9 @@ impl Store {
 
     /// Whether a namespace exists.
     pub fn namespace_exists(&self, ns: &str) -> bool {
-        self.data.get(&("", "namespaces")).is_some_and(|t| t.contains_key(&(String::new(), ns.to_string())))
+        self.data
+            .get(&("", "namespaces"))
+            .is_some_and(|t| t.contains_key(&(String::new(), ns.to_string())))
     }
 
     /// Insert or overwrite an object without any API checks (seeding).
@@ -203,7 +237,11 @@ impl Store {
             .iter()
             .filter(|(k, _)| ns.is_none_or(|ns| k.0 == ns))
             .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
-            .filter(|(_, v)| q.labels.as_ref().is_none_or(|s| s.matches(v["metadata"]["labels"].as_object())))
+            .filter(|(_, v)| {
+                q.labels
+                    .as_ref()
+                    .is_none_or(|s| s.matches(v["metadata"]["labels"].as_object()))
+            })
             .filter(|(_, v)| q.fields.as_ref().is_none_or(|s| s.matches(v)));
         let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         let mut items = Vec::new();
@@ -236,7 +274,13 @@ impl Store {
     }
 
     /// POST: create a new object.
-    pub fn create(&mut self, def: &'static ResourceDef, ns: Option<&str>, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request("the body of the request was not a JSON object"));
         }
@@ -251,7 +295,11 @@ impl Store {
             (Some(n), _) => n.to_string(),
             (None, Some(g)) => format!("{g}{}", &self.uid().replace('-', "")[..5]),
             (None, None) => {
-                return Err(ApiError::invalid(def, "", "metadata.name: Required value: name or generateName is required"))
+                return Err(ApiError::invalid(
+                    def,
+                    "",
+                    "metadata.name: Required value: name or generateName is required",
+                ))
             }
         };
         if let Some(ns) = ns.filter(|_| def.namespaced) {
@@ -263,8 +311,16 @@ impl Store {
         if self.table(def).is_some_and(|t| t.contains_key(&k)) {
             return Err(ApiError::already_exists(def, &name));
         }
-        let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-        for f in ["uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp"] {
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        for f in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+        ] {
             meta.remove(f);
         }
         Ok(self.commit(def, k, None, obj, dry_run))
@@ -332,8 +388,13 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let patched = patch::apply(&current, body, kind)
-            .map_err(|m| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {m}")))?;
+        let patched = patch::apply(&current, body, kind).map_err(|m| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the server rejected our request due to an error in our request: {m}"),
+            )
+        })?;
         if !patched.is_object() {
             return Err(ApiError::bad_request("the patch did not produce a JSON object"));
         }
@@ -373,7 +434,14 @@ impl Store {
     }
 
     /// DELETE, honouring `preconditions` in the DeleteOptions body.
-    pub fn delete(&mut self, def: &'static ResourceDef, ns: Option<&str>, name: &str, opts: &Value, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn delete(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        opts: &Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let current = self.get(def, ns, name)?;
         for (f, label) in [("resourceVersion", "ResourceVersion"), ("uid", "UID")] {
             if let Some(want) = opts["preconditions"][f].as_str() {
@@ -424,7 +492,14 @@ impl Store {
     }
 
     /// PUT .../scale with an autoscaling/v1 Scale body.
-    pub fn update_scale(&mut self, def: &'static ResourceDef, ns: Option<&str>, name: &str, scale: &Value, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn update_scale(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        scale: &Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let current = self.get(def, ns, name)?;
         if let Some(rv) = meta_str(scale, "resourceVersion") {
             if Some(rv) != meta_str(&current, "resourceVersion") {
@@ -433,7 +508,11 @@ impl Store {
         }
         let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
         if replicas < 0 {
-            return Err(ApiError::invalid(def, name, "spec.replicas: Invalid value: must be greater than or equal to 0"));
+            return Err(ApiError::invalid(
+                def,
+                name,
+                "spec.replicas: Invalid value: must be greater than or equal to 0",
+            ));
         }
         let mut new = current.clone();
         new["spec"]["replicas"] = json!(replicas);
@@ -495,7 +574,8 @@ fn defaults(def: &ResourceDef, name: &str, obj: &mut Value) {
             }
             let r = obj["spec"]["replicas"].clone();
             let gen = obj["metadata"]["generation"].clone();
-            let mut status = json!({"observedGeneration": gen, "replicas": r, "readyReplicas": r, "updatedReplicas": r});
+            let mut status =
+                json!({"observedGeneration": gen, "replicas": r, "readyReplicas": r, "updatedReplicas": r});
             if kind == "Deployment" {
                 status["availableReplicas"] = r;
             } else {

@@ -50,6 +50,8 @@ RUN mkdir -p src standin/src \
 # --- application layer ---
 COPY src src
 COPY standin/src standin/src
+# compiled in (include_str!) by src/dynamo.rs: the table schema for local tables
+COPY infrastructure/dynamodb-tables.yaml infrastructure/dynamodb-tables.yaml
 # touch: COPY keeps the sources' mtimes, which may be older than the dummy build.
 # The last checks fail the build if the binary is not static (distroless/static
 # has no libc) or does not start.

@@ -592,3 +592,66 @@ fn release_workflow() {
     assert_eq!(wf["jobs"]["ci"]["uses"], "./.github/workflows/ci.yml");
     assert_pinned(&wf, file);
 }
+
+/// Files the sources compile in (`include_str!`/`include_bytes!`) must reach the image build:
+/// copied by the Dockerfile and not excluded by `.dockerignore`.
+#[test]
+fn dockerfile_copies_every_compiled_in_file() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    walk(&root.join("src"), &mut files);
+    let docker = read("Dockerfile");
+    let ignore = read(".dockerignore");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+            for (i, _) in text.match_indices(macro_name) {
+                let rest = &text[i + macro_name.len()..];
+                let arg = &rest[..rest.find('"').unwrap()];
+                // resolve relative to the including file, then make it repository-relative
+                let mut parts: Vec<String> = f
+                    .parent()
+                    .unwrap()
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                for seg in arg.split('/') {
+                    match seg {
+                        ".." => {
+                            parts.pop();
+                        }
+                        "." | "" => {}
+                        s => parts.push(s.to_string()),
+                    }
+                }
+                let rel = parts.join("/");
+                let covered =
+                    |prefix_ok: &dyn Fn(&str) -> bool| (1..=parts.len()).any(|n| prefix_ok(&parts[..n].join("/")));
+                assert!(
+                    covered(&|p| docker.contains(&format!("COPY {p} "))),
+                    "{} compiles in {rel}: the Dockerfile must COPY it",
+                    f.display()
+                );
+                assert!(
+                    covered(&|p| ignore
+                        .lines()
+                        .any(|l| l.trim() == format!("!{p}") || l.trim() == format!("!{p}/"))),
+                    "{} compiles in {rel}: .dockerignore must let it through",
+                    f.display()
+                );
+            }
+        }
+    }
+}

@@ -124,20 +124,20 @@ fn ok(v: &Value) -> Resp {
     json_response(200, v, &[])
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Resp> {
+fn parse_body(body: &[u8]) -> Result<Value, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml::from_slice(body))
-        .map_err(|e| err(400, format!("body is neither JSON nor YAML: {e}")))
+        .map_err(|e| format!("body is neither JSON nor YAML: {e}"))
 }
 
 /// Serve `/_standin/<rest>`. These requests are not recorded and get no latency or faults.
 pub(crate) fn handle(inner: &Inner, method: &str, rest: &str, query: &[(String, String)], body: &[u8]) -> Resp {
     let body = match parse_body(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return err(400, e),
     };
     match (method, rest.trim_end_matches('/')) {
         ("GET", "healthz") => ok(&json!("ok")),

@@ -195,7 +195,7 @@ pub(crate) fn handle_resource(
     let name = req.name.as_str();
     let dry_run = q(query, "dryRun").is_some_and(|v| !v.is_empty());
     let sub = req.subresource.as_str();
-    if !sub.is_empty() && !(sub == "scale" && def.scale) {
+    if !(sub.is_empty() || sub == "scale" && def.scale) {
         return Err(ApiError::path_not_found());
     }
     let patch_type = || {
@@ -285,10 +285,12 @@ fn field_labels(def: &ResourceDef) -> &'static [&'static str] {
     }
 }
 
+type Cell = fn(&Value) -> Value;
+
 /// Render a list as a meta.k8s.io/v1 Table (what `kubectl get` asks for).
 pub(crate) fn to_table(def: &ResourceDef, list: &Value) -> Value {
     let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name"})];
-    let extra: Vec<(&str, fn(&Value) -> Value)> = match def.kind {
+    let extra: Vec<(&str, Cell)> = match def.kind {
         "Deployment" => vec![
             ("Ready", |o| {
                 json!(format!(

@@ -43,6 +43,7 @@ mod selectors;
 mod server;
 mod status;
 mod store;
+mod token;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

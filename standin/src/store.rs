@@ -8,6 +8,7 @@ use crate::patch::{self, PatchType};
 use crate::resources::ResourceDef;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
+use crate::token;
 
 type Key = (String, String);
 
@@ -43,43 +44,6 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 fn key(def: &ResourceDef, ns: Option<&str>, name: &str) -> Key {
     let ns = if def.namespaced { ns.unwrap_or("default") } else { "" };
     (ns.to_string(), name.to_string())
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-fn b64_encode(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    let vals: Vec<u32> = s
-        .bytes()
-        .map(|c| B64.iter().position(|b| *b == c).map(|p| p as u32))
-        .collect::<Option<_>>()?;
-    let mut out = Vec::new();
-    for chunk in vals.chunks(4) {
-        if chunk.len() < 2 {
-            return None;
-        }
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, v)| acc | v << (18 - 6 * i));
-        for i in 0..chunk.len() - 1 {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
 }
 
 impl Store {
@@ -222,7 +186,7 @@ impl Store {
         let (after, list_rv) = match &q.continue_token {
             Some(tok) => {
                 let bad = || ApiError::bad_request("continue key is not valid: malformed continue token");
-                let raw = b64_decode(tok).ok_or_else(bad)?;
+                let raw = token::decode(tok).ok_or_else(bad)?;
                 let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
                 let ns = v["ns"].as_str().ok_or_else(bad)?.to_string();
                 let name = v["name"].as_str().ok_or_else(bad)?.to_string();
@@ -260,7 +224,7 @@ impl Store {
         if remaining > 0 {
             let last = last.expect("a page before the remainder");
             let tok = json!({"ns": last.0, "name": last.1, "rv": list_rv});
-            meta.insert("continue".into(), json!(b64_encode(tok.to_string().as_bytes())));
+            meta.insert("continue".into(), json!(token::encode(tok.to_string().as_bytes())));
             if q.labels.is_none() && q.fields.is_none() {
                 meta.insert("remainingItemCount".into(), json!(remaining));
             }
@@ -599,17 +563,5 @@ fn defaults(def: &ResourceDef, name: &str, obj: &mut Value) {
             obj["status"] = json!({"phase": "Active"});
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_roundtrip() {
-        for s in ["", "a", "ab", "abc", "abcd", "{\"ns\":\"x\"}"] {
-            assert_eq!(b64_decode(&b64_encode(s.as_bytes())).unwrap(), s.as_bytes());
-        }
     }
 }

@@ -24,7 +24,13 @@ async fn admin_objects_faults_requests_stats() {
     let (code, _, body) = http(&u, "POST", "/_standin/objects", Some(&seed.to_string())).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(parse(&body).as_array().unwrap().len(), 2);
-    let (code, _, body) = http(&u, "GET", "/_standin/objects?apiVersion=apps/v1&kind=Deployment&namespace=ns1&name=web", None).await;
+    let (code, _, body) = http(
+        &u,
+        "GET",
+        "/_standin/objects?apiVersion=apps/v1&kind=Deployment&namespace=ns1&name=web",
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(parse(&body)["spec"]["replicas"], 3);
     let (_, _, body) = http(&u, "GET", "/_standin/objects?apiVersion=apps%2Fv1&kind=deploy", None).await;
@@ -53,7 +59,11 @@ async fn admin_objects_faults_requests_stats() {
     let (_, _, body) = http(&u, "POST", "/_standin/faults", Some(r#"{"action":{"type":"drop"}}"#)).await;
     assert_eq!(parse(&body)["ids"][0], 2);
     let (code, head, body) = http(&u, "GET", "/api/v1/namespaces", None).await;
-    assert_eq!((code, head.as_str(), body.as_str()), (0, "", ""), "dropped: no bytes at all");
+    assert_eq!(
+        (code, head.as_str(), body.as_str()),
+        (0, "", ""),
+        "dropped: no bytes at all"
+    );
     let (code, _, _) = http(&u, "DELETE", "/_standin/faults", None).await;
     assert_eq!(code, 200);
     let (code, _, _) = http(&u, "POST", "/_standin/faults", Some(r#"{"action":{"type":"explode"}}"#)).await;
@@ -78,7 +88,13 @@ async fn admin_objects_faults_requests_stats() {
     assert_eq!(code, 200);
     let (_, _, body) = http(&u, "GET", "/_standin/stats", None).await;
     assert_eq!(parse(&body)["latencyMs"], 5);
-    let (code, _, _) = http(&u, "DELETE", "/_standin/objects?apiVersion=apps/v1&kind=Deployment&namespace=ns1&name=web", None).await;
+    let (code, _, _) = http(
+        &u,
+        "DELETE",
+        "/_standin/objects?apiVersion=apps/v1&kind=Deployment&namespace=ns1&name=web",
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
     assert!(s.get("apps/v1", "Deployment", Some("ns1"), "web").is_none());
     let (code, _, _) = http(&u, "GET", "/_standin/nope", None).await;
@@ -91,18 +107,34 @@ async fn binary_serves_demo_seed_and_writes_kubeconfig() {
     std::fs::create_dir_all(&dir).unwrap();
     let kc = dir.join("kubeconfig");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kube-standin"))
-        .args(["--listen", "127.0.0.1:0", "--seed", "demo", "--latency-ms", "1", "--kubeconfig-out"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "demo",
+            "--latency-ms",
+            "1",
+            "--kubeconfig-out",
+        ])
         .arg(&kc)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let kubeconfig = std::fs::read_to_string(&kc).unwrap();
     assert!(kubeconfig.contains(&url));
-    let (code, _, body) = http(&url, "GET", "/api/v1/namespaces?labelSelector=namespace-scheduler%2Fcost-center", None).await;
+    let (code, _, body) = http(
+        &url,
+        "GET",
+        "/api/v1/namespaces?labelSelector=namespace-scheduler%2Fcost-center",
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
     let names: Vec<String> = parse(&body)["items"]
         .as_array()
@@ -117,10 +149,18 @@ async fn binary_serves_demo_seed_and_writes_kubeconfig() {
     let items = deps["items"].as_array().unwrap();
     assert!(items.iter().any(|d| d["spec"]["replicas"] == 0));
     assert!(items.iter().any(|d| d["spec"]["replicas"] == 7));
-    assert!(items.iter().any(|d| d["metadata"]["annotations"]["namespace-scheduler/exclude"] == "true"));
-    assert!(items.iter().any(|d| d["metadata"]["ownerReferences"][0]["controller"] == true));
+    assert!(items
+        .iter()
+        .any(|d| d["metadata"]["annotations"]["namespace-scheduler/exclude"] == "true"));
+    assert!(items
+        .iter()
+        .any(|d| d["metadata"]["ownerReferences"][0]["controller"] == true));
     let (_, _, body) = http(&url, "GET", "/apis/batch/v1/cronjobs", None).await;
-    assert!(parse(&body)["items"].as_array().unwrap().iter().any(|c| c["spec"]["suspend"] == true));
+    assert!(parse(&body)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["spec"]["suspend"] == true));
     // SIGTERM ends it
     Command::new("kill").arg(child.id().to_string()).status().unwrap();
     let status = child.wait().unwrap();
@@ -132,8 +172,15 @@ async fn binary_serves_demo_seed_and_writes_kubeconfig() {
 async fn seed_file_yaml_multi_document() {
     let docs = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\nspec: {replicas: 4}\n";
     let objs = standin::seed::parse_seed(docs).unwrap();
-    let s = Standin::start_with(standin::Options { seed: objs, ..Default::default() }).await;
+    let s = Standin::start_with(standin::Options {
+        seed: objs,
+        ..Default::default()
+    })
+    .await;
     assert_eq!(s.replicas("Deployment", "a", "d"), Some(4));
-    let list = standin::seed::parse_seed(r#"{"kind":"List","items":[{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"b"}}]}"#).unwrap();
+    let list = standin::seed::parse_seed(
+        r#"{"kind":"List","items":[{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"b"}}]}"#,
+    )
+    .unwrap();
     assert_eq!(list.len(), 1);
 }

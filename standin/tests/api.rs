@@ -24,7 +24,10 @@ async fn list_with_label_and_field_selectors() {
     let l = |sel: &str| ListParams::default().labels(sel);
     assert_eq!(names(ns.list(&l("tier=dev")).await.unwrap()), ["dev-a"]);
     assert_eq!(names(ns.list(&l("tier in (dev,qa)")).await.unwrap()), ["dev-a", "qa-b"]);
-    assert_eq!(names(ns.list(&l("tier notin (dev),!protected")).await.unwrap()), ["qa-b"]);
+    assert_eq!(
+        names(ns.list(&l("tier notin (dev),!protected")).await.unwrap()),
+        ["qa-b"]
+    );
     assert_eq!(names(ns.list(&l("tier!=prod,cc")).await.unwrap()), ["dev-a"]);
     assert_eq!(names(ns.list(&l("tier==qa")).await.unwrap()), ["qa-b"]);
     let f = ListParams::default().fields("metadata.name=prod");
@@ -35,7 +38,10 @@ async fn list_with_label_and_field_selectors() {
     assert_eq!(code, 400);
     assert!(msg.contains("field label not supported"), "{msg}");
     // the apiserver's own label
-    assert_eq!(names(ns.list(&l("kubernetes.io/metadata.name=qa-b")).await.unwrap()), ["qa-b"]);
+    assert_eq!(
+        names(ns.list(&l("kubernetes.io/metadata.name=qa-b")).await.unwrap()),
+        ["qa-b"]
+    );
 }
 
 #[tokio::test]
@@ -65,8 +71,12 @@ async fn cluster_wide_pagination_is_consistent() {
             s.add_deployment("c", "z-late", 1);
         }
         seen.extend(page.items.iter().map(|d| {
-            assert_eq!(d.metadata.resource_version.is_some(), true);
-            format!("{}/{}", d.metadata.namespace.clone().unwrap(), d.metadata.name.clone().unwrap())
+            assert!(d.metadata.resource_version.is_some());
+            format!(
+                "{}/{}",
+                d.metadata.namespace.clone().unwrap(),
+                d.metadata.name.clone().unwrap()
+            )
         }));
         token = page.metadata.continue_.filter(|c| !c.is_empty());
         if token.is_none() {
@@ -101,7 +111,11 @@ async fn crud_and_not_found() {
     let (code, reason, msg) = api_error(api.get("nope").await.unwrap_err());
     assert_eq!((code, reason.as_str()), (404, "NotFound"));
     assert_eq!(msg, "deployments.apps \"nope\" not found");
-    let (code, _, _) = api_error(api.patch("nope", &PatchParams::default(), &Patch::Merge(json!({}))).await.unwrap_err());
+    let (code, _, _) = api_error(
+        api.patch("nope", &PatchParams::default(), &Patch::Merge(json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 404);
     // create into a namespace that does not exist
     let other: Api<Deployment> = Api::namespaced(client(&s), "missing");
@@ -127,7 +141,10 @@ async fn optimistic_concurrency_on_put_and_patch() {
     let mut d = api.get("web").await.unwrap();
     let rv = d.metadata.resource_version.clone().unwrap();
     // someone else edits the deployment
-    s.modify("apps/v1", "Deployment", Some("ns1"), "web", |o| o["spec"]["replicas"] = json!(5)).unwrap();
+    s.modify("apps/v1", "Deployment", Some("ns1"), "web", |o| {
+        o["spec"]["replicas"] = json!(5)
+    })
+    .unwrap();
     d.spec.as_mut().unwrap().replicas = Some(0);
     let (code, reason, msg) = api_error(api.replace("web", &PostParams::default(), &d).await.unwrap_err());
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
@@ -136,16 +153,27 @@ async fn optimistic_concurrency_on_put_and_patch() {
         "Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again"
     );
     let stale = json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": 0}});
-    let (code, _, _) = api_error(api.patch("web", &PatchParams::default(), &Patch::Merge(&stale)).await.unwrap_err());
+    let (code, _, _) = api_error(
+        api.patch("web", &PatchParams::default(), &Patch::Merge(&stale))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 409);
-    let (code, _, _) = api_error(api.patch("web", &PatchParams::default(), &Patch::Strategic(&stale)).await.unwrap_err());
+    let (code, _, _) = api_error(
+        api.patch("web", &PatchParams::default(), &Patch::Strategic(&stale))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 409);
     assert_eq!(s.replicas("deploy", "ns1", "web"), Some(5), "nothing applied");
     // with the fresh resourceVersion both work, and every write bumps it
     let fresh = api.get("web").await.unwrap();
     let frv = fresh.metadata.resource_version.clone().unwrap();
     let ok = json!({"metadata": {"resourceVersion": frv}, "spec": {"replicas": 0}});
-    let patched = api.patch("web", &PatchParams::default(), &Patch::Merge(&ok)).await.unwrap();
+    let patched = api
+        .patch("web", &PatchParams::default(), &Patch::Merge(&ok))
+        .await
+        .unwrap();
     assert_eq!(patched.spec.unwrap().replicas, Some(0));
     let prv: u64 = patched.metadata.resource_version.clone().unwrap().parse().unwrap();
     assert!(prv > frv.parse::<u64>().unwrap());
@@ -160,7 +188,11 @@ async fn optimistic_concurrency_on_put_and_patch() {
 
 #[tokio::test]
 async fn strict_updates_require_resource_version() {
-    let s = Standin::start_with(Options { strict_updates: true, ..Options::default() }).await;
+    let s = Standin::start_with(Options {
+        strict_updates: true,
+        ..Options::default()
+    })
+    .await;
     s.add_namespace("ns1", &[]);
     s.add_deployment("ns1", "web", 3);
     let api: Api<Deployment> = Api::namespaced(client(&s), "ns1");
@@ -177,10 +209,26 @@ async fn merge_patch_null_deletes_annotation_and_json_patch_works() {
     s.add_statefulset("ns1", "db", 2);
     let api: Api<StatefulSet> = Api::namespaced(client(&s), "ns1");
     let p = json!({"metadata": {"annotations": {"namespace-scheduler/original-replicas": "2", "keep": "x"}}, "spec": {"replicas": 0}});
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
-    assert_eq!(s.annotation("apps/v1", "sts", Some("ns1"), "db", "namespace-scheduler/original-replicas").as_deref(), Some("2"));
-    let p = json!({"metadata": {"annotations": {"namespace-scheduler/original-replicas": null}}, "spec": {"replicas": 2}});
-    let out = api.patch("db", &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.annotation(
+            "apps/v1",
+            "sts",
+            Some("ns1"),
+            "db",
+            "namespace-scheduler/original-replicas"
+        )
+        .as_deref(),
+        Some("2")
+    );
+    let p =
+        json!({"metadata": {"annotations": {"namespace-scheduler/original-replicas": null}}, "spec": {"replicas": 2}});
+    let out = api
+        .patch("db", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .unwrap();
     let ann = out.metadata.annotations.unwrap();
     assert!(!ann.contains_key("namespace-scheduler/original-replicas"));
     assert_eq!(ann.get("keep").map(String::as_str), Some("x"));
@@ -209,13 +257,21 @@ async fn scale_subresource() {
     assert_eq!(sc.spec.unwrap().replicas, Some(3));
     assert_eq!(sc.status.unwrap().selector.as_deref(), Some("app=web"));
     let out = api
-        .patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 0}})))
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
         .await
         .unwrap();
     assert_eq!(out.spec.unwrap().replicas, Some(0));
     assert_eq!(s.replicas("Deployment", "ns1", "web"), Some(0));
     let stale = json!({"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 1}});
-    let (code, _, _) = api_error(api.patch_scale("web", &PatchParams::default(), &Patch::Merge(&stale)).await.unwrap_err());
+    let (code, _, _) = api_error(
+        api.patch_scale("web", &PatchParams::default(), &Patch::Merge(&stale))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 409);
     assert_eq!(s.count("patch", "deployments"), 2);
     assert_eq!(s.requests().last().unwrap().subresource, "scale");
@@ -230,19 +286,37 @@ async fn cronjobs_leases_events_and_namespace_deletion() {
     let c = client(&s);
     let cj: Api<CronJob> = Api::namespaced(c.clone(), "ns1");
     let p = json!({"metadata": {"annotations": {"namespace-scheduler/original-suspend": "false"}}, "spec": {"suspend": true}});
-    let out = cj.patch("job", &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
+    let out = cj
+        .patch("job", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .unwrap();
     assert_eq!(out.spec.unwrap().suspend, Some(true));
     assert_eq!(cj.list(&ListParams::default()).await.unwrap().items.len(), 1);
 
     let leases: Api<Lease> = Api::namespaced(c.clone(), "sched");
-    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "lock"}, "spec": {"holderIdentity": "run-1", "leaseDurationSeconds": 60}})).unwrap();
+    let lease: Lease = serde_json::from_value(
+        json!({"metadata": {"name": "lock"}, "spec": {"holderIdentity": "run-1", "leaseDurationSeconds": 60}}),
+    )
+    .unwrap();
     let held = leases.create(&PostParams::default(), &lease).await.unwrap();
     let (code, _, _) = api_error(leases.create(&PostParams::default(), &lease).await.unwrap_err());
     assert_eq!(code, 409);
-    let dp = DeleteParams { preconditions: Some(kube::api::Preconditions { resource_version: Some("1".into()), uid: None }), ..Default::default() };
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: Some("1".into()),
+            uid: None,
+        }),
+        ..Default::default()
+    };
     let (code, _, _) = api_error(leases.delete("lock", &dp).await.unwrap_err());
     assert_eq!(code, 409, "stale delete precondition");
-    let dp = DeleteParams { preconditions: Some(kube::api::Preconditions { resource_version: held.metadata.resource_version.clone(), uid: None }), ..Default::default() };
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: held.metadata.resource_version.clone(),
+            uid: None,
+        }),
+        ..Default::default()
+    };
     leases.delete("lock", &dp).await.unwrap();
 
     let events: Api<Event> = Api::namespaced(c.clone(), "ns1");
@@ -275,10 +349,20 @@ async fn keda_only_when_enabled_and_discovery() {
     let (code, _, _) = http(&plain.url(), "GET", "/no/such/path", None).await;
     assert_eq!(code, 404);
 
-    let s = Standin::start_with(Options { enable_keda: true, ..Options::default() }).await;
+    let s = Standin::start_with(Options {
+        enable_keda: true,
+        ..Options::default()
+    })
+    .await;
     s.add_namespace("ns1", &[]);
     s.add_scaled_object("ns1", "so", "web");
-    let (code, _, body) = http(&s.url(), "GET", "/apis/keda.sh/v1alpha1/namespaces/ns1/scaledobjects", None).await;
+    let (code, _, body) = http(
+        &s.url(),
+        "GET",
+        "/apis/keda.sh/v1alpha1/namespaces/ns1/scaledobjects",
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["kind"], "ScaledObjectList");

@@ -20,7 +20,9 @@ async fn setup() -> Standin {
 }
 
 fn down() -> Patch<serde_json::Value> {
-    Patch::Merge(json!({"metadata": {"annotations": {"namespace-scheduler/original-replicas": "3"}}, "spec": {"replicas": 0}}))
+    Patch::Merge(
+        json!({"metadata": {"annotations": {"namespace-scheduler/original-replicas": "3"}}, "spec": {"replicas": 0}}),
+    )
 }
 
 #[tokio::test]
@@ -28,7 +30,12 @@ async fn status_faults_reach_the_client_with_status_bodies() {
     let s = setup().await;
     let api: Api<Deployment> = Api::namespaced(client(&s), "ns1");
     for code in [500u16, 503, 409, 504] {
-        s.add_fault(FaultRule::new(FaultAction::status(code)).verb("patch").resource("deployments").once());
+        s.add_fault(
+            FaultRule::new(FaultAction::status(code))
+                .verb("patch")
+                .resource("deployments")
+                .once(),
+        );
         match api.patch("web", &PatchParams::default(), &down()).await {
             Err(kube::Error::Api(st)) => {
                 assert_eq!(st.code, code);
@@ -36,7 +43,11 @@ async fn status_faults_reach_the_client_with_status_bodies() {
             }
             other => panic!("expected {code}, got {other:?}"),
         }
-        assert_eq!(s.replicas("deploy", "ns1", "web"), Some(3), "a rejected write is not applied");
+        assert_eq!(
+            s.replicas("deploy", "ns1", "web"),
+            Some(3),
+            "a rejected write is not applied"
+        );
     }
     s.add_fault(FaultRule::new(FaultAction::too_many_requests(7)).verb("list").once());
     match api.list(&ListParams::default()).await {
@@ -74,7 +85,12 @@ async fn kube_retry_layer_absorbs_one_503() {
 async fn latency_rule_and_global_latency() {
     let s = setup().await;
     let api: Api<Namespace> = Api::all(client(&s));
-    s.add_fault(FaultRule::new(FaultAction::Latency { ms: 300 }).verb("get").name("ns1").once());
+    s.add_fault(
+        FaultRule::new(FaultAction::Latency { ms: 300 })
+            .verb("get")
+            .name("ns1")
+            .once(),
+    );
     let t = Instant::now();
     api.get("ns1").await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
@@ -115,7 +131,14 @@ async fn commit_then_drop_applies_the_write_but_fails_the_client() {
     assert!(!matches!(err, kube::Error::Api(_)), "{err:?}");
     assert_eq!(s.replicas("deploy", "ns1", "web"), Some(0), "the write happened");
     assert_eq!(
-        s.annotation("apps/v1", "Deployment", Some("ns1"), "web", "namespace-scheduler/original-replicas").as_deref(),
+        s.annotation(
+            "apps/v1",
+            "Deployment",
+            Some("ns1"),
+            "web",
+            "namespace-scheduler/original-replicas"
+        )
+        .as_deref(),
         Some("3")
     );
     assert!(s.resource_version() > rv_before);
@@ -130,7 +153,12 @@ async fn nth_match_and_namespace_filters() {
     let c = client(&s);
     let a1: Api<Deployment> = Api::namespaced(c.clone(), "ns1");
     let a2: Api<Deployment> = Api::namespaced(c, "ns2");
-    s.add_fault(FaultRule::new(FaultAction::status(500)).verb("get").namespace("ns1").nth(2));
+    s.add_fault(
+        FaultRule::new(FaultAction::status(500))
+            .verb("get")
+            .namespace("ns1")
+            .nth(2),
+    );
     a2.get("web").await.unwrap();
     a1.get("web").await.unwrap();
     a2.get("web").await.unwrap();
@@ -172,11 +200,22 @@ async fn request_accounting() {
     let by = s.counts_by_verb();
     assert_eq!((by["list"], by["get"], by["patch"]), (1, 2, 1));
     let r = &s.requests()[0];
-    assert_eq!((r.method.as_str(), r.verb.as_str(), r.group.as_str(), r.resource.as_str()), ("GET", "list", "apps", "deployments"));
+    assert_eq!(
+        (
+            r.method.as_str(),
+            r.verb.as_str(),
+            r.group.as_str(),
+            r.resource.as_str()
+        ),
+        ("GET", "list", "apps", "deployments")
+    );
     assert_eq!(r.path, "/apis/apps/v1/deployments");
     assert!(r.query.contains("labelSelector=app%3Dweb"), "{}", r.query);
     let p = &s.requests()[2];
-    assert_eq!((p.namespace.as_str(), p.name.as_str(), p.status), ("ns1", "api", Some(200)));
+    assert_eq!(
+        (p.namespace.as_str(), p.name.as_str(), p.status),
+        ("ns1", "api", Some(200))
+    );
     assert_eq!(s.requests()[3].status, Some(404));
     s.reset_requests();
     assert_eq!(s.request_count(), 0);

@@ -6,18 +6,31 @@ use std::process::Command;
 use standin::Standin;
 
 fn kubectl_available() -> bool {
-    Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success())
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 async fn kubectl(kubeconfig: std::path::PathBuf, args: &[&str]) -> (bool, String) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     // kubectl blocks; run it off the runtime thread so the in-process server keeps serving.
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("kubectl").arg("--kubeconfig").arg(&kubeconfig).args(&args).output().unwrap()
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(&args)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -42,11 +55,17 @@ async fn kubectl_commands_work() {
 
     let (ok, out) = run(&["get", "ns"]).await;
     assert!(ok, "{out}");
-    assert!(out.contains("dev-a") && out.contains("qa-b") && out.contains("Active"), "{out}");
+    assert!(
+        out.contains("dev-a") && out.contains("qa-b") && out.contains("Active"),
+        "{out}"
+    );
 
     let (ok, out) = run(&["get", "deploy", "-A"]).await;
     assert!(ok, "{out}");
-    assert!(out.contains("NAMESPACE") && out.contains("web") && out.contains("3/3"), "{out}");
+    assert!(
+        out.contains("NAMESPACE") && out.contains("web") && out.contains("3/3"),
+        "{out}"
+    );
 
     let (ok, out) = run(&["scale", "deployment/web", "-n", "dev-a", "--replicas=0"]).await;
     assert!(ok, "{out}");
@@ -57,19 +76,54 @@ async fn kubectl_commands_work() {
 
     let (ok, out) = run(&["annotate", "deployment/web", "-n", "dev-a", "foo=bar", "--overwrite"]).await;
     assert!(ok, "{out}");
-    assert_eq!(s.annotation("apps/v1", "deploy", Some("dev-a"), "web", "foo").as_deref(), Some("bar"));
+    assert_eq!(
+        s.annotation("apps/v1", "deploy", Some("dev-a"), "web", "foo")
+            .as_deref(),
+        Some("bar")
+    );
     let (ok, out) = run(&["annotate", "deployment/web", "-n", "dev-a", "foo-"]).await;
     assert!(ok, "{out}");
     assert_eq!(s.annotation("apps/v1", "deploy", Some("dev-a"), "web", "foo"), None);
 
-    let (ok, out) = run(&["patch", "cronjob", "job", "-n", "dev-a", "--type", "merge", "-p", r#"{"spec":{"suspend":true}}"#]).await;
+    let (ok, out) = run(&[
+        "patch",
+        "cronjob",
+        "job",
+        "-n",
+        "dev-a",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ])
+    .await;
     assert!(ok, "{out}");
     let cj = s.get("batch/v1", "cj", Some("dev-a"), "job").unwrap();
     assert_eq!(cj["spec"]["suspend"], true);
-    let (ok, out) = run(&["patch", "deploy", "api", "-n", "qa-b", "--type", "json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":5}]"#]).await;
+    let (ok, out) = run(&[
+        "patch",
+        "deploy",
+        "api",
+        "-n",
+        "qa-b",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":5}]"#,
+    ])
+    .await;
     assert!(ok, "{out}");
     assert_eq!(s.replicas("deploy", "qa-b", "api"), Some(5));
-    let (ok, out) = run(&["patch", "deploy", "api", "-n", "qa-b", "-p", r#"{"metadata":{"labels":{"x":"y"}}}"#]).await;
+    let (ok, out) = run(&[
+        "patch",
+        "deploy",
+        "api",
+        "-n",
+        "qa-b",
+        "-p",
+        r#"{"metadata":{"labels":{"x":"y"}}}"#,
+    ])
+    .await;
     assert!(ok, "strategic merge: {out}");
 
     let (ok, out) = run(&["get", "deploy", "web", "-n", "dev-a", "-o", "jsonpath={.spec.replicas}"]).await;
@@ -82,7 +136,11 @@ async fn kubectl_commands_work() {
     assert!(!ok && out.contains("NotFound"), "{out}");
 
     let manifest = dir.join("d.yaml");
-    std::fs::write(&manifest, serde_yaml::to_string(&standin::seed::deployment("qa-b", "fresh", 2)).unwrap()).unwrap();
+    std::fs::write(
+        &manifest,
+        serde_yaml::to_string(&standin::seed::deployment("qa-b", "fresh", 2)).unwrap(),
+    )
+    .unwrap();
     let m = manifest.to_str().unwrap().to_string();
     let (ok, out) = kubectl(kc.clone(), &["apply", "-f", &m]).await;
     assert!(ok, "{out}");

@@ -5,6 +5,7 @@
 #   scripts/dynamodb-local.sh stop  [PORT]
 #   scripts/dynamodb-local.sh status [PORT]
 #
+# -sharedDb: one database whatever access key and region a client signs with.
 # Then: export DYNAMODB_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 # Installs DynamoDB Local first if needed (scripts/install-dynamodb-local.sh).
 set -euo pipefail
@@ -35,7 +36,7 @@ case "$CMD" in
       exit 0
     fi
     cd "$DIR"
-    nohup java -Djava.library.path=DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory -port "$PORT" \
+    nohup java -Djava.library.path=DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory -sharedDb -port "$PORT" \
       > "$LOG" 2>&1 &
     echo $! > "$PIDFILE"
     for _ in $(seq 1 100); do

@@ -117,32 +117,54 @@ impl Standin {
         Self::try_start_with(opts).await.expect("standin: failed to start")
     }
 
-    /// Start with options, reporting bind or seed errors.
+    /// Start with options, reporting bind or seed errors. The server runs on the current
+    /// tokio runtime: while a test blocks that runtime's only thread (e.g. waiting on
+    /// `std::process::Command::output`), the server cannot answer. Use a multi-thread runtime,
+    /// `spawn_blocking`, or [`Standin::start_in_thread`] in that case.
     pub async fn try_start_with(opts: Options) -> std::io::Result<Standin> {
-        let listener = tokio::net::TcpListener::bind(opts.listen).await?;
-        let addr = listener.local_addr()?;
-        let mut faults = faults::Faults::default();
-        faults.seed = opts.fault_seed;
-        let inner = Arc::new(Inner {
-            store: Mutex::new(store::Store::default()),
-            faults: Mutex::new(faults),
-            requests: Mutex::new(Vec::new()),
-            seq: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            latency_ms: AtomicU64::new(opts.latency.as_millis() as u64),
-            keda: opts.enable_keda,
-            strict_updates: opts.strict_updates,
-            addr,
-        });
-        inner
-            .insert_many(Value::Array(opts.seed))
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let (inner, listener) = bind(opts).await?;
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, inner.clone(), rx));
         Ok(Standin {
             inner,
             stop,
             task: Some(task),
+        })
+    }
+
+    /// Start on a dedicated OS thread with its own single-threaded runtime. Needs no async
+    /// context, so it works from plain `#[test]` functions and next to blocking code such as
+    /// running the scheduler binary as a subprocess. Stops when dropped.
+    pub fn start_in_thread(opts: Options) -> std::io::Result<Standin> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("standin".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match bind(opts).await {
+                    Ok((inner, listener)) => {
+                        let (stop, stop_rx) = watch::channel(false);
+                        let _ = tx.send(Ok((inner.clone(), stop)));
+                        server::serve(listener, inner, stop_rx).await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+        let (inner, stop) = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("standin thread exited before starting"))??;
+        Ok(Standin {
+            inner,
+            stop,
+            task: None,
         })
     }
 
@@ -361,6 +383,28 @@ impl Drop for Standin {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+async fn bind(opts: Options) -> std::io::Result<(Arc<Inner>, tokio::net::TcpListener)> {
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut faults = faults::Faults::default();
+    faults.seed = opts.fault_seed;
+    let inner = Arc::new(Inner {
+        store: Mutex::new(store::Store::default()),
+        faults: Mutex::new(faults),
+        requests: Mutex::new(Vec::new()),
+        seq: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
+        latency_ms: AtomicU64::new(opts.latency.as_millis() as u64),
+        keda: opts.enable_keda,
+        strict_updates: opts.strict_updates,
+        addr,
+    });
+    inner
+        .insert_many(Value::Array(opts.seed))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok((inner, listener))
 }
 
 /// A kubeconfig pointing at `url` (context/cluster/user all named `standin`).

@@ -318,6 +318,16 @@ impl Store {
             }
         }
         let current = self.get(def, ns, name)?;
+        if let Some(uid) = meta_str(&obj, "uid") {
+            if Some(uid) != meta_str(&current, "uid") {
+                let have = meta_str(&current, "uid").unwrap_or("");
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                ));
+            }
+        }
         match meta_str(&obj, "resourceVersion") {
             Some(rv) if Some(rv) != meta_str(&current, "resourceVersion") => return Err(ApiError::conflict(def, name)),
             None if require_rv || def.custom => {

@@ -184,3 +184,25 @@ async fn seed_file_yaml_multi_document() {
     .unwrap();
     assert_eq!(list.len(), 1);
 }
+
+#[test]
+fn start_in_thread_serves_blocking_callers() {
+    use std::io::{Read, Write};
+    let s = Standin::start_in_thread(standin::Options::default()).unwrap();
+    s.add_namespace("ns1", &[]);
+    let mut tcp = std::net::TcpStream::connect(s.addr()).unwrap();
+    write!(
+        tcp,
+        "GET /api/v1/namespaces/ns1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\"name\":\"ns1\""));
+    assert_eq!(s.count("get", "namespaces"), 1);
+    let addr = s.addr();
+    drop(s);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(std::net::TcpStream::connect(addr).is_err(), "stopped on drop");
+}

@@ -396,3 +396,28 @@ async fn kube_client_reuses_one_connection() {
     assert_eq!(s.count("get", "namespaces"), 20);
     assert_eq!(s.connection_count(), 1, "keep-alive: one TCP connection");
 }
+
+#[tokio::test]
+async fn dry_run_and_uid_precondition() {
+    let s = Standin::start().await;
+    s.add_namespace("ns1", &[]);
+    s.add_deployment("ns1", "web", 3);
+    let api: Api<Deployment> = Api::namespaced(client(&s), "ns1");
+    let rv = s.resource_version();
+    let pp = PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let out = api
+        .patch("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 0}})))
+        .await
+        .unwrap();
+    assert_eq!(out.spec.unwrap().replicas, Some(0));
+    assert_eq!(s.replicas("deploy", "ns1", "web"), Some(3), "dry run stores nothing");
+    assert_eq!(s.resource_version(), rv);
+    let mut d = api.get("web").await.unwrap();
+    d.metadata.uid = Some("00000000-0000-4000-8000-000000000000".into());
+    let (code, _, msg) = api_error(api.replace("web", &PostParams::default(), &d).await.unwrap_err());
+    assert_eq!(code, 409);
+    assert!(msg.contains("Precondition failed"), "{msg}");
+}

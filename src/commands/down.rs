@@ -1,7 +1,47 @@
+//! `down`: one-off deactivation of named namespaces (removes any activation window).
+
+use chrono::Utc;
+
 use super::Context;
+use crate::audit::OperationType;
 use crate::cli::DownArgs;
 use crate::error::{Exit, Result};
+use crate::scaling::engine::{self, Session};
+use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
-pub async fn execute(_ctx: &Context, _args: DownArgs) -> Result<Exit> {
-    super::not_yet("down")
+pub async fn execute(ctx: &Context, args: DownArgs) -> Result<Exit> {
+    engine::refuse_protected(ctx, &args.namespaces)?;
+    let at = args.at.unwrap_or_else(Utc::now);
+    let session = Session::open(ctx).await?;
+    let inv = match session.discover(ctx).await {
+        Ok(inv) => inv,
+        Err(e) => {
+            session.close().await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = engine::require_managed(ctx, &session, &inv, &args.namespaces).await {
+        session.close().await;
+        return Err(e);
+    }
+    let intent = Intent {
+        target: Target::Down,
+        until: Until::Remove,
+        operation: OperationType::Deactivate,
+        requested_by: args.requested_by.clone(),
+        answer: None,
+    };
+    let plans = args
+        .namespaces
+        .iter()
+        .map(|n| {
+            let mut plan = plan_namespace(&inv.namespaces[n], inv.workloads_of(n), &intent);
+            if let Some(cc) = &args.cost_center {
+                plan.cost_center = cc.clone();
+            }
+            plan
+        })
+        .collect();
+    let header = engine::header(ctx, "down", at, None, inv.namespaces.len());
+    session.finish(ctx, header, plans, vec![]).await
 }

@@ -1,7 +1,97 @@
-use super::Context;
-use crate::cli::UpArgs;
-use crate::error::{Exit, Result};
+//! `up`: one-off activation, all-or-nothing: if any requested namespace is rejected, nothing is
+//! touched, each one is audited `rejected`, and the exit code is 4.
 
-pub async fn execute(_ctx: &Context, _args: UpArgs) -> Result<Exit> {
-    super::not_yet("up")
+use chrono::Utc;
+
+use super::Context;
+use crate::audit::OperationType;
+use crate::cli::UpArgs;
+use crate::error::{Error, Exit, Result};
+use crate::permissions::ActivationRequest;
+use crate::scaling::engine::{self, Session};
+use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
+
+pub async fn execute(ctx: &Context, args: UpArgs) -> Result<Exit> {
+    engine::refuse_protected(ctx, &args.namespaces)?;
+    let at = args.at.unwrap_or_else(Utc::now);
+    let business = ctx.config.business.is_business(at)?;
+    let session = Session::open(ctx).await?;
+    let inv = match session.discover(ctx).await {
+        Ok(inv) => inv,
+        Err(e) => {
+            session.close().await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = engine::require_managed(ctx, &session, &inv, &args.namespaces).await {
+        session.close().await;
+        return Err(e);
+    }
+    let requests: Vec<ActivationRequest> = args
+        .namespaces
+        .iter()
+        .map(|n| ActivationRequest {
+            namespace: n.clone(),
+            cost_center: args.cost_center.clone(),
+            requested_by: args.requested_by.clone(),
+        })
+        .collect();
+    let verdicts = super::run::authorize(ctx, &inv, &requests, business).await;
+    let rejections: Vec<(String, String)> = requests
+        .iter()
+        .zip(&verdicts)
+        .filter_map(|(r, v)| v.as_ref().err().map(|why| (r.namespace.clone(), why.to_string())))
+        .collect();
+    if !rejections.is_empty() {
+        session.close().await;
+        let first = rejections
+            .iter()
+            .map(|(n, why)| format!("{n}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let records: Vec<_> = requests
+            .iter()
+            .map(|r| {
+                let why = rejections
+                    .iter()
+                    .find(|(n, _)| *n == r.namespace)
+                    .map(|(_, w)| w.clone())
+                    .unwrap_or_else(|| format!("not applied: the request is all-or-nothing and {first}"));
+                engine::rejection(ctx, &r.namespace, &r.cost_center, &r.requested_by, &why).0
+            })
+            .collect();
+        if let Err(e) = engine::write_audit(ctx, &records).await {
+            tracing::error!(error = %e, "the rejection could not be audited");
+            return Err(e);
+        }
+        return Err(Error::Rejected(first));
+    }
+    let until = if business {
+        Until::Keep
+    } else {
+        Until::Set(at + args.duration)
+    };
+    let plans = args
+        .namespaces
+        .iter()
+        .map(|n| {
+            let ns = &inv.namespaces[n];
+            let intent = Intent {
+                target: Target::Up,
+                until: match until {
+                    // In business hours no window is opened; a spent one is removed.
+                    Until::Keep if ns.active_until().is_none_or(|t| t <= at) => Until::Remove,
+                    u => u,
+                },
+                operation: OperationType::Activate,
+                requested_by: args.requested_by.clone(),
+                answer: None,
+            };
+            let mut plan = plan_namespace(ns, inv.workloads_of(n), &intent);
+            plan.cost_center = args.cost_center.clone();
+            plan
+        })
+        .collect();
+    let header = engine::header(ctx, "up", at, Some(business), inv.namespaces.len());
+    session.finish(ctx, header, plans, vec![]).await
 }

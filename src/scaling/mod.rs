@@ -1,2 +1,67 @@
 //! Scaling engine (SPEC §4): discover → plan (plain data) → apply with rollback.
-//! OWNER: scaling engineer.
+//!
+//! - [`inventory`]: the cluster as plain data (namespaces and workloads), listed cluster-wide
+//!   with pagination.
+//! - [`plan`]: a pure function from inventory + intent to the writes a run will make.
+//! - [`apply`]: the writes, bounded in parallel, with retries and per-namespace rollback.
+//! - [`lease`], [`events`]: one run at a time; one Event per changed namespace.
+//! - [`engine`]: the whole sequence shared by `run`, `up` and `down`; [`summary`]: its output.
+
+pub mod apply;
+pub mod engine;
+pub mod events;
+pub mod inventory;
+pub mod lease;
+pub mod objects;
+pub mod plan;
+pub mod retry;
+pub mod summary;
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Our prefix for every label and annotation we own.
+pub const PREFIX: &str = "namespace-scheduler/";
+pub const ANN_ORIGINAL_REPLICAS: &str = "namespace-scheduler/original-replicas";
+pub const ANN_ORIGINAL_SUSPEND: &str = "namespace-scheduler/original-suspend";
+/// Marks a KEDA pause as ours, so `up` only unpauses what `down` paused.
+pub const ANN_KEDA_PAUSED_BY_US: &str = "namespace-scheduler/paused-by-scheduler";
+pub const ANN_KEDA_PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
+pub const ANN_EXCLUDE: &str = "namespace-scheduler/exclude";
+pub const LABEL_EXCLUDE: &str = "namespace-scheduler/exclude";
+pub const LABEL_COST_CENTER: &str = "namespace-scheduler/cost-center";
+pub const LABEL_STATUS: &str = "namespace-scheduler/status";
+/// An annotation, not a label: ':' is not allowed in label values and RFC 3339 needs it.
+pub const ANN_ACTIVE_UNTIL: &str = "namespace-scheduler/active-until";
+pub const ANN_REQUEST_UNTIL: &str = "namespace-scheduler/request-until";
+pub const ANN_REQUESTED_BY: &str = "namespace-scheduler/requested-by";
+pub const ANN_REQUEST_ANSWERED: &str = "namespace-scheduler/request-answered";
+pub const ANN_REQUEST_STATUS: &str = "namespace-scheduler/request-status";
+pub const UNASSIGNED: &str = "unassigned";
+
+/// Per-request timeout on the Kubernetes client (`NS_SCHEDULER_REQUEST_TIMEOUT_MS`, default 10 s).
+pub fn request_timeout() -> Duration {
+    Duration::from_millis(env_u64("NS_SCHEDULER_REQUEST_TIMEOUT_MS", 10_000))
+}
+
+pub(crate) fn env_u64(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// The client: `kube::Config::infer()` (KUBECONFIG / kubeconfig file incl. exec plugins such as
+/// `aws eks get-token`, else the in-cluster service account), with per-request timeouts so a
+/// hung connection becomes a retryable error instead of a hung run.
+pub async fn client() -> Result<kube::Client> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| Error::KubeConfig(e.to_string()))?;
+    let timeout = request_timeout();
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    kube::Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))
+}

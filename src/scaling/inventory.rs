@@ -1,0 +1,257 @@
+//! Discovery: the managed namespaces and their workloads as plain data.
+//!
+//! One paginated cluster-wide list per kind (never one call per namespace per kind), so a run's
+//! read cost does not grow with the number of namespaces beyond the pages.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::objects::{self, Kind, Slim};
+use super::retry::{self, RetryPolicy};
+use super::*;
+use crate::config::Config;
+use crate::error::Result;
+
+const PAGE_SIZE: u32 = 500;
+
+/// The value the engine switches on a workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Setting {
+    Replicas(i32),
+    Suspend(bool),
+    /// KEDA `autoscaling.keda.sh/paused-replicas` (None = not paused).
+    Paused(Option<String>),
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::Replicas(n) => write!(f, "{n}"),
+            Setting::Suspend(s) => write!(f, "suspend={s}"),
+            Setting::Paused(None) => f.write_str("unpaused"),
+            Setting::Paused(Some(v)) => write!(f, "paused={v}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workload {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip)]
+    pub resource_version: Option<String>,
+    pub setting: Setting,
+    /// Our marker annotation for this kind (original replicas / original suspend / paused-by-us).
+    pub marker: Option<String>,
+    pub excluded: bool,
+    /// `Kind/name` of a controller ownerReference (an operator manages this workload).
+    pub controller: Option<String>,
+}
+
+/// The annotation that records what `down` changed, per kind.
+pub fn marker_key(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Deployment | Kind::StatefulSet => ANN_ORIGINAL_REPLICAS,
+        Kind::CronJob => ANN_ORIGINAL_SUSPEND,
+        Kind::ScaledObject | Kind::Namespace => ANN_KEDA_PAUSED_BY_US,
+    }
+}
+
+impl Workload {
+    pub fn from_slim(kind: Kind, o: Slim) -> Self {
+        let ann = &o.metadata.annotations;
+        let setting = match kind {
+            // The apiserver defaults an unset replicas to 1.
+            Kind::Deployment | Kind::StatefulSet => Setting::Replicas(o.spec.replicas.unwrap_or(1)),
+            Kind::CronJob => Setting::Suspend(o.spec.suspend.unwrap_or(false)),
+            _ => Setting::Paused(ann.get(ANN_KEDA_PAUSED_REPLICAS).cloned()),
+        };
+        let controller = o
+            .metadata
+            .owner_references
+            .iter()
+            .find(|r| r.controller == Some(true))
+            .map(|r| format!("{}/{}", r.kind, r.name));
+        Workload {
+            kind,
+            namespace: o.metadata.namespace.clone().unwrap_or_default(),
+            name: o.metadata.name.clone(),
+            resource_version: o.metadata.resource_version.clone(),
+            marker: ann.get(marker_key(kind)).cloned(),
+            excluded: ann.get(ANN_EXCLUDE).is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            controller,
+            setting,
+        }
+    }
+
+    /// Counts for the off-hours cap: a Deployment/StatefulSet running pods.
+    pub fn is_running(&self) -> bool {
+        matches!(self.setting, Setting::Replicas(n) if n > 0)
+    }
+}
+
+/// A self-service request found on a namespace (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Request {
+    /// The annotation value as written (the answer is keyed on it).
+    pub raw: String,
+    pub until: Option<DateTime<Utc>>,
+    pub requested_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagedNamespace {
+    pub name: String,
+    #[serde(skip)]
+    pub resource_version: Option<String>,
+    pub cost_center: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ManagedNamespace {
+    pub fn from_slim(o: Slim) -> Self {
+        let m = o.metadata;
+        ManagedNamespace {
+            cost_center: m
+                .labels
+                .get(LABEL_COST_CENTER)
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .unwrap_or_else(|| UNASSIGNED.to_string()),
+            name: m.name,
+            resource_version: m.resource_version,
+            labels: m.labels,
+            annotations: m.annotations,
+        }
+    }
+
+    pub fn active_until(&self) -> Option<DateTime<Utc>> {
+        self.annotations
+            .get(ANN_ACTIVE_UNTIL)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// A request whose value has not been answered yet.
+    pub fn pending_request(&self) -> Option<Request> {
+        let raw = self.annotations.get(ANN_REQUEST_UNTIL)?.trim().to_string();
+        if raw.is_empty() || self.annotations.get(ANN_REQUEST_ANSWERED) == Some(&raw) {
+            return None;
+        }
+        Some(Request {
+            until: DateTime::parse_from_rfc3339(&raw).ok().map(|t| t.with_timezone(&Utc)),
+            requested_by: self
+                .annotations
+                .get(ANN_REQUESTED_BY)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            raw,
+        })
+    }
+}
+
+/// Why a namespace that exists is not managed (for explicit `up`/`down` requests).
+pub fn unmanaged_reason(config: &Config, ns: &Slim) -> Option<String> {
+    let name = &ns.metadata.name;
+    if config.is_protected(name) {
+        return Some(format!(
+            "namespace {name} is protected (PROTECTED_NAMESPACES) and is never touched"
+        ));
+    }
+    if ns.metadata.labels.get(LABEL_EXCLUDE).is_some_and(|v| v == "true") {
+        return Some(format!("namespace {name} is labelled {LABEL_EXCLUDE}=true"));
+    }
+    None
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub namespaces: BTreeMap<String, ManagedNamespace>,
+    /// Workloads of managed namespaces, by namespace, sorted by kind then name.
+    pub workloads: BTreeMap<String, Vec<Workload>>,
+    /// Whether the KEDA ScaledObject CRD is served.
+    pub keda: bool,
+}
+
+impl Inventory {
+    pub fn workloads_of(&self, ns: &str) -> &[Workload] {
+        self.workloads.get(ns).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Managed namespaces with any workload running (the off-hours caps count these).
+    pub fn active_set(&self) -> BTreeMap<String, String> {
+        self.namespaces
+            .values()
+            .filter(|n| self.workloads_of(&n.name).iter().any(Workload::is_running))
+            .map(|n| (n.name.clone(), n.cost_center.clone()))
+            .collect()
+    }
+}
+
+async fn list_all(
+    client: &kube::Client,
+    policy: &RetryPolicy,
+    kind: Kind,
+    selector: Option<&str>,
+) -> Result<Vec<Slim>> {
+    let (mut all, mut token) = (Vec::new(), None);
+    loop {
+        let what = format!("list {kind}");
+        let tok = token.clone();
+        let (items, next) = retry::transient(policy, &what, || {
+            objects::list_page(client, kind, selector, PAGE_SIZE, tok.clone())
+        })
+        .await?;
+        all.extend(items);
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Lists namespaces (with `NAMESPACE_SELECTOR`), then every workload kind cluster-wide.
+pub async fn discover(client: &kube::Client, config: &Config, policy: &RetryPolicy) -> Result<Inventory> {
+    let mut inv = Inventory::default();
+    for ns in list_all(client, policy, Kind::Namespace, config.namespace_selector.as_deref()).await? {
+        if unmanaged_reason(config, &ns).is_none() {
+            let m = ManagedNamespace::from_slim(ns);
+            inv.namespaces.insert(m.name.clone(), m);
+        }
+    }
+    let mut seen: BTreeSet<(Kind, String, String)> = BTreeSet::new();
+    for kind in Kind::WORKLOADS {
+        let items = match list_all(client, policy, kind, None).await {
+            Ok(items) => items,
+            // No ScaledObject CRD in this cluster: nothing to pause.
+            Err(crate::Error::Kube(kube::Error::Api(s))) if kind == Kind::ScaledObject && s.code == 404 => {
+                tracing::debug!("KEDA ScaledObject CRD not served; skipping");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if kind == Kind::ScaledObject {
+            inv.keda = true;
+        }
+        for o in items {
+            let ns = o.metadata.namespace.clone().unwrap_or_default();
+            if !inv.namespaces.contains_key(&ns) {
+                continue;
+            }
+            // Pagination can repeat an item if the list changes between pages.
+            if !seen.insert((kind, ns.clone(), o.metadata.name.clone())) {
+                continue;
+            }
+            inv.workloads.entry(ns).or_default().push(Workload::from_slim(kind, o));
+        }
+    }
+    for list in inv.workloads.values_mut() {
+        list.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    }
+    Ok(inv)
+}

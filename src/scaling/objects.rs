@@ -1,0 +1,170 @@
+//! The few fields of Kubernetes objects the engine reads, and the raw REST calls it makes.
+//!
+//! Objects are deserialized into slim structs (serde ignores everything else), so listing
+//! thousands of workloads keeps memory small: pod templates and managedFields are never held.
+
+use std::collections::BTreeMap;
+
+use kube::api::{GetParams, ListParams, Patch, PatchParams};
+use kube::core::Request;
+use serde::{Deserialize, Serialize};
+
+/// The kinds the engine reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Kind {
+    Namespace,
+    Deployment,
+    StatefulSet,
+    CronJob,
+    ScaledObject,
+}
+
+impl Kind {
+    pub const WORKLOADS: [Kind; 4] = [Kind::Deployment, Kind::StatefulSet, Kind::CronJob, Kind::ScaledObject];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::CronJob => "CronJob",
+            Kind::ScaledObject => "ScaledObject",
+        }
+    }
+
+    fn group_prefix(&self) -> &'static str {
+        match self {
+            Kind::Namespace => "/api/v1",
+            Kind::Deployment | Kind::StatefulSet => "/apis/apps/v1",
+            Kind::CronJob => "/apis/batch/v1",
+            Kind::ScaledObject => "/apis/keda.sh/v1alpha1",
+        }
+    }
+
+    fn plural(&self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespaces",
+            Kind::Deployment => "deployments",
+            Kind::StatefulSet => "statefulsets",
+            Kind::CronJob => "cronjobs",
+            Kind::ScaledObject => "scaledobjects",
+        }
+    }
+
+    /// Collection path: cluster-wide when `namespace` is None (and always for namespaces).
+    pub fn path(&self, namespace: Option<&str>) -> String {
+        match (self, namespace) {
+            (Kind::Namespace, _) | (_, None) => format!("{}/{}", self.group_prefix(), self.plural()),
+            (_, Some(ns)) => format!("{}/namespaces/{ns}/{}", self.group_prefix(), self.plural()),
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerRef {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub controller: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub resource_version: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub owner_references: Vec<OwnerRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Spec {
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub suspend: Option<bool>,
+}
+
+/// Any of our kinds, reduced to what the engine needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Slim {
+    #[serde(default)]
+    pub metadata: Meta,
+    #[serde(default)]
+    pub spec: Spec,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListMeta {
+    #[serde(default, rename = "continue")]
+    continue_: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlimList {
+    #[serde(default)]
+    items: Vec<Slim>,
+    metadata: Option<ListMeta>,
+}
+
+/// One page of a list: its items and the continue token for the next page.
+pub async fn list_page(
+    client: &kube::Client,
+    kind: Kind,
+    label_selector: Option<&str>,
+    limit: u32,
+    continue_token: Option<String>,
+) -> Result<(Vec<Slim>, Option<String>), kube::Error> {
+    let mut lp = ListParams::default().limit(limit);
+    if let Some(sel) = label_selector {
+        lp = lp.labels(sel);
+    }
+    if let Some(tok) = continue_token {
+        lp = lp.continue_token(&tok);
+    }
+    let req = Request::new(kind.path(None))
+        .list(&lp)
+        .map_err(kube::Error::BuildRequest)?;
+    let list: SlimList = client.request(req).await?;
+    let next = list.metadata.and_then(|m| m.continue_).filter(|t| !t.is_empty());
+    Ok((list.items, next))
+}
+
+pub async fn get(client: &kube::Client, kind: Kind, namespace: Option<&str>, name: &str) -> Result<Slim, kube::Error> {
+    let req = Request::new(kind.path(namespace))
+        .get(name, &GetParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    client.request(req).await
+}
+
+/// A JSON merge patch (RFC 7386). Carrying `metadata.resourceVersion` in it makes the write
+/// conditional: the apiserver answers 409 if the object changed since we read it.
+pub async fn merge_patch(
+    client: &kube::Client,
+    kind: Kind,
+    namespace: Option<&str>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<Slim, kube::Error> {
+    let req = Request::new(kind.path(namespace))
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .map_err(kube::Error::BuildRequest)?;
+    client.request(req).await
+}

@@ -1,0 +1,352 @@
+//! The plan: a pure function from the cluster's current state and an intent to the exact writes.
+//!
+//! Every write sets the value and our marker annotation together, so the state of a workload
+//! always tells how to restore it: a crash between two writes loses nothing, and the next run,
+//! planning from whatever it finds, converges.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::inventory::{marker_key, ManagedNamespace, Setting, Workload};
+use super::objects::Kind;
+use super::*;
+use crate::audit::{OperationType, ResourceChange};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Up,
+    Down,
+}
+
+impl Target {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Target::Up => "up",
+            Target::Down => "down",
+        }
+    }
+}
+
+/// Everything one write sets on a workload: the value and our marker annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldState {
+    pub setting: Setting,
+    pub marker: Option<String>,
+}
+
+impl FieldState {
+    pub fn of(w: &Workload) -> Self {
+        FieldState {
+            setting: w.setting.clone(),
+            marker: w.marker.clone(),
+        }
+    }
+}
+
+/// The merge patch that puts a workload in `state` (`null` removes an annotation).
+pub fn state_patch(kind: Kind, state: &FieldState) -> Value {
+    let mut annotations = Map::new();
+    annotations.insert(marker_key(kind).into(), json!(state.marker));
+    let mut patch = json!({});
+    match &state.setting {
+        Setting::Replicas(n) => patch["spec"] = json!({"replicas": n}),
+        Setting::Suspend(s) => patch["spec"] = json!({"suspend": s}),
+        Setting::Paused(p) => {
+            annotations.insert(ANN_KEDA_PAUSED_REPLICAS.into(), json!(p));
+        }
+    }
+    patch["metadata"] = json!({"annotations": annotations});
+    patch
+}
+
+/// Adds the optimistic-concurrency precondition to a merge patch.
+pub fn with_resource_version(mut patch: Value, rv: Option<&str>) -> Value {
+    if let Some(rv) = rv {
+        patch["metadata"]["resourceVersion"] = json!(rv);
+    }
+    patch
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub kind: Kind,
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    /// The merge patch (sent with `metadata.resourceVersion` added).
+    pub patch: Value,
+    #[serde(skip)]
+    pub namespace: String,
+    #[serde(skip)]
+    pub before: FieldState,
+    #[serde(skip)]
+    pub after: FieldState,
+    #[serde(skip)]
+    pub resource_version: Option<String>,
+}
+
+impl Change {
+    fn new(w: &Workload, after: FieldState) -> Self {
+        let before = FieldState::of(w);
+        Change {
+            kind: w.kind,
+            name: w.name.clone(),
+            from: before.setting.to_string(),
+            to: after.setting.to_string(),
+            patch: state_patch(w.kind, &after),
+            namespace: w.namespace.clone(),
+            before,
+            after,
+            resource_version: w.resource_version.clone(),
+        }
+    }
+
+    pub fn resource(&self) -> ResourceChange {
+        ResourceChange {
+            kind: self.kind.as_str().into(),
+            name: self.name.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Change(Box<Change>),
+    AtTarget,
+    Skip(String),
+}
+
+/// What to do with one workload to reach `target`.
+pub fn decide(w: &Workload, target: Target) -> Decision {
+    if w.excluded {
+        return Decision::Skip(format!("annotated {ANN_EXCLUDE}"));
+    }
+    if let Some(c) = &w.controller {
+        return Decision::Skip(format!("controlled by {c}"));
+    }
+    let change = |setting: Setting, marker: Option<String>| {
+        Decision::Change(Box::new(Change::new(w, FieldState { setting, marker })))
+    };
+    match (target, &w.setting, &w.marker) {
+        // Down: value 0 and the original value, in one write.
+        (Target::Down, Setting::Replicas(0), Some(_)) => Decision::AtTarget,
+        (Target::Down, Setting::Replicas(0), None) => {
+            Decision::Skip("at 0 without our annotation: off on purpose".into())
+        }
+        // With or without a marker: a count set while down is the new original.
+        (Target::Down, Setting::Replicas(n), _) => change(Setting::Replicas(0), Some(n.to_string())),
+        (Target::Down, Setting::Suspend(true), Some(_)) => Decision::AtTarget,
+        (Target::Down, Setting::Suspend(true), None) => {
+            Decision::Skip("suspended without our annotation: off on purpose".into())
+        }
+        (Target::Down, Setting::Suspend(false), _) => change(Setting::Suspend(true), Some("false".into())),
+        (Target::Down, Setting::Paused(Some(p)), Some(_)) if p == "0" => Decision::AtTarget,
+        (Target::Down, Setting::Paused(Some(_)), None) => {
+            Decision::Skip("paused by someone else: off on purpose".into())
+        }
+        (Target::Down, Setting::Paused(_), _) => change(Setting::Paused(Some("0".into())), Some("true".into())),
+
+        // Up: the exact original value, unless someone changed it while down.
+        (Target::Up, Setting::Replicas(0), None) => {
+            Decision::Skip("at 0 without our annotation: off on purpose".into())
+        }
+        (Target::Up, Setting::Replicas(0), Some(m)) => match m.trim().parse::<i32>() {
+            Ok(n) if n >= 0 => change(Setting::Replicas(n), None),
+            _ => Decision::Skip(format!(
+                "unreadable {ANN_ORIGINAL_REPLICAS}={m:?}: not restoring a guess"
+            )),
+        },
+        (Target::Up, Setting::Suspend(true), None) => {
+            Decision::Skip("suspended without our annotation: off on purpose".into())
+        }
+        (Target::Up, Setting::Suspend(true), Some(m)) => match m.trim().parse::<bool>() {
+            Ok(s) => change(Setting::Suspend(s), None),
+            _ => Decision::Skip(format!("unreadable {ANN_ORIGINAL_SUSPEND}={m:?}")),
+        },
+        (Target::Up, Setting::Paused(Some(p)), Some(_)) if p == "0" => change(Setting::Paused(None), None),
+        (Target::Up, Setting::Paused(Some(_)), None) => Decision::Skip("paused by someone else: off on purpose".into()),
+        // Changed by someone while down (or never ours): keep the value, drop the marker.
+        (Target::Up, s, Some(_)) => change(s.clone(), None),
+        (Target::Up, _, None) => Decision::AtTarget,
+    }
+}
+
+/// The namespace labels and annotations the engine owns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NsMeta {
+    pub status: Option<String>,
+    pub active_until: Option<String>,
+    pub request_answered: Option<String>,
+    pub request_status: Option<String>,
+}
+
+impl NsMeta {
+    pub fn of(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) -> Self {
+        NsMeta {
+            status: labels.get(LABEL_STATUS).cloned(),
+            active_until: annotations.get(ANN_ACTIVE_UNTIL).cloned(),
+            request_answered: annotations.get(ANN_REQUEST_ANSWERED).cloned(),
+            request_status: annotations.get(ANN_REQUEST_STATUS).cloned(),
+        }
+    }
+
+    /// A merge patch from `self` to `to`, touching only the keys that differ.
+    pub fn patch_to(&self, to: &NsMeta) -> Value {
+        let (mut labels, mut annotations) = (Map::new(), Map::new());
+        if self.status != to.status {
+            labels.insert(LABEL_STATUS.into(), json!(to.status));
+        }
+        for (key, a, b) in [
+            (ANN_ACTIVE_UNTIL, &self.active_until, &to.active_until),
+            (ANN_REQUEST_ANSWERED, &self.request_answered, &to.request_answered),
+            (ANN_REQUEST_STATUS, &self.request_status, &to.request_status),
+        ] {
+            if a != b {
+                annotations.insert(key.into(), json!(b));
+            }
+        }
+        let mut meta = Map::new();
+        if !labels.is_empty() {
+            meta.insert("labels".into(), Value::Object(labels));
+        }
+        if !annotations.is_empty() {
+            meta.insert("annotations".into(), Value::Object(annotations));
+        }
+        json!({ "metadata": meta })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamespaceChange {
+    pub before: NsMeta,
+    pub after: NsMeta,
+    pub patch: Value,
+}
+
+/// What happens to `namespace-scheduler/active-until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    Keep,
+    Set(DateTime<Utc>),
+    Remove,
+}
+
+/// What a command wants for one namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intent {
+    pub target: Target,
+    pub until: Until,
+    pub operation: OperationType,
+    pub requested_by: String,
+    /// Answer to a self-service request: (request value, `accepted` / `rejected: …`).
+    pub answer: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub kind: Kind,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamespacePlan {
+    pub namespace: String,
+    pub cost_center: String,
+    pub target: Target,
+    pub operation: &'static str,
+    pub requested_by: String,
+    pub active_until: Option<String>,
+    pub changes: Vec<Change>,
+    pub skipped: Vec<Skipped>,
+    /// Workloads already at the target (no write).
+    pub at_target: usize,
+    /// Our labels/annotations on the Namespace, written after the workloads.
+    pub namespace_change: Option<NamespaceChange>,
+    #[serde(skip)]
+    pub operation_type: OperationType,
+    #[serde(skip)]
+    pub resource_version: Option<String>,
+}
+
+impl NamespacePlan {
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty() && self.namespace_change.is_none()
+    }
+
+    /// Only a self-service answer is written: nothing was scaled or (de)activated.
+    pub fn only_bookkeeping(&self) -> bool {
+        self.changes.is_empty()
+            && self
+                .namespace_change
+                .as_ref()
+                .is_none_or(|c| c.before.status == c.after.status && c.before.active_until == c.after.active_until)
+    }
+
+    pub fn writes(&self) -> usize {
+        self.changes.len() + usize::from(self.namespace_change.is_some())
+    }
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn plan_namespace(ns: &ManagedNamespace, workloads: &[Workload], intent: &Intent) -> NamespacePlan {
+    let (mut changes, mut skipped, mut at_target) = (Vec::new(), Vec::new(), 0);
+    for w in workloads {
+        match decide(w, intent.target) {
+            Decision::Change(c) => changes.push(*c),
+            Decision::AtTarget => at_target += 1,
+            Decision::Skip(reason) => skipped.push(Skipped {
+                kind: w.kind,
+                name: w.name.clone(),
+                reason,
+            }),
+        }
+    }
+    let before = NsMeta::of(&ns.labels, &ns.annotations);
+    let mut after = before.clone();
+    after.status = Some(
+        if intent.target == Target::Up {
+            "active"
+        } else {
+            "inactive"
+        }
+        .into(),
+    );
+    match intent.until {
+        Until::Keep => {}
+        Until::Set(t) => after.active_until = Some(rfc3339(t)),
+        Until::Remove => after.active_until = None,
+    }
+    if let Some((raw, status)) = &intent.answer {
+        after.request_answered = Some(raw.clone());
+        after.request_status = Some(status.clone());
+    }
+    let namespace_change = (after != before).then(|| NamespaceChange {
+        patch: before.patch_to(&after),
+        before,
+        after: after.clone(),
+    });
+    NamespacePlan {
+        namespace: ns.name.clone(),
+        cost_center: ns.cost_center.clone(),
+        target: intent.target,
+        operation: intent.operation.as_str(),
+        requested_by: intent.requested_by.clone(),
+        active_until: after.active_until,
+        changes,
+        skipped,
+        at_target,
+        namespace_change,
+        operation_type: intent.operation,
+        resource_version: ns.resource_version.clone(),
+    }
+}

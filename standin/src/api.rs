@@ -199,7 +199,9 @@ pub(crate) fn handle_resource(
         return Err(ApiError::path_not_found());
     }
     let patch_type = || {
-        PatchType::from_content_type(content_type).ok_or_else(|| {
+        PatchType::from_content_type(content_type)
+            .filter(|pt| !(def.custom && *pt == PatchType::Strategic))
+            .ok_or_else(|| {
             ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"))
         })
     };

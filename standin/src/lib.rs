@@ -31,7 +31,43 @@
 //!   [`Options::strict_updates`] is set; it is always rejected (422) for custom resources;
 //! * list pagination continues strictly after the last returned key, so objects that exist
 //!   throughout are never skipped or duplicated;
-//! * `watch` is not supported (405).
+//! * strategic merge patch is a merge patch that also merges lists of objects by `name`; it is
+//!   rejected with 415 for custom resources (ScaledObjects), as by the apiserver;
+//! * server-side apply (`application/apply-patch+yaml`) is approximated as a merge patch that
+//!   creates missing objects (no field ownership, no managedFields);
+//! * `watch`, `deletecollection` and the `status` subresource are not served (405 / 404);
+//! * objects inserted with [`Standin::insert`] skip API checks (their namespace need not
+//!   exist); API creates into a missing namespace get 404 like the apiserver;
+//! * the `kube` 5 client retries 429/503/504 by itself unless `Config::default_retry` is
+//!   false — set it to false to observe one-shot status faults in a test.
+//!
+//! ## Admin HTTP surface (not recorded, no latency, no faults)
+//!
+//! | request | effect |
+//! |---|---|
+//! | `GET /_standin/requests` / `DELETE /_standin/requests` | recorded [`RequestRecord`]s (JSON, camelCase) / forget them |
+//! | `GET /_standin/stats` | `{requests, byVerb, faults: FaultCounts, resourceVersion, latencyMs}` |
+//! | `GET /_standin/faults` | active rules with `id`, `matched`, `fired` |
+//! | `POST /_standin/faults` | add a [`FaultRule`] (JSON object or array) → `{"ids": [..]}` |
+//! | `DELETE /_standin/faults`, `DELETE /_standin/faults/ID` | remove all / one rule |
+//! | `PUT /_standin/latency` `{"ms": N}` | global per-request latency |
+//! | `POST /_standin/objects` | insert an object, an array or a `*List` (JSON or YAML) |
+//! | `GET /_standin/objects?apiVersion=&kind=[&namespace=][&name=]` | list, or get one |
+//! | `PATCH /_standin/objects?apiVersion=&kind=&namespace=&name=` | merge-patch as another actor would (bumps resourceVersion) |
+//! | `DELETE /_standin/objects?apiVersion=&kind=&namespace=&name=` | remove one |
+//! | `GET /_standin/healthz` | `"ok"` |
+//!
+//! Fault rule JSON: `{"verb": "patch", "resource": "deployments", "subresource": "scale",
+//! "namespace": "dev-a", "name": "web", "nth": 2, "probability": 0.1, "seed": 7, "times": 1,
+//! "action": {"type": "status", "code": 429, "retryAfterSeconds": 1}}`; other actions:
+//! `{"type": "latency", "ms": 200}`, `{"type": "drop"}`, `{"type": "commitThenDrop"}`.
+//!
+//! ## kubectl
+//!
+//! Discovery is served as plain JSON (kubectl falls back from aggregated discovery), lists and
+//! gets are rendered as `meta.k8s.io/v1` Tables when kubectl asks for them, and `/openapi/v2` is
+//! an empty protobuf document so client-side validation (`kubectl create/apply`) finds no schema
+//! and skips; `/openapi/v3` is 404.
 
 mod admin;
 mod api;

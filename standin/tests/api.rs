@@ -369,6 +369,27 @@ async fn keda_only_when_enabled_and_discovery() {
     assert_eq!(v["items"][0]["kind"], "ScaledObject");
     let (_, _, groups) = http(&s.url(), "GET", "/apis", None).await;
     assert!(groups.contains("keda.sh"));
+    let so = "/apis/keda.sh/v1alpha1/namespaces/ns1/scaledobjects/so";
+    let pause = r#"{"metadata":{"annotations":{"autoscaling.keda.sh/paused-replicas":"0"}}}"#;
+    let (code, _, _) = http_ct(
+        &s.url(),
+        "PATCH",
+        so,
+        "application/strategic-merge-patch+json",
+        Some(pause),
+    )
+    .await;
+    assert_eq!(code, 415, "no strategic merge patch for custom resources");
+    let (code, _, _) = http_ct(&s.url(), "PATCH", so, "application/merge-patch+json", Some(pause)).await;
+    assert_eq!(code, 200);
+    let paused = s.annotation(
+        "keda.sh/v1alpha1",
+        "ScaledObject",
+        Some("ns1"),
+        "so",
+        "autoscaling.keda.sh/paused-replicas",
+    );
+    assert_eq!(paused.as_deref(), Some("0"));
 
     let (_, _, apps) = http(&s.url(), "GET", "/apis/apps/v1", None).await;
     let apps: serde_json::Value = serde_json::from_str(&apps).unwrap();

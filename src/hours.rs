@@ -46,6 +46,11 @@ impl WeekdaySet {
         Ok(WeekdaySet(bits))
     }
 
+    /// Exactly these days (an empty slice gives a set with no business day at all).
+    pub fn from_days(days: &[Weekday]) -> Self {
+        WeekdaySet(days.iter().fold(0, |bits, d| bits | 1 << d.num_days_from_monday()))
+    }
+
     pub fn contains(&self, day: Weekday) -> bool {
         self.0 & (1 << day.num_days_from_monday()) != 0
     }

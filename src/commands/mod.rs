@@ -4,6 +4,7 @@
 mod calendar;
 mod check;
 mod down;
+mod local_tables;
 mod populate;
 mod report;
 mod run;
@@ -53,6 +54,7 @@ pub fn main(cli: Cli) -> Exit {
                 Command::Down(args) => down::execute(&ctx, args).await,
                 Command::Populate(args) => populate::execute(&ctx, args).await,
                 Command::Report(args) => report::execute(&ctx, args).await,
+                Command::LocalTables => local_tables::execute(&ctx).await,
                 Command::Check(_) | Command::Calendar(_) => unreachable!("handled above"),
             }
         }),
@@ -85,12 +87,6 @@ fn command_name(c: &Command) -> &'static str {
         Command::Calendar(_) => "calendar",
         Command::Populate(_) => "populate",
         Command::Report(_) => "report",
+        Command::LocalTables => "local-tables",
     }
-}
-
-/// For commands whose issue has not landed yet.
-fn not_yet(what: &str) -> Result<Exit> {
-    Err(crate::Error::Usage(format!(
-        "`{what}` is not available yet in this build"
-    )))
 }

@@ -1,0 +1,20 @@
+//! Hidden `local-tables`: creates the audit and permissions tables on a local DynamoDB with the
+//! schema of `infrastructure/dynamodb-tables.yaml`, for the demo and for manual testing.
+
+use super::Context;
+use crate::error::{Error, Exit, Result};
+
+pub async fn execute(ctx: &Context) -> Result<Exit> {
+    let Some(endpoint) = ctx.config.dynamodb_endpoint.as_deref() else {
+        return Err(Error::Usage(
+            "local-tables only works with DYNAMODB_ENDPOINT_URL (a local DynamoDB); in AWS deploy infrastructure/dynamodb-tables.yaml".into(),
+        ));
+    };
+    let client = crate::dynamo::client(&ctx.config).await;
+    crate::dynamo::ensure_local_tables(&client, &ctx.config.audit_table, &ctx.config.permissions_table).await?;
+    println!(
+        "tables {} and {} ready on {endpoint}",
+        ctx.config.audit_table, ctx.config.permissions_table
+    );
+    Ok(Exit::Ok)
+}

@@ -142,7 +142,11 @@ pub async fn load_transitions(
             .index_name(CLUSTER_INDEX)
             .key_condition_expression("cluster_name = :cluster AND timestamp_start <= :until")
             .filter_expression("#status = :completed")
-            .projection_expression("namespace_name, timestamp_start, timestamp_end, operation_type, cost_center")
+            // cluster_name is not needed in the result, but DynamoDB Local builds the page's
+            // LastEvaluatedKey from the projected item: without it, pages are skipped.
+            .projection_expression(
+                "namespace_name, timestamp_start, timestamp_end, operation_type, cost_center, cluster_name",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()))
             .expression_attribute_values(":until", AttributeValue::N(format!("{until}")))

@@ -18,7 +18,7 @@ say() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 say "build"
-cargo build --quiet --bin namespace-scheduler --bin kube-standin
+cargo build --quiet --bin namespace-scheduler && cargo build --quiet -p standin --bin kube-standin
 BIN="$ROOT/target/debug/namespace-scheduler"
 
 say "start DynamoDB Local and the Kubernetes API stand-in"
@@ -67,4 +67,4 @@ say "Thursday 08:00: business hours, everything back to its exact replica count"
 workloads
 
 say "this week's report from the audit table (records carry the real clock, so the hours are the demo's seconds)"
-"$BIN" report --week "$(date -u +%G-W%V)"
+"$BIN" report --week "$(TZ=America/Bogota date +%G-W%V)"

@@ -274,20 +274,39 @@ fn instant_strategy() -> impl Strategy<Value = DateTime<Utc>> {
     (505_000_000i64..3_786_000_000).prop_map(|s| Utc.timestamp_opt(s, 0).unwrap())
 }
 
-/// Instants near DST changes and midnights, where mistakes hide.
-fn tricky_instant_strategy() -> impl Strategy<Value = DateTime<Utc>> {
-    let anchors = [
-        "2026-03-08T06:00:00Z",
-        "2026-11-01T05:00:00Z",
-        "2026-03-29T00:30:00Z",
-        "2026-10-25T00:30:00Z",
-        "2026-04-05T02:00:00Z",
-        "2026-09-06T03:00:00Z",
-        "2011-12-29T08:00:00Z",
-        "2026-04-04T14:30:00Z",
-        "2026-10-03T15:00:00Z",
-    ];
-    (0..anchors.len(), -30 * 3600i64..30 * 3600).prop_map(move |(i, offset)| at(anchors[i]) + Duration::seconds(offset))
+/// Clock changes (UTC instant, zone), where mistakes hide.
+const CLOCK_CHANGES: [(&str, Tz); 9] = [
+    ("2026-03-08T07:00:00Z", chrono_tz::America::New_York), // 02:00 → 03:00
+    ("2026-11-01T06:00:00Z", chrono_tz::America::New_York), // 02:00 → 01:00
+    ("2026-03-29T01:00:00Z", chrono_tz::Europe::London),    // 01:00 → 02:00
+    ("2026-10-25T01:00:00Z", chrono_tz::Europe::London),    // 02:00 → 01:00
+    ("2026-04-05T03:00:00Z", chrono_tz::America::Santiago), // 24:00 → 23:00
+    ("2026-09-06T04:00:00Z", chrono_tz::America::Santiago), // 00:00 → 01:00 (midnight skipped)
+    ("2026-04-04T15:00:00Z", chrono_tz::Australia::Lord_Howe), // 02:00 → 01:30
+    ("2026-10-03T15:30:00Z", chrono_tz::Australia::Lord_Howe), // 02:00 → 02:30
+    ("2011-12-30T10:00:00Z", chrono_tz::Pacific::Apia),     // Dec 30 skipped
+];
+
+/// A configuration whose start or end hour sits on a clock change, and an instant near it.
+fn around_clock_change() -> impl Strategy<Value = (BusinessHours, DateTime<Utc>)> {
+    (
+        hours_strategy(),
+        0..CLOCK_CHANGES.len(),
+        prop::sample::select(vec![0u32, 1, 2, 3, 22, 23]),
+        prop::sample::select(vec![1u32, 2, 3, 24]),
+        -30 * 3600i64..30 * 3600,
+    )
+        .prop_map(|(b, i, start, span, offset)| {
+            let (instant, zone) = CLOCK_CHANGES[i];
+            let end = if span == 24 { 24 } else { (start + span).min(24) };
+            let b = BusinessHours {
+                timezone: zone,
+                start_hour: start,
+                end_hour: end,
+                ..b
+            };
+            (b, at(instant) + Duration::seconds(offset))
+        })
 }
 
 fn check_first_change(b: &BusinessHours, at: DateTime<Utc>, samples: &[f64]) -> Result<(), TestCaseError> {
@@ -342,7 +361,7 @@ fn check_first_change(b: &BusinessHours, at: DateTime<Utc>, samples: &[f64]) -> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn decision_is_pure_and_next_transition_is_the_first_change(
@@ -355,8 +374,7 @@ proptest! {
 
     #[test]
     fn next_transition_is_the_first_change_around_dst(
-        b in hours_strategy(),
-        at in tricky_instant_strategy(),
+        (b, at) in around_clock_change(),
         samples in proptest::collection::vec(0.0f64..1.0, 16),
     ) {
         check_first_change(&b, at, &samples)?;

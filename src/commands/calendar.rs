@@ -17,10 +17,11 @@ pub fn execute(ctx: &Context, args: CalendarArgs) -> Result<Exit> {
         (None, None) => configured.clone(),
         // Another country: the configured dates and subdivision belong to the configured one.
         (Some(country), sub) => {
-            HolidayCalendar::new(Some(country), sub.as_deref(), Default::default()).map_err(|e| as_flag_error(e))?
+            HolidayCalendar::new(Some(country), sub.as_deref(), Default::default()).map_err(as_flag_error)?
         }
-        (None, Some(sub)) => HolidayCalendar::new(configured.country(), Some(sub), configured.extra().clone())
-            .map_err(|e| as_flag_error(e))?,
+        (None, Some(sub)) => {
+            HolidayCalendar::new(configured.country(), Some(sub), configured.extra().clone()).map_err(as_flag_error)?
+        }
     };
     let year = args
         .year

@@ -16,6 +16,9 @@ use namespace_scheduler::permissions::{
 };
 use namespace_scheduler::{Error, Exit};
 
+/// (index name, key schema, projection type).
+type IndexRow = (String, Vec<(String, String)>, String);
+
 #[tokio::test]
 async fn local_tables_have_exactly_the_schema_of_the_template() {
     let h = dynamo().await;
@@ -52,7 +55,7 @@ async fn local_tables_have_exactly_the_schema_of_the_template() {
             want.attributes.iter().cloned().collect(),
             "{resource} attributes"
         );
-        let mut gsis: Vec<(String, Vec<(String, String)>, String)> = desc
+        let mut gsis: Vec<IndexRow> = desc
             .global_secondary_indexes()
             .iter()
             .map(|g| {

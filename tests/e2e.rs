@@ -1,0 +1,487 @@
+//! End-to-end: the real binary, as a subprocess, against the API stand-in (default) or the real
+//! cluster of `E2E_KUBECONFIG` (see docs/e2e.md), with DynamoDB Local for the audit.
+//! Fault-injection and request-count tests need the stand-in and return early on a real cluster.
+
+mod common;
+#[path = "e2e/faults.rs"]
+mod faults;
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use harness::*;
+use namespace_scheduler::audit::{AuditStatus, OperationType};
+use serde_json::{json, Value};
+
+const ORIG: &str = "namespace-scheduler/original-replicas";
+
+fn row<'a>(summary: &'a Value, ns: &str) -> &'a Value {
+    summary["namespaces"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
+        .unwrap_or_else(|| panic!("no row for {ns} in {summary}"))
+}
+
+/// A namespace with every case of SPEC §4: counts 1/3/7, a StatefulSet, CronJobs on and off,
+/// a Deployment off on purpose, an excluded one and an operator-controlled one.
+async fn mixed_namespace(c: &Cluster, short: &str) -> String {
+    let ns = c
+        .namespace(short, &[("namespace-scheduler/cost-center", "DEVOPS-INFRA")])
+        .await;
+    for (name, n) in [("one", 1), ("three", 3), ("seven", 7), ("idle", 0)] {
+        c.deployment(&ns, name, n).await;
+    }
+    c.statefulset(&ns, "db", 2).await;
+    c.cronjob(&ns, "report", false).await;
+    c.cronjob(&ns, "paused-by-team", true).await;
+    let mut excluded = standin::seed::deployment(&ns, "excluded", 2);
+    excluded["metadata"]["annotations"] = json!({"namespace-scheduler/exclude": "true"});
+    c.create(excluded).await;
+    let mut operated = standin::seed::deployment(&ns, "operated", 4);
+    operated["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "example.com/v1", "kind": "Database", "name": "pg", "uid": "0b6f1f1e-0000-4000-8000-000000000001",
+        "controller": true
+    }]);
+    c.create(operated).await;
+    ns
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_then_up_restores_exact_values_and_skips_what_is_not_ours() {
+    let c = Cluster::start().await;
+    let ns = mixed_namespace(&c, "mixed").await;
+    let start = c.snapshot(&ns).await;
+
+    // The plan lists what will change and what is skipped, with reasons, and touches nothing.
+    let (code, out, err) = c
+        .run(&["--dry-run", "--output", "json", "run", "--at", OFF_HOURS])
+        .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let plan: Value = serde_json::from_str(out.trim()).unwrap();
+    let p = &plan["namespaces"][0];
+    assert_eq!(p["target"], "down");
+    assert_eq!(p["changes"].as_array().unwrap().len(), 5, "{p}");
+    let reasons: Vec<String> = p["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{}: {}",
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        reasons.contains(&"Deployment/excluded: annotated namespace-scheduler/exclude".to_string()),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"Deployment/operated: controlled by Database/pg".to_string()),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"Deployment/idle: at 0 without our annotation: off on purpose".to_string()),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("CronJob/paused-by-team: suspended without our annotation")),
+        "{reasons:?}"
+    );
+    assert_eq!(c.snapshot(&ns).await, start, "dry-run changed something");
+
+    let (code, s, err) = c.run_json(OFF_HOURS, &[]).await;
+    assert_eq!(code, 0, "{s}\n{err}");
+    assert_eq!(row(&s, &ns)["status"], "completed");
+    for (name, n) in [("one", 1), ("three", 3), ("seven", 7)] {
+        assert_eq!(c.replicas("Deployment", &ns, name).await, 0);
+        assert_eq!(
+            c.annotation("Deployment", Some(&ns), name, ORIG).await,
+            Some(n.to_string())
+        );
+    }
+    assert_eq!(
+        c.annotation("StatefulSet", Some(&ns), "db", ORIG).await.as_deref(),
+        Some("2")
+    );
+    assert!(c.suspended(&ns, "report").await);
+    assert_eq!(
+        c.label(&ns, "namespace-scheduler/status").await.as_deref(),
+        Some("inactive")
+    );
+    // Not ours: untouched, no annotation.
+    assert_eq!(c.replicas("Deployment", &ns, "idle").await, 0);
+    assert_eq!(c.replicas("Deployment", &ns, "excluded").await, 2);
+    assert_eq!(c.replicas("Deployment", &ns, "operated").await, 4);
+    assert_eq!(c.annotation("Deployment", Some(&ns), "idle", ORIG).await, None);
+
+    let (code, s, err) = c.run_json(BUSINESS, &[]).await;
+    assert_eq!(code, 0, "{s}\n{err}");
+    let mut end = c.snapshot(&ns).await;
+    assert_eq!(
+        end.remove("Namespace").as_deref(),
+        Some("namespace-scheduler/cost-center=\"DEVOPS-INFRA\",namespace-scheduler/status=\"active\"")
+    );
+    let mut start = start;
+    start.remove("Namespace");
+    assert_eq!(
+        end, start,
+        "up must restore exactly the starting values and drop our annotations"
+    );
+
+    let audit = c.audit().await;
+    let ops: Vec<(OperationType, AuditStatus, usize)> = audit
+        .iter()
+        .map(|r| (r.operation_type, r.status, r.resources.len()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            (OperationType::AutoShutdownBusinessHours, AuditStatus::Completed, 5),
+            (OperationType::AutoStartupBusinessHours, AuditStatus::Completed, 5)
+        ]
+    );
+    assert!(audit
+        .iter()
+        .all(|r| r.requested_by == "system" && r.cluster_name == "e2e" && r.cost_center == "DEVOPS-INFRA"));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_changed_while_down_is_kept() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("changed", &[]).await;
+    c.deployment(&ns, "api", 3).await;
+    c.deployment(&ns, "web", 2).await;
+    c.cronjob(&ns, "job", false).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
+    // Someone scales api to 5 and resumes the CronJob by hand during the night.
+    c.patch("Deployment", Some(&ns), "api", json!({"spec": {"replicas": 5}}))
+        .await;
+    c.patch("CronJob", Some(&ns), "job", json!({"spec": {"suspend": false}}))
+        .await;
+    let (code, out, err) = c.run(&["run", "--at", BUSINESS]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(c.replicas("Deployment", &ns, "api").await, 5, "their value is kept");
+    assert_eq!(c.replicas("Deployment", &ns, "web").await, 2, "ours is restored");
+    assert!(!c.suspended(&ns, "job").await);
+    for name in ["api", "web"] {
+        assert_eq!(c.annotation("Deployment", Some(&ns), name, ORIG).await, None);
+    }
+    assert_eq!(
+        c.annotation("CronJob", Some(&ns), "job", "namespace-scheduler/original-suspend")
+            .await,
+        None
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_unknown_and_unmanaged_namespaces_are_refused_with_exit_2() {
+    let c = Cluster::start().await;
+    let guarded = c.namespace("guarded", &[]).await;
+    c.deployment(&guarded, "api", 2).await;
+    let normal = c.namespace("normal", &[]).await;
+    c.deployment(&normal, "api", 2).await;
+    let env = [("PROTECTED_NAMESPACES", guarded.as_str())];
+    for args in [
+        vec![
+            "up",
+            "--namespace",
+            guarded.as_str(),
+            "--cost-center",
+            "DEVOPS-INFRA",
+            "--at",
+            OFF_HOURS,
+        ],
+        vec!["down", "--namespace", guarded.as_str()],
+        vec!["down", "--namespace", c.own_ns.as_str()],
+        vec!["down", "--namespace", "kube-system"],
+        vec!["down", "--namespace", "nss-e2e-does-not-exist"],
+    ] {
+        let (code, out, err) = c.run_with(&args, &env).await;
+        assert_eq!(code, 2, "{args:?}: {out}\n{err}");
+        assert!(
+            err.contains("protected") || err.contains("does not exist"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, _, err) = c
+        .run_with(
+            &["down", "--namespace", &normal],
+            &[("NAMESPACE_SELECTOR", "nss-e2e/none=x")],
+        )
+        .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("not managed"), "{err}");
+    assert_eq!(
+        c.replicas("Deployment", &normal, "api").await,
+        2,
+        "exit 2 touches nothing"
+    );
+    // A scheduled run never writes a protected namespace either.
+    let (code, out, err) = c.run_with(&["run", "--at", OFF_HOURS], &env).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(c.replicas("Deployment", &guarded, "api").await, 2);
+    assert_eq!(c.label(&guarded, "namespace-scheduler/status").await, None);
+    assert_eq!(c.replicas("Deployment", &normal, "api").await, 0);
+    if let Some(s) = c.standin() {
+        assert!(s
+            .requests()
+            .iter()
+            // Only the test's own seeding ever wrote there.
+            .all(|r| r.namespace != guarded || matches!(r.verb.as_str(), "list" | "get" | "create")));
+        assert!(s
+            .requests()
+            .iter()
+            .all(|r| !(r.resource == "namespaces" && r.name == guarded && r.verb == "patch")));
+    }
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_writes_nothing_and_takes_no_lease() {
+    let c = Cluster::start().await;
+    let ns = mixed_namespace(&c, "dry").await;
+    let before = c.snapshot(&ns).await;
+    let (code, out, err) = c.run(&["--dry-run", "run", "--at", OFF_HOURS]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("DRY RUN") && out.contains("seven") && out.contains("7 -> 0"),
+        "{out}"
+    );
+    assert_eq!(c.snapshot(&ns).await, before);
+    assert!(c.get("Lease", Some(&c.own_ns), "namespace-scheduler").await.is_none());
+    if let Some(s) = c.standin() {
+        let writes: Vec<_> = s
+            .requests()
+            .into_iter()
+            .filter(|r| !matches!(r.verb.as_str(), "get" | "list"))
+            .collect();
+        // The only writes are the test's own seeding (creates before the run).
+        assert!(
+            writes
+                .iter()
+                .all(|r| r.verb == "create" && r.resource != "events" && r.resource != "leases"),
+            "{writes:?}"
+        );
+    }
+    assert!(c.audit().await.is_empty(), "dry-run writes no audit");
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_unknown_cost_center_is_rejected_audited_and_touches_nothing() {
+    let c = Cluster::start().await;
+    c.populate().await;
+    let ns = c.namespace("reject", &[]).await;
+    c.deployment(&ns, "api", 3).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
+    let before = c.snapshot(&ns).await;
+    let (code, out, err) = c
+        .run(&[
+            "up",
+            "--namespace",
+            &ns,
+            "--cost-center",
+            "NO-SUCH-CC",
+            "--requested-by",
+            "bob",
+            "--at",
+            OFF_HOURS,
+        ])
+        .await;
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("unknown_cost_center"), "{err}");
+    assert_eq!(c.snapshot(&ns).await, before);
+    let rejected: Vec<_> = c
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.status == AuditStatus::Rejected)
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        (rejected[0].operation_type, rejected[0].requested_by.as_str()),
+        (OperationType::Activate, "bob")
+    );
+    assert!(rejected[0].error.as_deref().unwrap().contains("unknown_cost_center"));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_off_hours_opens_a_window_that_run_respects_until_it_ends() {
+    let c = Cluster::start().await;
+    c.populate().await;
+    let ns = c.namespace("window", &[]).await;
+    let other = c.namespace("other", &[]).await;
+    c.deployment(&ns, "api", 3).await;
+    c.deployment(&other, "api", 2).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
+    let (code, out, err) = c
+        .run(&[
+            "up",
+            "--namespace",
+            &ns,
+            "--cost-center",
+            "DEVOPS-INFRA",
+            "--requested-by",
+            "ana",
+            "--for",
+            "4h",
+            "--at",
+            OFF_HOURS,
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(c.replicas("Deployment", &ns, "api").await, 3);
+    // 20:00 -05:00 + 4h = 01:00Z... the next day 01:00 UTC is 20:00+4h = 00:00 -05:00 = 05:00Z.
+    assert_eq!(
+        c.annotation("Namespace", None, &ns, "namespace-scheduler/active-until")
+            .await
+            .as_deref(),
+        Some("2026-11-26T05:00:00Z")
+    );
+    assert_eq!(
+        c.label(&ns, "namespace-scheduler/status").await.as_deref(),
+        Some("active")
+    );
+
+    let (code, s, _) = c.run_json(LATER_OFF_HOURS, &[]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        c.replicas("Deployment", &ns, "api").await,
+        3,
+        "the window is still open at 21:00"
+    );
+    assert_eq!(s["namespaces_changed"], 0, "{s}");
+
+    let (code, _, _) = c.run_json(NEXT_NIGHT, &[]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        c.replicas("Deployment", &ns, "api").await,
+        0,
+        "the window ended at 00:00"
+    );
+    assert_eq!(
+        c.annotation("Namespace", None, &ns, "namespace-scheduler/active-until")
+            .await,
+        None
+    );
+    let ops: Vec<_> = c
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.namespace_name == ns)
+        .map(|r| (r.operation_type, r.requested_by))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            (OperationType::AutoShutdownBusinessHours, "system".to_string()),
+            (OperationType::Activate, "ana".to_string()),
+            (OperationType::AutoShutdownBusinessHours, "system".to_string())
+        ]
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_service_requests_are_accepted_rejected_expired_and_answered_once() {
+    let c = Cluster::start().await;
+    c.populate().await;
+    let ok = c
+        .namespace("req-ok", &[("namespace-scheduler/cost-center", "DEVOPS-INFRA")])
+        .await;
+    let no = c
+        .namespace("req-no", &[("namespace-scheduler/cost-center", "EXTERNAL-CONTRACTOR")])
+        .await;
+    let old = c
+        .namespace("req-old", &[("namespace-scheduler/cost-center", "DEVOPS-INFRA")])
+        .await;
+    for ns in [&ok, &no, &old] {
+        c.deployment(ns, "api", 2).await;
+    }
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
+    let ask = |until: &str| json!({"metadata": {"annotations": {"namespace-scheduler/request-until": until, "namespace-scheduler/requested-by": "maria"}}});
+    c.patch("Namespace", None, &ok, ask("2026-11-25T23:00:00-05:00")).await;
+    c.patch("Namespace", None, &no, ask("2026-11-25T23:00:00-05:00")).await;
+    c.patch("Namespace", None, &old, ask("2026-11-25T19:00:00-05:00")).await;
+
+    let (code, s, err) = c.run_json(LATER_OFF_HOURS, &[]).await;
+    assert_eq!(code, 0, "{s}\n{err}");
+    assert_eq!(c.replicas("Deployment", &ok, "api").await, 2);
+    assert_eq!(
+        c.annotation("Namespace", None, &ok, "namespace-scheduler/request-status")
+            .await
+            .as_deref(),
+        Some("accepted")
+    );
+    assert_eq!(
+        c.annotation("Namespace", None, &ok, "namespace-scheduler/active-until")
+            .await
+            .as_deref(),
+        Some("2026-11-26T04:00:00Z")
+    );
+    assert_eq!(c.replicas("Deployment", &no, "api").await, 0);
+    let status = c
+        .annotation("Namespace", None, &no, "namespace-scheduler/request-status")
+        .await
+        .unwrap();
+    assert!(status.starts_with("rejected: not_authorized"), "{status}");
+    let status = c
+        .annotation("Namespace", None, &old, "namespace-scheduler/request-status")
+        .await
+        .unwrap();
+    assert!(status.starts_with("rejected: expired"), "{status}");
+    let audit = c.audit().await;
+    let activations: Vec<_> = audit
+        .iter()
+        .filter(|r| r.operation_type == OperationType::Activate)
+        .map(|r| (r.namespace_name.clone(), r.status, r.requested_by.clone()))
+        .collect();
+    assert_eq!(activations.len(), 3, "{activations:?}");
+    assert!(activations.contains(&(ok.clone(), AuditStatus::Completed, "maria".into())));
+    assert!(activations.contains(&(no.clone(), AuditStatus::Rejected, "maria".into())));
+    assert!(activations.contains(&(old.clone(), AuditStatus::Rejected, "maria".into())));
+
+    // Answered requests are not re-evaluated: nothing changes, nothing is audited.
+    let (code, s, _) = c.run_json(LATER_OFF_HOURS, &[]).await;
+    assert_eq!(code, 0);
+    assert_eq!(s["namespaces_changed"], 0, "{s}");
+    assert_eq!(c.audit().await.len(), audit.len());
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_lease_blocks_with_exit_3_and_a_stale_one_is_taken_over() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("lease", &[]).await;
+    c.deployment(&ns, "api", 3).await;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    c.create(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "namespace-scheduler", "namespace": c.own_ns},
+        "spec": {"holderIdentity": "other-pod/run", "leaseDurationSeconds": 60, "acquireTime": now, "renewTime": now, "leaseTransitions": 4}
+    }))
+    .await;
+    let (code, out, err) = c.run(&["run", "--at", OFF_HOURS]).await;
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(err.contains("other-pod/run"), "{err}");
+    assert_eq!(c.replicas("Deployment", &ns, "api").await, 3, "exit 3 touches nothing");
+
+    c.expire_lease().await;
+    let (code, out, err) = c.run(&["run", "--at", OFF_HOURS]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(c.replicas("Deployment", &ns, "api").await, 0);
+    let lease = c.get("Lease", Some(&c.own_ns), "namespace-scheduler").await.unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 5);
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "released at the end: {lease}"
+    );
+    c.cleanup().await;
+}

@@ -1,0 +1,312 @@
+//! The cluster behind the e2e tests: the in-process API stand-in by default, or the real cluster
+//! of `E2E_KUBECONFIG`. Everything is seeded and read through the Kubernetes API with the kube
+//! client, so the tests are the same in both modes; only fault injection and request counting
+//! need the stand-in (`standin()` is `None` on a real cluster and those tests return early).
+//!
+//! Isolation: every test creates namespaces named `nss-e2e-<random>-…`, labels them
+//! `nss-e2e/run=<random>`, and runs the scheduler with `NAMESPACE_SELECTOR` set to that label
+//! and its own namespace (holding its Lease) `nss-e2e-<random>-sched`, so nothing else in a
+//! shared cluster is ever managed. `cleanup` deletes what the test created.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::api::{DeleteParams, GetParams, Patch, PatchParams, PostParams};
+use kube::core::Request;
+use serde_json::{json, Value};
+use standin::{Options, Standin};
+
+use crate::common::{self, DynamoHandle};
+
+pub const OFF_HOURS: &str = "2026-11-25T20:00:00-05:00";
+pub const LATER_OFF_HOURS: &str = "2026-11-25T21:00:00-05:00";
+pub const NEXT_NIGHT: &str = "2026-11-26T01:00:00-05:00";
+pub const BUSINESS: &str = "2026-11-26T10:00:00-05:00";
+pub const RUN_LABEL: &str = "nss-e2e/run";
+
+pub struct Cluster {
+    pub standin: Option<Standin>,
+    pub client: kube::Client,
+    pub kubeconfig: PathBuf,
+    pub id: String,
+    pub own_ns: String,
+    pub dynamo: DynamoHandle,
+    pub audit_table: String,
+    pub permissions_table: String,
+    created: std::sync::Mutex<Vec<String>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Collection path for a kind.
+fn path(kind: &str, ns: Option<&str>) -> String {
+    let (prefix, plural) = match kind {
+        "Namespace" => return "/api/v1/namespaces".into(),
+        "Deployment" => ("/apis/apps/v1", "deployments"),
+        "StatefulSet" => ("/apis/apps/v1", "statefulsets"),
+        "CronJob" => ("/apis/batch/v1", "cronjobs"),
+        "ScaledObject" => ("/apis/keda.sh/v1alpha1", "scaledobjects"),
+        "Lease" => ("/apis/coordination.k8s.io/v1", "leases"),
+        other => panic!("unknown kind {other}"),
+    };
+    format!("{prefix}/namespaces/{}/{plural}", ns.expect("namespaced kind"))
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        Self::start_with(Options {
+            enable_keda: true,
+            ..Options::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(opts: Options) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = format!("{:06x}", fastrand::u32(..0x100_0000));
+        let (standin, kubeconfig, client) = match std::env::var("E2E_KUBECONFIG") {
+            Ok(p) if !p.trim().is_empty() => {
+                let kc = kube::config::Kubeconfig::read_from(&p).expect("read E2E_KUBECONFIG");
+                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .expect("E2E_KUBECONFIG config");
+                (None, PathBuf::from(p), kube::Client::try_from(cfg).expect("client"))
+            }
+            _ => {
+                let s = Standin::start_in_thread(opts).expect("start the stand-in");
+                let kc = dir.path().join("kubeconfig");
+                s.write_kubeconfig(&kc).expect("write kubeconfig");
+                let client = kube::Client::try_from(kube::Config::new(s.url().parse().unwrap())).unwrap();
+                (Some(s), kc, client)
+            }
+        };
+        let dynamo = common::dynamo().await;
+        let (audit_table, permissions_table) = common::unique_tables(&dynamo).await;
+        let c = Cluster {
+            standin,
+            client,
+            kubeconfig,
+            own_ns: format!("nss-e2e-{id}-sched"),
+            id,
+            dynamo,
+            audit_table,
+            permissions_table,
+            created: Default::default(),
+            _dir: dir,
+        };
+        c.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": c.own_ns}}))
+            .await;
+        c.created.lock().unwrap().push(c.own_ns.clone());
+        c
+    }
+
+    pub fn real(&self) -> bool {
+        self.standin.is_none()
+    }
+
+    pub fn standin(&self) -> Option<&Standin> {
+        self.standin.as_ref()
+    }
+
+    pub async fn create(&self, obj: Value) -> Value {
+        let kind = obj["kind"].as_str().unwrap().to_string();
+        let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+        let req = Request::new(path(&kind, ns.as_deref()))
+            .create(&PostParams::default(), serde_json::to_vec(&obj).unwrap())
+            .unwrap();
+        self.client
+            .request::<Value>(req)
+            .await
+            .unwrap_or_else(|e| panic!("create {kind}: {e}"))
+    }
+
+    /// A managed namespace `nss-e2e-<id>-<short>` (labelled for this test's selector).
+    pub async fn namespace(&self, short: &str, labels: &[(&str, &str)]) -> String {
+        let name = format!("nss-e2e-{}-{short}", self.id);
+        let mut l: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        l.insert(RUN_LABEL, &self.id);
+        self.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": l}}))
+            .await;
+        self.created.lock().unwrap().push(name.clone());
+        name
+    }
+
+    pub async fn deployment(&self, ns: &str, name: &str, replicas: i64) {
+        self.create(standin::seed::deployment(ns, name, replicas)).await;
+    }
+
+    pub async fn statefulset(&self, ns: &str, name: &str, replicas: i64) {
+        self.create(standin::seed::statefulset(ns, name, replicas)).await;
+    }
+
+    pub async fn cronjob(&self, ns: &str, name: &str, suspend: bool) {
+        self.create(standin::seed::cronjob(ns, name, suspend)).await;
+    }
+
+    pub async fn get(&self, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+        let req = Request::new(path(kind, ns)).get(name, &GetParams::default()).unwrap();
+        match self.client.request::<Value>(req).await {
+            Ok(v) => Some(v),
+            Err(kube::Error::Api(s)) if s.code == 404 => None,
+            Err(e) => panic!("get {kind} {name}: {e}"),
+        }
+    }
+
+    /// A merge patch, as another actor (a person with kubectl) would make it.
+    pub async fn patch(&self, kind: &str, ns: Option<&str>, name: &str, patch: Value) {
+        let req = Request::new(path(kind, ns))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .unwrap();
+        self.client
+            .request::<Value>(req)
+            .await
+            .unwrap_or_else(|e| panic!("patch {kind} {name}: {e}"));
+    }
+
+    pub async fn replicas(&self, kind: &str, ns: &str, name: &str) -> i64 {
+        self.get(kind, Some(ns), name).await.expect("exists")["spec"]["replicas"]
+            .as_i64()
+            .unwrap_or(1)
+    }
+
+    pub async fn suspended(&self, ns: &str, name: &str) -> bool {
+        self.get("CronJob", Some(ns), name).await.expect("exists")["spec"]["suspend"]
+            .as_bool()
+            .unwrap_or(false)
+    }
+
+    pub async fn annotation(&self, kind: &str, ns: Option<&str>, name: &str, key: &str) -> Option<String> {
+        self.get(kind, ns, name).await.expect("exists")["metadata"]["annotations"][key]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    pub async fn label(&self, ns: &str, key: &str) -> Option<String> {
+        self.get("Namespace", None, ns).await.expect("exists")["metadata"]["labels"][key]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Everything the scheduler may change in a namespace, as comparable text: each workload's
+    /// value and `namespace-scheduler/*` annotations, and the namespace's own labels/annotations.
+    pub async fn snapshot(&self, ns: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let ours = |meta: &Value| -> String {
+            let mut v: Vec<String> = ["labels", "annotations"]
+                .iter()
+                .flat_map(|f| meta[*f].as_object().cloned().unwrap_or_default())
+                .filter(|(k, _)| k.starts_with("namespace-scheduler/") || k.starts_with("autoscaling.keda.sh/"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            v.sort();
+            v.join(",")
+        };
+        let nsobj = self.get("Namespace", None, ns).await.expect("namespace");
+        out.insert("Namespace".into(), ours(&nsobj["metadata"]));
+        for kind in ["Deployment", "StatefulSet", "CronJob"] {
+            let req = Request::new(path(kind, Some(ns))).list(&Default::default()).unwrap();
+            let list: Value = self.client.request(req).await.expect("list");
+            for o in list["items"].as_array().cloned().unwrap_or_default() {
+                let value = if kind == "CronJob" {
+                    o["spec"]["suspend"].to_string()
+                } else {
+                    o["spec"]["replicas"].to_string()
+                };
+                out.insert(
+                    format!("{kind}/{}", o["metadata"]["name"].as_str().unwrap()),
+                    format!("{value} {}", ours(&o["metadata"])),
+                );
+            }
+        }
+        out
+    }
+
+    /// The scheduler binary with this cluster, these tables and short retry delays.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let std_cmd = {
+            let mut c = common::scheduler(&self.dynamo, &self.audit_table, &self.permissions_table);
+            c.env("KUBECONFIG", &self.kubeconfig)
+                .env("POD_NAMESPACE", &self.own_ns)
+                .env("NAMESPACE_SELECTOR", format!("{RUN_LABEL}={}", self.id))
+                .env("LOG_FORMAT", "text")
+                .env("EKS_CLUSTER_NAME", "e2e")
+                .env("NS_SCHEDULER_RETRY_BASE_MS", "5")
+                .env("NS_SCHEDULER_RETRY_MAX_MS", "50")
+                .env("NS_SCHEDULER_REQUEST_TIMEOUT_MS", "2000")
+                .args(args);
+            c
+        };
+        let mut cmd = tokio::process::Command::from(std_cmd);
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs the scheduler to completion: (exit code, stdout, stderr).
+    pub async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
+        let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+            .await
+            .expect("scheduler finished within 120 s")
+            .expect("spawn the scheduler");
+        let r = (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if std::env::var("E2E_VERBOSE").is_ok() {
+            eprintln!("$ {args:?} -> {}\n{}\n{}", r.0, r.1, r.2);
+        }
+        r
+    }
+
+    pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_with(args, &[]).await
+    }
+
+    /// `run --at T --output json`, returning the exit code and the summary.
+    pub async fn run_json(&self, at: &str, env: &[(&str, &str)]) -> (i32, Value, String) {
+        let (code, out, err) = self.run_with(&["--output", "json", "run", "--at", at], env).await;
+        let summary = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("summary JSON ({e}): {out}\n{err}"));
+        (code, summary, err)
+    }
+
+    pub async fn populate(&self) {
+        let (code, out, err) = self.run(&["populate"]).await;
+        assert_eq!(code, 0, "populate: {out}\n{err}");
+    }
+
+    pub async fn audit(&self) -> Vec<namespace_scheduler::audit::AuditRecord> {
+        common::audit_records(&self.dynamo, &self.audit_table).await
+    }
+
+    /// Makes the scheduler's Lease look abandoned (its holder stopped renewing long ago).
+    pub async fn expire_lease(&self) {
+        if self
+            .get("Lease", Some(&self.own_ns), "namespace-scheduler")
+            .await
+            .is_some()
+        {
+            self.patch(
+                "Lease",
+                Some(&self.own_ns),
+                "namespace-scheduler",
+                json!({"spec": {"renewTime": "2020-01-01T00:00:00.000000Z", "acquireTime": "2020-01-01T00:00:00.000000Z"}}),
+            )
+            .await;
+        }
+    }
+
+    /// Deletes the namespaces this test created (a real cluster keeps no trace of the test).
+    pub async fn cleanup(self) {
+        if self.real() {
+            for ns in self.created.lock().unwrap().clone() {
+                let req = Request::new("/api/v1/namespaces")
+                    .delete(&ns, &DeleteParams::default())
+                    .unwrap();
+                let _ = self.client.request::<Value>(req).await;
+            }
+        }
+    }
+}

@@ -157,8 +157,24 @@ async fn a_seed_file_is_validated_in_full_before_anything_is_written() {
 #[tokio::test]
 async fn an_unreachable_table_fails_with_exit_1() {
     let h = dynamo().await;
-    let (code, summary, err) = populate_json(&h, &unique_name("no-such-table"), &[]);
+    let closed = DynamoHandle {
+        client: h.client.clone(),
+        endpoint: closed_endpoint(),
+    };
+    let (code, _, err) = populate_json(&closed, "cost-center-permissions-test", &[]);
     assert_eq!(code, 1, "{err}");
-    assert_eq!(summary["failed"].as_array().unwrap().len(), 6, "{summary}");
-    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    assert!(err.contains("CreateTable"), "{err}");
+}
+
+#[tokio::test]
+async fn with_a_local_endpoint_populate_creates_the_tables_first() {
+    let h = dynamo().await;
+    let (audit, permissions) = (unique_name("audit"), unique_name("permissions"));
+    let (code, out, err) = run(scheduler(&h, &audit, &permissions).arg("populate"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("6 created"), "{out}");
+    for table in [&audit, &permissions] {
+        h.client.describe_table().table_name(table).send().await.unwrap();
+    }
+    assert_eq!(scan_items(&h, &permissions).await.len(), 6);
 }

@@ -198,3 +198,15 @@ async fn an_unreadable_audit_table_fails_with_exit_1() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("ResourceNotFoundException"), "{err}");
 }
+
+#[tokio::test]
+async fn an_empty_week_totals_zero() {
+    let h = dynamo().await;
+    let (audit, _) = unique_tables(&h).await;
+    let (code, out, err) = report(&h, &audit, "json", WEEK);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(": -0.0"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total_hours"], 0.0);
+    assert_eq!(v["namespaces"], serde_json::json!([]));
+}

@@ -29,7 +29,7 @@ pub async fn execute(ctx: &Context, args: ReportArgs) -> Result<Exit> {
     let t = |d: DateTime<Utc>| d.timestamp_millis() as f64 / 1000.0;
     let usage = report::active_seconds(&transitions, t(start), t(until).max(t(start)));
     let per_cc = report::by_cost_center(&usage);
-    let total: f64 = usage.iter().map(|u| u.seconds).sum();
+    let total = usage.iter().fold(0.0, |acc, u| acc + u.seconds);
     tracing::info!(
         week = %args.week,
         records_read,

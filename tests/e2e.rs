@@ -36,10 +36,15 @@ async fn mixed_namespace(c: &Cluster, short: &str) -> String {
     let mut excluded = standin::seed::deployment(&ns, "excluded", 2);
     excluded["metadata"]["annotations"] = json!({"namespace-scheduler/exclude": "true"});
     c.create(excluded).await;
+    // A real owner (GC on a real cluster deletes dependents of a missing one): any object
+    // with a uid will do, and Leases exist in both modes.
+    let owner = c
+        .create(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "pg", "namespace": ns}}))
+        .await;
     let mut operated = standin::seed::deployment(&ns, "operated", 4);
     operated["metadata"]["ownerReferences"] = json!([{
-        "apiVersion": "example.com/v1", "kind": "Database", "name": "pg", "uid": "0b6f1f1e-0000-4000-8000-000000000001",
-        "controller": true
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "name": "pg",
+        "uid": owner["metadata"]["uid"], "controller": true
     }]);
     c.create(operated).await;
     ns
@@ -78,7 +83,7 @@ async fn down_then_up_restores_exact_values_and_skips_what_is_not_ours() {
         "{reasons:?}"
     );
     assert!(
-        reasons.contains(&"Deployment/operated: controlled by Database/pg".to_string()),
+        reasons.contains(&"Deployment/operated: controlled by Lease/pg".to_string()),
         "{reasons:?}"
     );
     assert!(
@@ -483,5 +488,42 @@ async fn a_live_lease_blocks_with_exit_3_and_a_stale_one_is_taken_over() {
         lease["spec"]["holderIdentity"].is_null(),
         "released at the end: {lease}"
     );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keda_scaled_objects_are_paused_on_down_and_unpaused_on_up() {
+    let c = Cluster::start().await;
+    // A real cluster may not have the KEDA CRD; the stand-in serves it.
+    if c.real() {
+        return;
+    }
+    let ns = c.namespace("keda", &[]).await;
+    c.deployment(&ns, "worker", 4).await;
+    c.create(standin::seed::scaled_object(&ns, "worker", "worker")).await;
+    let (code, out, err) = c.run(&["run", "--at", OFF_HOURS]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(&ns) && out.contains("completed"), "text summary: {out}");
+    let paused = "autoscaling.keda.sh/paused-replicas";
+    assert_eq!(
+        c.annotation("ScaledObject", Some(&ns), "worker", paused)
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(c.replicas("Deployment", &ns, "worker").await, 0);
+    assert_eq!(c.run(&["run", "--at", BUSINESS]).await.0, 0);
+    assert_eq!(c.annotation("ScaledObject", Some(&ns), "worker", paused).await, None);
+    assert_eq!(
+        c.annotation(
+            "ScaledObject",
+            Some(&ns),
+            "worker",
+            "namespace-scheduler/paused-by-scheduler"
+        )
+        .await,
+        None
+    );
+    assert_eq!(c.replicas("Deployment", &ns, "worker").await, 4);
     c.cleanup().await;
 }

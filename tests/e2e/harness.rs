@@ -301,7 +301,8 @@ impl Cluster {
     /// Deletes the namespaces this test created (a real cluster keeps no trace of the test).
     pub async fn cleanup(self) {
         if self.real() {
-            for ns in self.created.lock().unwrap().clone() {
+            let created = self.created.lock().unwrap().clone();
+            for ns in created {
                 let req = Request::new("/api/v1/namespaces")
                     .delete(&ns, &DeleteParams::default())
                     .unwrap();

@@ -95,7 +95,9 @@ pub struct Decision {
     pub business_hours: bool,
     /// Holiday name(s) if the local date is a holiday, joined with "; ".
     pub holiday: Option<String>,
-    /// Why: e.g. "business day within 08:00-18:00", "weekend (Saturday)", "holiday: Navidad", "before 08:00".
+    /// Why: "business day within 08:00-18:00", "weekend (Saturday)", "holiday: Navidad",
+    /// "before 08:00 (business hours 08:00-18:00)", "18:00 or later (business hours 08:00-18:00)",
+    /// "not a business day (Friday; business days Sun,Mon,Tue,Wed,Thu)".
     pub reason: String,
     /// First instant at which `business_hours` changes (None only if it never changes, e.g. no business days).
     pub next_transition: Option<DateTime<Utc>>,

@@ -159,6 +159,14 @@ async fn transient_faults_are_retried_and_a_lost_response_is_recognised() {
     assert_eq!(end, start);
 }
 
+/// Waits until the stand-in has served `n` patches (or 20 s passed: the run ended early).
+async fn wait_for_patches(s: &standin::Standin, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.count_verb("patch") < n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Every Deployment either runs its original count with no annotation, or is at 0 with the
 /// original in the annotation: nothing lost, whatever instant the process died.
 async fn nothing_lost(c: &Cluster, originals: &BTreeMap<(String, String), i64>) {
@@ -193,18 +201,23 @@ async fn sigkill_at_a_random_instant_loses_no_original_and_the_next_run_converge
     let slow = [("SCALE_CONCURRENCY", "2")];
     for round in 0..4 {
         for at in [OFF_HOURS, BUSINESS] {
+            s.reset_requests();
             let mut child = c.command(&["run", "--at", at]);
             child.envs(slow);
             let mut child = child.spawn().unwrap();
-            let delay = fastrand::u64(30..450);
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            // Kill after a random number of writes (0..=36 of 36), so most kills land mid-way.
+            let delay = fastrand::usize(0..=36);
+            wait_for_patches(s, delay).await;
             let _ = child.start_kill();
             let _ = child.wait().await;
             nothing_lost(&c, &originals).await;
             // The killed run never released its Lease: let it expire, as time would.
             c.expire_lease().await;
             let (code, out, err) = c.run(&["run", "--at", at]).await;
-            assert_eq!(code, 0, "round {round} at {at} (killed after {delay} ms): {out}\n{err}");
+            assert_eq!(
+                code, 0,
+                "round {round} at {at} (killed after {delay} writes): {out}\n{err}"
+            );
             nothing_lost(&c, &originals).await;
         }
         for ((ns, name), n) in &originals {
@@ -227,7 +240,8 @@ async fn sigterm_mid_run_leaves_every_namespace_at_target_or_at_start() {
     cmd.env("SCALE_CONCURRENCY", "1").stdout(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = child.id().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Stop it once it is writing: some namespaces done, some in flight, most not started.
+    wait_for_patches(s, 6).await;
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()

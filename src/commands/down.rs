@@ -9,7 +9,10 @@ use crate::error::{Exit, Result};
 use crate::scaling::engine::{self, Session};
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
-pub async fn execute(ctx: &Context, args: DownArgs) -> Result<Exit> {
+pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
+    // Naming a namespace twice must not make two racing writers of it.
+    args.namespaces.sort();
+    args.namespaces.dedup();
     engine::refuse_protected(ctx, &args.namespaces)?;
     let at = args.at.unwrap_or_else(Utc::now);
     let session = Session::open(ctx).await?;

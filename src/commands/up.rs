@@ -11,7 +11,10 @@ use crate::permissions::ActivationRequest;
 use crate::scaling::engine::{self, Session};
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
-pub async fn execute(ctx: &Context, args: UpArgs) -> Result<Exit> {
+pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
+    // Naming a namespace twice must not make two racing writers of it.
+    args.namespaces.sort();
+    args.namespaces.dedup();
     engine::refuse_protected(ctx, &args.namespaces)?;
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;

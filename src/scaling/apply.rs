@@ -173,23 +173,33 @@ impl Applier {
             failed: AtomicBool::new(false),
             cancel: &self.cancel,
         };
-        let results = join_all(plan.changes.iter().map(|c| async {
-            let r = self.write_workload(&gate, c.clone(), plan.target).await;
-            if r.is_err() {
-                gate.failed.store(true, Ordering::SeqCst);
-            }
-            r
-        }))
-        .await;
-
+        // The Namespace's status label leads on the way up and trails on the way down: "active"
+        // must be true before pods are created (admission policies such as the Kyverno component
+        // key on it), and "inactive" only once the workloads are.
+        let label_first = plan.target == Target::Up;
         let (mut done, mut uncertain, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-        for r in results {
-            match r {
-                Ok(Wrote::Applied(c, rv)) => done.push((c, rv)),
-                Ok(Wrote::Nothing | Wrote::Refused) => {}
-                Err((e, c)) => {
-                    errors.push(format!("{} {}: {e}", c.kind, c.name));
-                    uncertain.push(c);
+        let (mut ns_done, mut ns_uncertain) = (None, None);
+        if label_first && plan.namespace_change.is_some() && gate.admit() {
+            self.namespace_step(plan, &mut ns_done, &mut ns_uncertain, &mut errors)
+                .await;
+        }
+        if errors.is_empty() {
+            let results = join_all(plan.changes.iter().map(|c| async {
+                let r = self.write_workload(&gate, c.clone(), plan.target).await;
+                if r.is_err() {
+                    gate.failed.store(true, Ordering::SeqCst);
+                }
+                r
+            }))
+            .await;
+            for r in results {
+                match r {
+                    Ok(Wrote::Applied(c, rv)) => done.push((c, rv)),
+                    Ok(Wrote::Nothing | Wrote::Refused) => {}
+                    Err((e, c)) => {
+                        errors.push(format!("{} {}: {e}", c.kind, c.name));
+                        uncertain.push(c);
+                    }
                 }
             }
         }
@@ -202,24 +212,9 @@ impl Applier {
             outcome.error = Some("not started: the run was asked to stop".into());
             return outcome;
         }
-        // The Namespace's own labels go last: "active"/"inactive" is only true once the
-        // workloads are.
-        let mut ns_done = None;
-        let mut ns_uncertain = None;
-        if errors.is_empty() {
-            if let Some(nc) = &plan.namespace_change {
-                match self
-                    .write_namespace(&plan.namespace, nc.clone(), plan.resource_version.clone())
-                    .await
-                {
-                    Ok(Wrote::Applied(c, rv)) => ns_done = Some((c, rv)),
-                    Ok(_) => {}
-                    Err((e, c)) => {
-                        errors.push(format!("Namespace {}: {e}", plan.namespace));
-                        ns_uncertain = Some(c);
-                    }
-                }
-            }
+        if !label_first && errors.is_empty() {
+            self.namespace_step(plan, &mut ns_done, &mut ns_uncertain, &mut errors)
+                .await;
         }
         outcome.resources = done.iter().map(|(c, _)| c.resource()).collect();
         outcome.duration_ms = clock.elapsed().as_millis() as u64;
@@ -262,6 +257,28 @@ impl Applier {
         outcome.error = Some(error);
         outcome.duration_ms = clock.elapsed().as_millis() as u64;
         outcome
+    }
+
+    /// Writes the Namespace's own labels/annotations, recording what took effect (or may have).
+    async fn namespace_step(
+        &self,
+        plan: &NamespacePlan,
+        done: &mut Option<(NamespaceChange, Option<String>)>,
+        uncertain: &mut Option<NamespaceChange>,
+        errors: &mut Vec<String>,
+    ) {
+        let Some(nc) = &plan.namespace_change else { return };
+        match self
+            .write_namespace(&plan.namespace, nc.clone(), plan.resource_version.clone())
+            .await
+        {
+            Ok(Wrote::Applied(c, rv)) => *done = Some((c, rv)),
+            Ok(_) => {}
+            Err((e, c)) => {
+                errors.push(format!("Namespace {}: {e}", plan.namespace));
+                *uncertain = Some(c);
+            }
+        }
     }
 
     async fn write_workload(

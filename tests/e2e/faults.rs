@@ -333,3 +333,30 @@ async fn a_no_op_run_makes_a_handful_of_requests_whatever_the_namespace_count() 
     assert!(requests.len() <= 8, "{} requests: {shown:?}", requests.len());
     assert!(requests.iter().all(|r| r.resource != "events"));
 }
+
+/// On the way up the Namespace says "active" before any workload is scaled (admission policies
+/// such as the Kyverno component key on the label, and would block the new pods); on the way
+/// down it says "inactive" only after every workload is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_label_leads_on_the_way_up_and_trails_on_the_way_down() {
+    let c = Cluster::start().await;
+    let Some(s) = c.standin() else { return };
+    let ns = five_writes(&c, "order").await;
+    for (at, label_first) in [(OFF_HOURS, false), (BUSINESS, true)] {
+        s.reset_requests();
+        let (code, summary, err) = c.run_json(at, &[]).await;
+        assert_eq!(code, 0, "{summary}\n{err}");
+        let writes: Vec<String> = s
+            .requests()
+            .into_iter()
+            .filter(|r| r.verb == "patch" && r.status == Some(200))
+            .filter(|r| r.namespace == ns || (r.resource == "namespaces" && r.name == ns))
+            .map(|r| r.resource)
+            .collect();
+        assert_eq!(writes.len(), 5, "{writes:?}");
+        let position = writes.iter().position(|r| r == "namespaces");
+        let want = if label_first { Some(0) } else { Some(4) };
+        assert_eq!(position, want, "run at {at}: writes in order {writes:?}");
+    }
+    c.cleanup().await;
+}

@@ -2,6 +2,7 @@
 //! anything is touched. Every error names the variable and the bad value (exit 2).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -66,6 +67,11 @@ struct RawEnv {
     permissions_cache_ttl: Option<String>,
     permissions_cache_enabled: Option<String>,
     pod_namespace: Option<String>,
+    ns_scheduler_request_timeout_ms: Option<String>,
+    ns_scheduler_retry_attempts: Option<String>,
+    ns_scheduler_retry_base_ms: Option<String>,
+    ns_scheduler_retry_max_ms: Option<String>,
+    ns_scheduler_lease_seconds: Option<String>,
 }
 
 /// Validated configuration. Built once per process; everything downstream reads it.
@@ -92,6 +98,22 @@ pub struct Config {
     pub permissions_cache_enabled: bool,
     /// The scheduler's own namespace: holds the Lease and is always protected.
     pub own_namespace: String,
+    /// Tuning beyond SPEC §2 (`NS_SCHEDULER_*`); the defaults suit production, tests shorten them.
+    pub tuning: Tuning,
+}
+
+/// Timeouts, retries and the lock's duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    /// Per-request timeout on the Kubernetes client (`NS_SCHEDULER_REQUEST_TIMEOUT_MS`, 10 s).
+    pub request_timeout: Duration,
+    /// Attempts per API write or read before it counts as failed (`NS_SCHEDULER_RETRY_ATTEMPTS`, 5).
+    pub retry_attempts: u32,
+    /// Backoff base and ceiling (`NS_SCHEDULER_RETRY_BASE_MS` 200 ms, `NS_SCHEDULER_RETRY_MAX_MS` 5 s).
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long a silent holder keeps the Lease (`NS_SCHEDULER_LEASE_SECONDS`, 60).
+    pub lease_seconds: u32,
 }
 
 impl Config {
@@ -237,6 +259,38 @@ impl Config {
             )?,
             permissions_cache_enabled: parse_bool("PERMISSIONS_CACHE_ENABLED", raw.permissions_cache_enabled, true)?,
             own_namespace,
+            tuning: Tuning {
+                request_timeout: Duration::from_millis(parse_int(
+                    "NS_SCHEDULER_REQUEST_TIMEOUT_MS",
+                    raw.ns_scheduler_request_timeout_ms,
+                    10_000,
+                    100..=300_000,
+                )?),
+                retry_attempts: parse_int(
+                    "NS_SCHEDULER_RETRY_ATTEMPTS",
+                    raw.ns_scheduler_retry_attempts,
+                    5,
+                    1..=20,
+                )?,
+                retry_base: Duration::from_millis(parse_int(
+                    "NS_SCHEDULER_RETRY_BASE_MS",
+                    raw.ns_scheduler_retry_base_ms,
+                    200,
+                    1..=60_000,
+                )?),
+                retry_max: Duration::from_millis(parse_int(
+                    "NS_SCHEDULER_RETRY_MAX_MS",
+                    raw.ns_scheduler_retry_max_ms,
+                    5_000,
+                    1..=300_000,
+                )?),
+                lease_seconds: parse_int(
+                    "NS_SCHEDULER_LEASE_SECONDS",
+                    raw.ns_scheduler_lease_seconds,
+                    60,
+                    2..=3600,
+                )?,
+            },
         })
     }
 
@@ -396,6 +450,9 @@ mod tests {
             ("NAMESPACE_SELECTOR", "env in (dev"),
             ("PROTECTED_NAMESPACES", "kube-system,Bad_Name"),
             ("DYNAMODB_TABLE_NAME", "a"),
+            ("NS_SCHEDULER_RETRY_ATTEMPTS", "abc"),
+            ("NS_SCHEDULER_REQUEST_TIMEOUT_MS", "0"),
+            ("NS_SCHEDULER_LEASE_SECONDS", "1"),
         ];
         for (var, value) in cases {
             let msg = err_of(&[(var, value)]);

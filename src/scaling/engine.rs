@@ -63,12 +63,22 @@ impl Session {
     pub async fn open(ctx: &Context) -> Result<Session> {
         let started = Instant::now();
         let cancel = install_signal_handler();
-        let client = super::client().await?;
-        let policy = RetryPolicy::from_env();
+        let tuning = &ctx.config.tuning;
+        let client = super::client(tuning.request_timeout).await?;
+        let policy = RetryPolicy::from_tuning(tuning);
         let lease = if ctx.dry_run {
             None
         } else {
-            Some(lease::acquire(&client, &ctx.config.own_namespace, &holder_identity(ctx), &policy).await?)
+            Some(
+                lease::acquire(
+                    &client,
+                    &ctx.config.own_namespace,
+                    &holder_identity(ctx),
+                    i64::from(tuning.lease_seconds),
+                    &policy,
+                )
+                .await?,
+            )
         };
         Ok(Session {
             client,

@@ -25,11 +25,6 @@ fn micro(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// `NS_SCHEDULER_LEASE_SECONDS` (default 60): how long a silent holder keeps the lock.
-pub fn lease_seconds() -> i64 {
-    super::env_u64("NS_SCHEDULER_LEASE_SECONDS", 60).clamp(2, 3600) as i64
-}
-
 async fn get(client: &kube::Client, ns: &str) -> std::result::Result<Option<Value>, kube::Error> {
     let req = Request::new(path(ns))
         .get(LEASE_NAME, &GetParams::default())
@@ -75,8 +70,14 @@ fn locked(ns: &str, holder: &str, until: Option<DateTime<Utc>>) -> Error {
 }
 
 /// Takes the Lease or fails with [`Error::Locked`] (exit 3) without touching anything else.
-pub async fn acquire(client: &kube::Client, ns: &str, holder: &str, policy: &RetryPolicy) -> Result<LeaseGuard> {
-    let duration = lease_seconds();
+/// `duration`: how long a silent holder keeps the lock (`NS_SCHEDULER_LEASE_SECONDS`).
+pub async fn acquire(
+    client: &kube::Client,
+    ns: &str,
+    holder: &str,
+    duration: i64,
+    policy: &RetryPolicy,
+) -> Result<LeaseGuard> {
     let now = Utc::now();
     let existing = retry::transient(policy, "get lease", || get(client, ns)).await?;
     let taken = match existing {

@@ -40,26 +40,13 @@ pub const ANN_REQUEST_ANSWERED: &str = "namespace-scheduler/request-answered";
 pub const ANN_REQUEST_STATUS: &str = "namespace-scheduler/request-status";
 pub const UNASSIGNED: &str = "unassigned";
 
-/// Per-request timeout on the Kubernetes client (`NS_SCHEDULER_REQUEST_TIMEOUT_MS`, default 10 s).
-pub fn request_timeout() -> Duration {
-    Duration::from_millis(env_u64("NS_SCHEDULER_REQUEST_TIMEOUT_MS", 10_000))
-}
-
-pub(crate) fn env_u64(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 /// The client: `kube::Config::infer()` (KUBECONFIG / kubeconfig file incl. exec plugins such as
 /// `aws eks get-token`, else the in-cluster service account), with per-request timeouts so a
 /// hung connection becomes a retryable error instead of a hung run.
-pub async fn client() -> Result<kube::Client> {
+pub async fn client(timeout: Duration) -> Result<kube::Client> {
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| Error::KubeConfig(e.to_string()))?;
-    let timeout = request_timeout();
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);

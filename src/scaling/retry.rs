@@ -3,8 +3,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::env_u64;
-
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Total attempts, the first included.
@@ -24,14 +22,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// `NS_SCHEDULER_RETRY_ATTEMPTS`, `NS_SCHEDULER_RETRY_BASE_MS`, `NS_SCHEDULER_RETRY_MAX_MS`:
-    /// tests shorten the delays; production keeps the defaults.
-    pub fn from_env() -> Self {
-        let d = RetryPolicy::default();
+    /// From the validated configuration (`NS_SCHEDULER_RETRY_*`).
+    pub fn from_tuning(t: &crate::config::Tuning) -> Self {
         RetryPolicy {
-            attempts: env_u64("NS_SCHEDULER_RETRY_ATTEMPTS", d.attempts as u64).clamp(1, 20) as u32,
-            base: Duration::from_millis(env_u64("NS_SCHEDULER_RETRY_BASE_MS", d.base.as_millis() as u64)),
-            max: Duration::from_millis(env_u64("NS_SCHEDULER_RETRY_MAX_MS", d.max.as_millis() as u64)),
+            attempts: t.retry_attempts,
+            base: t.retry_base,
+            max: t.retry_max,
         }
     }
 

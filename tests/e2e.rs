@@ -297,7 +297,11 @@ async fn up_with_unknown_cost_center_is_rejected_audited_and_touches_nothing() {
         ])
         .await;
     assert_eq!(code, 4, "{out}\n{err}");
-    assert!(err.contains("unknown_cost_center"), "{err}");
+    assert!(err.contains("unknown_cost_center"), "the log names the rule: {err}");
+    // The run still ends with its one summary, naming the namespace, the status and the rule.
+    let row = out.lines().find(|l| l.contains(ns.as_str())).unwrap_or_default();
+    assert!(row.contains("rejected"), "summary row for {ns}: {out}");
+    assert!(out.contains("unknown_cost_center") && out.contains("exit 4"), "{out}");
     assert_eq!(c.snapshot(&ns).await, before);
     let rejected: Vec<_> = c
         .audit()

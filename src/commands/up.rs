@@ -45,14 +45,19 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
         .zip(&verdicts)
         .filter_map(|(r, v)| v.as_ref().err().map(|why| (r.namespace.clone(), why.to_string())))
         .collect();
+    let header = engine::header(ctx, "up", at, Some(business), inv.namespaces.len());
     if !rejections.is_empty() {
-        session.close().await;
         let first = rejections
             .iter()
             .map(|(n, why)| format!("{n}: {why}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let records: Vec<_> = requests
+        if ctx.dry_run {
+            session.close().await;
+            return Err(Error::Rejected(first));
+        }
+        tracing::warn!(rejected = %first, "request rejected; nothing was touched");
+        let rejected = requests
             .iter()
             .map(|r| {
                 let why = rejections
@@ -60,14 +65,11 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
                     .find(|(n, _)| *n == r.namespace)
                     .map(|(_, w)| w.clone())
                     .unwrap_or_else(|| format!("not applied: the request is all-or-nothing and {first}"));
-                engine::rejection(ctx, &r.namespace, &r.cost_center, &r.requested_by, &why).0
+                engine::rejection(ctx, &r.namespace, &r.cost_center, &r.requested_by, &why)
             })
             .collect();
-        if let Err(e) = engine::write_audit(ctx, &records).await {
-            tracing::error!(error = %e, "the rejection could not be audited");
-            return Err(e);
-        }
-        return Err(Error::Rejected(first));
+        // The usual summary and audit, with the rejected rows: exit 4 (1 if the audit failed).
+        return session.finish(ctx, header, vec![], rejected).await;
     }
     let until = if business {
         Until::Keep
@@ -95,6 +97,5 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
             plan
         })
         .collect();
-    let header = engine::header(ctx, "up", at, Some(business), inv.namespaces.len());
     session.finish(ctx, header, plans, vec![]).await
 }

@@ -183,8 +183,12 @@ impl Session {
 
         let bad = |s: &str| counts.get(s).copied().unwrap_or(0);
         let failed = bad("rolled_back") + bad("failed") + bad("not_processed");
+        // A rejected `up` is exit 4; a scheduled run that answers a self-service request with
+        // "rejected" has done its job (the answer is on the namespace) and exits 0.
         let exit = if failed > 0 || audit_error.is_some() {
             Exit::Failed
+        } else if header.command == "up" && bad("rejected") > 0 {
+            Exit::Rejected
         } else {
             Exit::Ok
         };
@@ -301,17 +305,6 @@ pub fn header(
         business_hours: business,
         namespaces_managed: managed,
     }
-}
-
-/// Writes audit records outside [`Session::finish`] (e.g. `up` rejected before applying).
-pub async fn write_audit(ctx: &Context, records: &[AuditRecord]) -> Result<usize> {
-    if ctx.dry_run || records.is_empty() {
-        return Ok(0);
-    }
-    let client = crate::dynamo::client(&ctx.config).await;
-    AuditWriter::new(client, ctx.config.audit_table.clone())
-        .write_all(records)
-        .await
 }
 
 /// `up`/`down` name namespaces explicitly: a protected, unknown or unmanaged one is a usage

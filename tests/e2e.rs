@@ -7,6 +7,9 @@ mod common;
 mod faults;
 #[path = "e2e/harness.rs"]
 mod harness;
+mod k8s_manifests;
+#[path = "e2e/rbac.rs"]
+mod rbac;
 
 use harness::*;
 use namespace_scheduler::audit::{AuditStatus, OperationType};

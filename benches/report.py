@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md from the figures of benches/scale.py and scripts/bench-check.sh, prints
+its tables. Blocks between `<!-- keep:NAME -->` and `<!-- /keep:NAME -->` in the existing file
+(hand-written analysis, the recorded fault campaign) are carried over unchanged, unless a fresh
+fault-campaign output is given."""
+
+import argparse
+import datetime
+import json
+import os
+import re
+
+TARGET_FLOOR, TARGET_BASELINE, TARGET_NOOP, TARGET_RSS_MB, TARGET_CHECK_MS = 1.5, 50, 10, 30, 10
+VERBS = ("list", "get", "patch", "create", "update")
+
+
+def mib(kb):
+    return kb / 1024.0
+
+
+def kept_blocks(path):
+    if not os.path.exists(path):
+        return {}
+    text = open(path, encoding="utf-8").read()
+    return {m.group(1): m.group(0) for m in re.finditer(r"<!-- keep:(\S+) -->.*?<!-- /keep:\1 -->", text, re.S)}
+
+
+def block(name, kept, default):
+    return kept.get(name) or f"<!-- keep:{name} -->\n{default.strip()}\n<!-- /keep:{name} -->"
+
+
+def verbs(v):
+    return " ".join(f"{k} {v[k]}" for k in VERBS if v.get(k)) + "".join(
+        f" {k} {n}" for k, n in sorted(v.items()) if k not in VERBS
+    )
+
+
+def check_rows(text):
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"^(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s*$", line)
+        if m:
+            rows[m.group(1).strip()] = (float(m.group(2)), float(m.group(3)), float(m.group(4)))
+    return rows
+
+
+def scale_tables(s):
+    out = []
+    lat, conc = s["latency_ms"], s["concurrency"]
+    out.append(f"Injected latency {lat} ms per API request; `SCALE_CONCURRENCY={conc}`; audit to DynamoDB Local.\n")
+    out.append("| namespaces | workloads | run | wall ms | API requests (by verb) | writes | floor ms | × floor "
+               "| peak RSS MiB | CPU ms | exit | left off target |")
+    out.append("|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in s["ours"]:
+        for phase in ("down", "up", "noop"):
+            p = r.get(phase)
+            if not p:
+                continue
+            out.append(
+                f"| {r['namespaces']} | {r['workloads']} | {phase} | {p['wall_s']*1000:.0f} | {p['requests']} "
+                f"({verbs(p['by_verb'])}) | {p['writes']} | {p['floor_s']*1000:.0f} | "
+                f"{p['vs_floor']:.2f} | {mib(p['maxrss_kb']):.1f} | {p['cpu_s']*1000:.0f} | {p['exit']} "
+                f"| {p['not_at_target']} |"
+                if p["vs_floor"] is not None
+                else f"| {r['namespaces']} | {r['workloads']} | {phase} | {p['wall_s']*1000:.0f} | {p['requests']} "
+                f"({verbs(p['by_verb'])}) | {p['writes']} | – | – | {mib(p['maxrss_kb']):.1f} | "
+                f"{p['cpu_s']*1000:.0f} | {p['exit']} | {p['not_at_target']} |"
+            )
+    out.append("")
+    out.append("Per namespace (down / up):\n")
+    out.append("| namespaces | ms per namespace | requests per namespace | peak RSS MiB | RSS growth KiB per namespace |")
+    out.append("|---:|---|---|---:|---|")
+    first = s["ours"][0] if s["ours"] else None
+    for r in s["ours"]:
+        n = r["namespaces"]
+        d, u = r["down"], r["up"]
+        growth = "–"
+        if first and r is not first:
+            dn = n - first["namespaces"]
+            growth = " / ".join(f"{(r[p]['maxrss_kb'] - first[p]['maxrss_kb']) / dn:.1f}" for p in ("down", "up"))
+        out.append(f"| {n} | {d['wall_s']*1000/n:.2f} / {u['wall_s']*1000/n:.2f} | "
+                   f"{d['requests']/n:.2f} / {u['requests']/n:.2f} | "
+                   f"{mib(max(d['maxrss_kb'], u['maxrss_kb'])):.1f} | {growth} |")
+    return "\n".join(out)
+
+
+def phase_table(s):
+    out = ["| namespaces | run | wall ms | start-up ms | Kubernetes work ms | audit + Lease release + exit ms "
+           "| floor ms | Kubernetes work × floor |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    any_row = False
+    for r in s["ours"]:
+        for phase in ("down_phases", "up_phases"):
+            p = r.get(phase)
+            if not p or not p.get("phases_s"):
+                continue
+            any_row = True
+            start, k8s, tail = p["phases_s"]
+            out.append(f"| {r['namespaces']} | {phase.split('_')[0]} | {p['wall_s']*1000:.0f} | {start*1000:.0f} "
+                       f"| {k8s*1000:.0f} | {tail*1000:.0f} | {p['floor_s']*1000:.0f} | {k8s / p['floor_s']:.2f} |")
+    return "\n".join(out) if any_row else "Not measured."
+
+
+def baseline_table(s):
+    ours = {r["namespaces"]: r for r in s["ours"]}
+    base = {r["namespaces"]: r for r in s["baseline"]}
+    if not base:
+        return "Not run (BASELINE_SIZES empty).", {}
+    smallest = min(base)
+    out = ["| namespaces | run | kubectl (one process per workload step) | processes | kubectl max RSS MiB "
+           "| ours | ours faster by |", "|---:|---|---|---:|---:|---:|---:|"]
+    ratios = {}
+    for n in sorted(set(ours) | set(base)):
+        if n not in ours:
+            continue
+        for phase in ("down", "up"):
+            if n in base:
+                b = base[n][phase]
+                wall, label, procs, rss = b["wall_s"], "measured", b["processes"], f"{mib(b['max_process_rss_kb']):.1f}"
+            else:
+                b = base[smallest][phase]
+                wall = b["wall_s"] / smallest * n
+                label, procs, rss = f"extrapolated ×{n / smallest:g} from {smallest}", b["processes"] // smallest * n, "–"
+            ours_s = ours[n][phase]["wall_s"]
+            ratios[(n, phase)] = (wall / ours_s, label)
+            out.append(f"| {n} | {phase} | {wall:.1f} s ({label}) | {procs} | {rss} | {ours_s*1000:.0f} ms "
+                       f"| {wall / ours_s:.0f}× |")
+    return "\n".join(out), ratios
+
+
+def targets(s, ratios, check):
+    ours = {r["namespaces"]: r for r in s["ours"]}
+    rows = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(name, value, ok):
+        rows.append(f"| {name} | {value} | {'yes' if ok else '**no**'} |")
+
+    if 200 in ours:
+        for p in ("down", "up"):
+            v = ours[200][p]["vs_floor"]
+            row(f"within {TARGET_FLOOR}× of the floor (200 namespaces, {p})", f"{v:.2f}×", v <= TARGET_FLOOR)
+        for p in ("down", "up"):
+            if (200, p) in ratios:
+                r, label = ratios[(200, p)]
+                row(f"≥ {TARGET_BASELINE}× faster than kubectl (200, {p})", f"{r:.0f}× (kubectl {label})",
+                    r >= TARGET_BASELINE)
+    big = max(ours) if ours else None
+    if big:
+        n = ours[big]["noop"]["requests"]
+        row(f"no-op run < {TARGET_NOOP} requests ({big} namespaces)", f"{n} requests, "
+            f"{ours[big]['noop']['wall_s']*1000:.0f} ms", n < TARGET_NOOP)
+        rss = max(mib(ours[big][p]["maxrss_kb"]) for p in ("down", "up", "noop"))
+        row(f"peak RSS < {TARGET_RSS_MB} MB at {big} namespaces", f"{rss:.1f} MiB ({rss*1.048576:.1f} MB)",
+            rss * 1.048576 < TARGET_RSS_MB)
+    if "check" in check:
+        mn, med, x = check["check"]
+        row(f"`check` < {TARGET_CHECK_MS} ms", f"median {med:.2f} ms, min {mn:.2f} ms ({x:.1f}× /bin/true)",
+            med < TARGET_CHECK_MS)
+    return "\n".join(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--check", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--machine", default="")
+    ap.add_argument("--fault-campaign")
+    a = ap.parse_args()
+    s = json.load(open(a.scale, encoding="utf-8"))
+    check_text = open(a.check, encoding="utf-8").read()
+    check = check_rows(check_text)
+    kept = kept_blocks(a.out)
+    if a.fault_campaign:
+        lines = [l for l in open(a.fault_campaign, encoding="utf-8").read().splitlines()
+                 if l.startswith(("fault campaign", "  ")) and "…" not in l]
+        kept.pop("fault-campaign", None)
+        fault = "Output of the last recorded campaign (`scripts/bench.sh` with FAULT_ROUNDS):\n\n```\n" + \
+            "\n".join(lines) + "\n```"
+    else:
+        fault = "Not recorded yet: `FAULT_ROUNDS=1000 scripts/bench.sh` (or `cargo test --test fault_campaign`)."
+    scale = scale_tables(s)
+    phases = phase_table(s)
+    base, ratios = baseline_table(s)
+    tgt = targets(s, ratios, check)
+    today = datetime.date.today().isoformat()
+    doc = f"""# Benchmarks
+
+Regenerated by `scripts/bench.sh` ({today}; {a.machine}). Every figure is a whole process: the
+release binary spawned by `benches/scale.py` against a `kube-standin` process (our Kubernetes API
+stand-in) with an injected per-request latency, audit records written to DynamoDB Local. Wall time
+is spawn to reap; peak RSS and CPU come from `wait4`'s rusage of that process; API requests are
+the stand-in's counter. No test asserts on any of these numbers.
+
+**The floor** = (writes / `SCALE_CONCURRENCY` + list calls) × round-trip, with the writes and
+lists counted by the stand-in for that very run (workload patches, namespace labels, Events, the
+Lease) and the round-trip taken as the injected latency. It ignores start-up, the Lease
+round-trips that must happen one after another, and the audit write.
+
+## Targets
+
+{tgt}
+
+{block("analysis", kept, "_Hand-written analysis goes here; it is kept when the file is regenerated._")}
+
+## Scale and growth
+
+{scale}
+
+### Where the time goes
+
+A separate run of each (not the one in the table above), with the stand-in's request counter
+sampled every 2 ms: start-up is spawn → first API request; the Kubernetes work is first request →
+last Event (every request but the Lease release); the tail is the audit write to DynamoDB Local,
+the Lease release and exit.
+
+{phases}
+
+## Against the kubectl baseline
+
+The old service's pattern: per namespace one `kubectl get deployments,statefulsets,cronjobs -o json`,
+then per workload two `kubectl` processes (`annotate` with the original, then `scale` — or
+`patch` for a CronJob's `suspend`), one after another, same stand-in, same latency.
+
+{base}
+
+## Start-up (`scripts/bench-check.sh`)
+
+```
+{check_text.strip()}
+```
+
+## Fault campaign
+
+{block("fault-campaign", kept, fault)}
+"""
+    with open(a.out, "w", encoding="utf-8") as f:
+        f.write(doc)
+    print("\n".join(["", "== targets", tgt, "", "== scale", scale, "", "== phases", phases, "",
+                     "== kubectl baseline", base, ""]))
+
+
+if __name__ == "__main__":
+    main()

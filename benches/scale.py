@@ -374,9 +374,9 @@ def main():
         warm = argparse.Namespace(**vars(a))
         warm.phase_sizes = []
         ours(warm, 5, env, workdir)
-        for size in [int(s) for s in a.sizes.split(",") if s.strip()]:
+        for size in [int(s) for s in a.sizes.split(",") if s.strip() and int(s) > 0]:
             out["ours"].append(ours(a, size, env, workdir))
-        for size in [int(s) for s in a.baseline_sizes.split(",") if s.strip()]:
+        for size in [int(s) for s in a.baseline_sizes.split(",") if s.strip() and int(s) > 0]:
             out["baseline"].append(baseline(a, size, workdir))
     json.dump(out, sys.stdout, indent=1)
     print()

@@ -16,7 +16,8 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_SIZES [20,200,2000]   namespaces × (5 Deployments + 1 StatefulSet + 1 CronJob)
-#   BASELINE_SIZES [20]         kubectl baseline sizes; BENCH_FULL=1 makes it 20,200 (≈ 1 h)
+#   BASELINE_SIZES [20]         kubectl baseline sizes (0: none); BENCH_FULL=1 makes it 20,200 (≈ 1 h)
+#   PHASE_SIZES [200]           sizes also run with the time split into start-up / Kubernetes / audit
 #   LATENCY_MS [5]              injected per-request latency of the stand-in
 #   SCALE_CONCURRENCY [16]      parallel writes of our binary
 #   CHECK_RUNS [30]             runs per command in the start-up benchmark
@@ -62,7 +63,7 @@ unset NAMESPACE_SELECTOR PROTECTED_NAMESPACES RUST_LOG || true
 
 step "scale benchmark (sizes $SIZES, baseline $BASELINE, ${LATENCY} ms per request, SCALE_CONCURRENCY=$CONC)"
 python3 benches/scale.py --bin "$BIN" --standin "$STANDIN" --sizes "$SIZES" --baseline-sizes "$BASELINE" \
-  --latency-ms "$LATENCY" --concurrency "$CONC" > "$OUT/scale.json"
+  --latency-ms "$LATENCY" --concurrency "$CONC" --phase-sizes "${PHASE_SIZES:-200}" > "$OUT/scale.json"
 
 step "start-up benchmark (scripts/bench-check.sh)"
 BIN=$BIN scripts/bench-check.sh "${CHECK_RUNS:-30}" | tee "$OUT/check.txt" >&2
@@ -77,4 +78,5 @@ fi
 
 step "BENCHMARKS.md"
 python3 benches/report.py --scale "$OUT/scale.json" --check "$OUT/check.txt" --out BENCHMARKS.md \
-  --machine "$(nproc) cores, $(uname -sr)" "${FAULT_ARGS[@]}"
+  --machine "$(nproc) cores, $(uname -sr), binary of commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')" \
+  "${FAULT_ARGS[@]}"

@@ -202,7 +202,12 @@ fn workload_writes(w: &World) -> usize {
 /// One round; returns the violations found.
 fn round(env: &Env, w: &World, rng: &mut fastrand::Rng, stats: &mut Stats, label: &str) -> Vec<String> {
     let mut bad = Vec::new();
-    let target = if rng.bool() { Target::Down } else { Target::Up };
+    // Mostly the other way from where the world is, so that most rounds have writes to break.
+    let flip = rng.f64() < 0.75;
+    let target = match (w.current.get(), flip) {
+        (Target::Up, true) | (Target::Down, false) => Target::Down,
+        _ => Target::Up,
+    };
     let before = w.snapshot();
     let writes = w.writes_needed(&before, target);
     let names: Vec<(String, &'static str)> = w
@@ -291,11 +296,17 @@ fn round(env: &Env, w: &World, rng: &mut fastrand::Rng, stats: &mut Stats, label
     for f in w.forbidden_writes(since) {
         ctx(&mut bad, format!("forbidden write: {f}"));
     }
-    let killed = out.signal.is_some();
-    if killed {
-        if out.elapsed >= RUN_LIMIT {
-            ctx(&mut bad, format!("hung: killed after {RUN_LIMIT:?}"));
-        }
+    let hung = out.elapsed >= RUN_LIMIT;
+    if hung {
+        ctx(&mut bad, format!("hung: SIGKILLed after {RUN_LIMIT:?}"));
+    } else if let (Some(sig), false) = (out.signal, out.signalled && matches!(out.signal, Some(9 | 15))) {
+        // Not our signal: a crash (e.g. SIGABRT from a panic in a release build).
+        ctx(
+            &mut bad,
+            format!("died of signal {sig}; stderr tail:\n{}", out.stderr_tail(8)),
+        );
+    }
+    if out.signal.is_some() {
         w.expire_lease();
     } else {
         if !matches!(out.code, Some(0 | 1)) {
@@ -371,6 +382,7 @@ fn round(env: &Env, w: &World, rng: &mut fastrand::Rng, stats: &mut Stats, label
             cctx(&mut bad, format!("{ns} status label {label:?}, want {want_label:?}"));
         }
     }
+    w.current.set(target);
     let mut audit_bad = vec![];
     check_audit(env, w, &mid, &end, &clean, &mut audit_bad);
     for a in audit_bad {

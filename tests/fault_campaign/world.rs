@@ -131,6 +131,8 @@ pub struct World {
     /// Namespaces that must never be written (protected, excluded).
     pub untouchable_ns: Vec<String>,
     pub workloads: Vec<Workload>,
+    /// Where the last clean run left the world (seeded: up).
+    pub current: std::cell::Cell<Target>,
 }
 
 impl World {
@@ -155,6 +157,7 @@ impl World {
             managed: vec![],
             untouchable_ns: vec!["kube-system".into()],
             workloads: vec![],
+            current: std::cell::Cell::new(Target::Up),
         };
         w.standin.add_namespace("kube-system", &[]);
         w.add(Kind::Deployment, "kube-system", "coredns", 2, false);

@@ -34,8 +34,11 @@ trap 'scripts/dynamodb-local.sh stop "$PORT" > /dev/null 2>&1 || true' EXIT
 export DYNAMODB_ENDPOINT_URL="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 
-step "cargo test (workspace, all targets)"
-cargo test --workspace --all-targets
+step "cargo test (workspace, all targets, then doc tests)"
+TEST_LOG="$ROOT/target/test-output.log"
+mkdir -p "$ROOT/target"
+cargo test --workspace --all-targets 2>&1 | tee "$TEST_LOG"
+cargo test --workspace --doc 2>&1 | tee -a "$TEST_LOG"
 
 step "lint deployment artifacts"
 scripts/lint-artifacts.sh
@@ -47,3 +50,6 @@ if [[ -z "${SKIP_DEMO:-}" ]]; then
 fi
 
 step "all checks passed"
+# One closing line for the whole suite, summed over every cargo test target.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$TEST_LOG"

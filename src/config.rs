@@ -417,7 +417,12 @@ mod tests {
         assert_eq!(c.permissions_table, "cost-center-permissions-production");
         assert_eq!(c.business.timezone, chrono_tz::America::Bogota);
         assert_eq!((c.business.start_hour, c.business.end_hour), (8, 18));
-        assert_eq!(c.protected_namespaces.len(), 15);
+        // SPEC §2, verbatim.
+        let spec = "kube-system, kube-public, kube-node-lease, default, karpenter, kyverno, argocd, \
+                    istio-system, monitoring, task-scheduler, cert-manager, ingress-nginx, \
+                    amazon-cloudwatch, calico-system, tigera-operator";
+        let want: BTreeSet<String> = spec.split(", ").map(|s| s.trim().to_string()).collect();
+        assert_eq!(c.protected_namespaces, want);
         assert_eq!(c.max_active_off_hours, 5);
         assert_eq!(c.scale_concurrency, 16);
         assert!(c.rollback_enabled);

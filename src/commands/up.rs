@@ -8,28 +8,16 @@ use crate::audit::OperationType;
 use crate::cli::UpArgs;
 use crate::error::{Error, Exit, Result};
 use crate::permissions::ActivationRequest;
-use crate::scaling::engine::{self, Session};
+use crate::scaling::engine;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
 pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
     // Naming a namespace twice must not make two racing writers of it.
     args.namespaces.sort();
     args.namespaces.dedup();
-    engine::refuse_protected(ctx, &args.namespaces)?;
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
-    let session = Session::open(ctx).await?;
-    let inv = match session.discover(ctx).await {
-        Ok(inv) => inv,
-        Err(e) => {
-            session.close().await;
-            return Err(e);
-        }
-    };
-    if let Err(e) = engine::require_managed(ctx, &session, &inv, &args.namespaces).await {
-        session.close().await;
-        return Err(e);
-    }
+    let (session, inv) = engine::open_for_named(ctx, &args.namespaces).await?;
     let requests: Vec<ActivationRequest> = args
         .namespaces
         .iter()

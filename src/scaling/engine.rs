@@ -307,6 +307,24 @@ pub fn header(
     }
 }
 
+/// `up`/`down`: refuse protected names (before any API call), take the lock, discover, and
+/// require every named namespace to be managed. The Lease is released again on any error.
+pub async fn open_for_named(ctx: &Context, names: &[String]) -> Result<(Session, Inventory)> {
+    refuse_protected(ctx, names)?;
+    let session = Session::open(ctx).await?;
+    let checked = match session.discover(ctx).await {
+        Ok(inv) => require_managed(ctx, &session, &inv, names).await.map(|()| inv),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(inv) => Ok((session, inv)),
+        Err(e) => {
+            session.close().await;
+            Err(e)
+        }
+    }
+}
+
 /// `up`/`down` name namespaces explicitly: a protected, unknown or unmanaged one is a usage
 /// error (exit 2) before anything is touched. Protected names are refused without a cluster.
 pub fn refuse_protected(ctx: &Context, names: &[String]) -> Result<()> {

@@ -73,24 +73,8 @@ pub const SPEC_VARIABLES: &[&str] = &[
     "PERMISSIONS_CACHE_ENABLED",
 ];
 
-/// SPEC §2 default protected namespaces.
-pub const PROTECTED_DEFAULT: &[&str] = &[
-    "kube-system",
-    "kube-public",
-    "kube-node-lease",
-    "default",
-    "karpenter",
-    "kyverno",
-    "argocd",
-    "istio-system",
-    "monitoring",
-    "task-scheduler",
-    "cert-manager",
-    "ingress-nginx",
-    "amazon-cloudwatch",
-    "calico-system",
-    "tigera-operator",
-];
+/// SPEC §2 default protected namespaces: the binary's own list, so the two cannot drift.
+pub const PROTECTED_DEFAULT: [&str; 15] = namespace_scheduler::config::DEFAULT_PROTECTED_NAMESPACES;
 
 pub const ECR_REPOSITORY_SUFFIX: &str = ".dkr.ecr.us-east-1.amazonaws.com/namespace-scheduler";
 

@@ -154,6 +154,17 @@ pub fn choose(rng: &mut fastrand::Rng, writes: usize, workloads: &[(String, &'st
                 persistent: false,
             });
         }
+        if rng.f64() < 0.1 {
+            // The Lease write (create on a world's first run, update after), which every
+            // mutating run starts with.
+            let kind = FaultKind::ALL[rng.usize(..FaultKind::ALL.len())];
+            let verb = if rng.bool() { "update" } else { "create" };
+            s.faults.push(Planned {
+                kind,
+                rule: FaultRule::new(kind.action()).verb(verb).resource("leases").once(),
+                persistent: false,
+            });
+        }
         if !workloads.is_empty() && rng.f64() < 0.35 {
             let (ns_name, resource) = &workloads[rng.usize(..workloads.len())];
             let (ns, name) = ns_name.split_once('/').expect("ns/name");

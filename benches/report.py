@@ -172,9 +172,10 @@ def main():
     kept = kept_blocks(a.out)
     if a.fault_campaign:
         lines = [l for l in open(a.fault_campaign, encoding="utf-8").read().splitlines()
-                 if l.startswith(("fault campaign", "  ")) and "…" not in l]
+                 if l.startswith(("fault campaign", "  ", "VIOLATION")) and "…" not in l]
+        lines = [l if len(l) < 400 else l[:400] + " …" for l in lines]
         kept.pop("fault-campaign", None)
-        fault = "Output of the last recorded campaign (`scripts/bench.sh` with FAULT_ROUNDS):\n\n```\n" + \
+        fault = "Output of the last recorded campaign (`scripts/bench.sh` with FAULT_ROUNDS or FAULT_LOG):\n\n```\n" + \
             "\n".join(lines) + "\n```"
     else:
         fault = "Not recorded yet: `FAULT_ROUNDS=1000 scripts/bench.sh` (or `cargo test --test fault_campaign`)."

@@ -22,6 +22,7 @@
 #   SCALE_CONCURRENCY [16]      parallel writes of our binary
 #   CHECK_RUNS [30]             runs per command in the start-up benchmark
 #   FAULT_ROUNDS                also run the fault campaign with this many rounds and record it
+#   FAULT_LOG                   or record the output of a campaign run before (cargo test … -- --nocapture)
 #   NO_BUILD=1                  use the binaries already in target/release
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,10 +71,12 @@ BIN=$BIN scripts/bench-check.sh "${CHECK_RUNS:-30}" | tee "$OUT/check.txt" >&2
 
 FAULT_ARGS=()
 if [[ -n ${FAULT_ROUNDS:-} ]]; then
-  step "fault campaign ($FAULT_ROUNDS rounds)"
-  FAULT_BIN=$BIN FAULT_ROUNDS=$FAULT_ROUNDS cargo test --release --test fault_campaign -- --nocapture \
-    2>&1 | tee "$OUT/fault_campaign.txt" >&2
+  step "fault campaign ($FAULT_ROUNDS rounds, against the release binary)"
+  FAULT_BIN=$BIN FAULT_ROUNDS=$FAULT_ROUNDS cargo test --test fault_campaign -- --nocapture \
+    2>&1 | tee "$OUT/fault_campaign.txt" >&2 || true
   FAULT_ARGS=(--fault-campaign "$OUT/fault_campaign.txt")
+elif [[ -n ${FAULT_LOG:-} ]]; then
+  FAULT_ARGS=(--fault-campaign "$FAULT_LOG")
 fi
 
 step "BENCHMARKS.md"

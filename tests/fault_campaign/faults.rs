@@ -140,7 +140,10 @@ pub fn choose(rng: &mut fastrand::Rng, writes: usize, workloads: &[(String, &'st
         // hit by all of them and still succeed; rollback writes are retried the same way.
         for _ in 0..rng.usize(1..=3) {
             let kind = FaultKind::ALL[rng.usize(..FaultKind::ALL.len())];
-            let rule = match rng.usize(..10) {
+            // An apiserver answers 409 only to writes (a conflict or AlreadyExists), so a 409
+            // goes to a workload write; the other kinds may hit any request.
+            let pick = if kind == FaultKind::S409 { 0 } else { rng.usize(..10) };
+            let rule = match pick {
                 0..=5 => FaultRule::new(kind.action())
                     .verb("patch")
                     .nth(rng.u64(1..=writes.max(1) as u64 + 2)),

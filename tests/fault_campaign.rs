@@ -65,6 +65,8 @@ struct Stats {
     /// Faulty runs that ended with exit 1 before any namespace (no summary), by the last
     /// request a fault hit.
     aborted: BTreeMap<String, u64>,
+    /// Operations (namespaces changed or reported) checked against the audit, by where found.
+    audited: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -119,7 +121,14 @@ impl Env {
 /// each namespace the summary reports as completed, rolled back or failed, has a record of this
 /// run in the table or logged whole (and then the exit code is 1); completed records say what
 /// the cluster now holds.
-fn check_audit(env: &Env, w: &World, before: &Snapshot, after: &Snapshot, out: &Outcome, bad: &mut Vec<String>) {
+fn check_audit(
+    env: &Env,
+    w: &World,
+    (before, after): (&Snapshot, &Snapshot),
+    out: &Outcome,
+    bad: &mut Vec<String>,
+    tally: &mut BTreeMap<String, u64>,
+) {
     let rows: BTreeMap<String, String> = out.rows().into_iter().collect();
     let logged = out.logged_records();
     for ns in &w.managed {
@@ -153,6 +162,12 @@ fn check_audit(env: &Env, w: &World, before: &Snapshot, after: &Snapshot, out: &
             .collect();
         let in_table = records.iter().any(|r| expected.contains(&r.status.as_str()));
         let in_log = logged.iter().any(|(n, s)| n == ns && expected.contains(&s.as_str()));
+        let how = match (in_table, in_log) {
+            (true, _) => "in the audit table",
+            (false, true) => "logged whole (DynamoDB unreachable)",
+            _ => "missing",
+        };
+        *tally.entry(how.to_string()).or_default() += 1;
         let logged_and_failed = in_log && out.code == Some(1);
         if !(in_table || logged_and_failed) {
             bad.push(format!(
@@ -371,7 +386,7 @@ fn round(env: &Env, w: &World, rng: &mut fastrand::Rng, stats: &mut Stats, label
             ctx(&mut bad, "audit records could not be written, yet exit 0".into());
         }
         let mut audit_bad = vec![];
-        check_audit(env, w, &before, &after, &out, &mut audit_bad);
+        check_audit(env, w, (&before, &after), &out, &mut audit_bad, &mut stats.audited);
         for a in audit_bad {
             ctx(&mut bad, a);
         }
@@ -447,7 +462,7 @@ fn round(env: &Env, w: &World, rng: &mut fastrand::Rng, stats: &mut Stats, label
     }
     w.current.set(target);
     let mut audit_bad = vec![];
-    check_audit(env, w, &mid, &end, &clean, &mut audit_bad);
+    check_audit(env, w, (&mid, &end), &clean, &mut audit_bad, &mut stats.audited);
     for a in audit_bad {
         cctx(&mut bad, a);
     }
@@ -553,6 +568,7 @@ fn fault_campaign() {
         "faulty runs aborted before any namespace (exit 1), by the last faulted request",
         &aborted,
     );
+    print_map("operations checked against the audit", &stats.audited);
     print_map("engine findings (no invariant broken)", &stats.findings);
     for e in &stats.finding_examples {
         println!("    e.g. {e}");

@@ -42,6 +42,10 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 if [[ -z ${NO_BUILD:-} ]]; then
   step "cargo build --release (namespace-scheduler, kube-standin)"
   cargo build --release -p namespace-scheduler -p standin --bins
+  BUILT="binary built from commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')"
+  git diff --quiet HEAD -- src standin/src Cargo.toml 2> /dev/null || BUILT="$BUILT plus uncommitted changes"
+else
+  BUILT="binary from target/release as of $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC') (NO_BUILD)"
 fi
 [[ -x $BIN && -x $STANDIN ]] || { echo "missing $BIN or $STANDIN (build without NO_BUILD)" >&2; exit 2; }
 command -v kubectl > /dev/null || { echo "kubectl is required for the baseline" >&2; exit 2; }
@@ -81,5 +85,5 @@ fi
 
 step "BENCHMARKS.md"
 python3 benches/report.py --scale "$OUT/scale.json" --check "$OUT/check.txt" --out BENCHMARKS.md \
-  --machine "$(nproc) cores, $(uname -sr), binary of commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')" \
+  --machine "$(nproc) cores, $(uname -sr), $BUILT" \
   "${FAULT_ARGS[@]}"

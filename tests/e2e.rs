@@ -481,6 +481,15 @@ async fn a_live_lease_blocks_with_exit_3_and_a_stale_one_is_taken_over() {
     assert_eq!(code, 3, "{out}\n{err}");
     assert!(err.contains("other-pod/run"), "{err}");
     assert_eq!(c.replicas("Deployment", &ns, "api").await, 3, "exit 3 touches nothing");
+    // Even a run stopped by the lock ends with its one summary, here as JSON.
+    let (code, out, err) = c.run(&["--output", "json", "run", "--at", OFF_HOURS]).await;
+    assert_eq!(code, 3, "{out}\n{err}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(summary["exit_code"], 3, "{summary}");
+    assert!(
+        summary["error"].as_str().unwrap().contains("other-pod/run"),
+        "{summary}"
+    );
 
     c.expire_lease().await;
     let (code, out, err) = c.run(&["run", "--at", OFF_HOURS]).await;

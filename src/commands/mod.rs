@@ -40,21 +40,23 @@ pub fn main(cli: Cli) -> Exit {
         dry_run: cli.dry_run,
         run_id: telemetry::new_run_id(),
     };
-    let span = telemetry::run_span(&ctx.run_id, command_name(&cli.command));
+    let command = command_name(&cli.command);
+    let span = telemetry::run_span(&ctx.run_id, command);
     let _entered = span.enter();
 
     let outcome = match cli.command {
         // Pure and fast: no runtime, no network.
         Command::Check(args) => check::execute(&ctx, args),
         Command::Calendar(args) => calendar::execute(&ctx, args),
-        other => with_runtime(|| async move {
+        other => with_runtime(|| async {
+            let ctx = &ctx;
             match other {
-                Command::Run(args) => run::execute(&ctx, args).await,
-                Command::Up(args) => up::execute(&ctx, args).await,
-                Command::Down(args) => down::execute(&ctx, args).await,
-                Command::Populate(args) => populate::execute(&ctx, args).await,
-                Command::Report(args) => report::execute(&ctx, args).await,
-                Command::LocalTables => local_tables::execute(&ctx).await,
+                Command::Run(args) => run::execute(ctx, args).await,
+                Command::Up(args) => up::execute(ctx, args).await,
+                Command::Down(args) => down::execute(ctx, args).await,
+                Command::Populate(args) => populate::execute(ctx, args).await,
+                Command::Report(args) => report::execute(ctx, args).await,
+                Command::LocalTables => local_tables::execute(ctx).await,
                 Command::Check(_) | Command::Calendar(_) => unreachable!("handled above"),
             }
         }),
@@ -63,9 +65,32 @@ pub fn main(cli: Cli) -> Exit {
         Ok(exit) => exit,
         Err(e) => {
             tracing::error!(error = %e, exit_code = e.exit() as u8, "run ended with an error");
-            eprintln!("namespace-scheduler: {e}");
+            if matches!(command, "run" | "up" | "down" | "populate") {
+                println!("{}", error_summary(&ctx, command, &e));
+            } else {
+                // Data commands keep stdout for their data (calendar lines, CSV): one plain line.
+                eprintln!("namespace-scheduler: {e}");
+            }
             e.exit()
         }
+    }
+}
+
+/// A run that ends in an error still ends with its one summary (SPEC §1), in the format asked.
+/// (Only for the commands whose output is a summary.)
+fn error_summary(ctx: &Context, command: &str, e: &crate::Error) -> String {
+    let exit = e.exit() as u8;
+    match ctx.output {
+        OutputFormat::Json => serde_json::json!({
+            "command": command,
+            "run_id": ctx.run_id,
+            "cluster": ctx.config.cluster_name,
+            "dry_run": ctx.dry_run,
+            "exit_code": exit,
+            "error": e.to_string(),
+        })
+        .to_string(),
+        _ => format!("{command} run {}: exit {exit}: {e}", ctx.run_id),
     }
 }
 

@@ -69,8 +69,58 @@ fn locked(ns: &str, holder: &str, until: Option<DateTime<Utc>>) -> Error {
     }
 }
 
+/// What to do about the Lease as last read.
+enum Claim {
+    /// We hold it already: an earlier attempt of this run committed though its answer was lost.
+    Ours(Value),
+    /// Another live run holds it.
+    Held(String, Option<DateTime<Utc>>),
+    /// Free, expired or absent: write this (create when `create`).
+    Take { lease: Value, create: bool },
+}
+
+fn claim(existing: Option<Value>, ns: &str, holder: &str, duration: i64, now: DateTime<Utc>) -> Claim {
+    let Some(mut lease) = existing else {
+        let lease = json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": LEASE_NAME, "namespace": ns},
+            "spec": {
+                "holderIdentity": holder,
+                "leaseDurationSeconds": duration,
+                "acquireTime": micro(now),
+                "renewTime": micro(now),
+                "leaseTransitions": 0,
+            },
+        });
+        return Claim::Take { lease, create: true };
+    };
+    let current_holder = lease["spec"]["holderIdentity"].as_str().unwrap_or("").to_string();
+    if current_holder == holder {
+        return Claim::Ours(lease);
+    }
+    let until = expiry(&lease);
+    if !current_holder.is_empty() && until.is_some_and(|u| u > now) {
+        return Claim::Held(current_holder, until);
+    }
+    if !current_holder.is_empty() {
+        tracing::warn!(previous_holder = %current_holder, expired_at = ?until, "taking over an expired lease");
+    }
+    let transitions = lease["spec"]["leaseTransitions"].as_i64().unwrap_or(0) + 1;
+    lease["spec"]["holderIdentity"] = json!(holder);
+    lease["spec"]["leaseDurationSeconds"] = json!(duration);
+    lease["spec"]["acquireTime"] = json!(micro(now));
+    lease["spec"]["renewTime"] = json!(micro(now));
+    lease["spec"]["leaseTransitions"] = json!(transitions);
+    Claim::Take { lease, create: false }
+}
+
 /// Takes the Lease or fails with [`Error::Locked`] (exit 3) without touching anything else.
 /// `duration`: how long a silent holder keeps the lock (`NS_SCHEDULER_LEASE_SECONDS`).
+///
+/// Every failed write is followed by a fresh read, which decides: ours (the write committed but
+/// its answer was lost: carry on), held by another live run (it won: exit 3), or still free
+/// (transient failure: back off and try again, like every other write).
 pub async fn acquire(
     client: &kube::Client,
     ns: &str,
@@ -78,57 +128,51 @@ pub async fn acquire(
     duration: i64,
     policy: &RetryPolicy,
 ) -> Result<LeaseGuard> {
-    let now = Utc::now();
-    let existing = retry::transient(policy, "get lease", || get(client, ns)).await?;
-    let taken = match existing {
-        None => {
-            let lease = json!({
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": LEASE_NAME, "namespace": ns},
-                "spec": {
-                    "holderIdentity": holder,
-                    "leaseDurationSeconds": duration,
-                    "acquireTime": micro(now),
-                    "renewTime": micro(now),
-                    "leaseTransitions": 0,
-                },
-            });
+    let mut attempt = 0;
+    let taken = loop {
+        let existing = retry::transient(policy, "get lease", || get(client, ns)).await?;
+        let (lease, create) = match claim(existing, ns, holder, duration, Utc::now()) {
+            Claim::Ours(lease) => break lease,
+            Claim::Held(other, until) => return Err(locked(ns, &other, until)),
+            Claim::Take { lease, create } => (lease, create),
+        };
+        // A create fails with 409 if someone created it since our read; a replace carries the
+        // resourceVersion we read, so it fails with 409 if anyone wrote since.
+        let written = if create {
+            let body = serde_json::to_vec(&lease)?;
             let req = Request::new(path(ns))
-                .create(&PostParams::default(), serde_json::to_vec(&lease)?)
+                .create(&PostParams::default(), body)
                 .map_err(kube::Error::BuildRequest)?;
-            match client.request::<Value>(req).await {
-                Ok(v) => v,
-                // Someone created it between our get and our create: they won.
-                Err(e) if retry::classify(&e) == Class::Conflict => return Err(locked(ns, "another run", None)),
-                Err(e) => return Err(e.into()),
-            }
+            client.request::<Value>(req).await
+        } else {
+            replace(client, ns, &lease).await
+        };
+        let err = match written {
+            Ok(v) => break v,
+            Err(e) => e,
+        };
+        let wait = match retry::classify(&err) {
+            Class::Conflict => None,
+            Class::Transient(hint) => Some(policy.delay(attempt, hint)),
+            Class::NotFound | Class::Permanent => return Err(err.into()),
+        };
+        attempt += 1;
+        if attempt >= policy.attempts {
+            return Err(err.into());
         }
-        Some(mut lease) => {
-            let current_holder = lease["spec"]["holderIdentity"].as_str().unwrap_or("").to_string();
-            let until = expiry(&lease);
-            if !current_holder.is_empty() && current_holder != holder && until.is_some_and(|u| u > now) {
-                return Err(locked(ns, &current_holder, until));
-            }
-            if !current_holder.is_empty() {
-                tracing::warn!(previous_holder = %current_holder, expired_at = ?until, "taking over an expired lease");
-            }
-            let transitions = lease["spec"]["leaseTransitions"].as_i64().unwrap_or(0) + 1;
-            lease["spec"]["holderIdentity"] = json!(holder);
-            lease["spec"]["leaseDurationSeconds"] = json!(duration);
-            lease["spec"]["acquireTime"] = json!(micro(now));
-            lease["spec"]["renewTime"] = json!(micro(now));
-            lease["spec"]["leaseTransitions"] = json!(transitions);
-            // Replace carries the resourceVersion we read: a 409 means another run got it first.
-            match replace(client, ns, &lease).await {
-                Ok(v) => v,
-                Err(e) if retry::classify(&e) == Class::Conflict => return Err(locked(ns, "another run", None)),
-                Err(e) => return Err(e.into()),
-            }
+        tracing::warn!(error = %err, attempt, "lease write failed; reading it again");
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
         }
     };
     let current = Arc::new(Mutex::new(taken));
-    let renewer = tokio::spawn(renew_loop(client.clone(), ns.to_string(), current.clone(), duration));
+    let renewer = tokio::spawn(renew_loop(
+        client.clone(),
+        ns.to_string(),
+        holder.to_string(),
+        current.clone(),
+        duration,
+    ));
     Ok(LeaseGuard {
         client: client.clone(),
         namespace: ns.to_string(),
@@ -138,7 +182,7 @@ pub async fn acquire(
     })
 }
 
-async fn renew_loop(client: kube::Client, ns: String, current: Arc<Mutex<Value>>, duration: i64) {
+async fn renew_loop(client: kube::Client, ns: String, holder: String, current: Arc<Mutex<Value>>, duration: i64) {
     let period = Duration::from_millis((duration as u64 * 1000 / 3).max(500));
     loop {
         tokio::time::sleep(period).await;
@@ -147,6 +191,17 @@ async fn renew_loop(client: kube::Client, ns: String, current: Arc<Mutex<Value>>
         next["spec"]["renewTime"] = json!(micro(Utc::now()));
         match replace(&client, &ns, &next).await {
             Ok(v) => *lease = v,
+            // Our version is stale (a lost answer to our own renewal, or a take-over): re-read.
+            Err(e) if retry::classify(&e) == Class::Conflict => match get(&client, &ns).await {
+                Ok(Some(fresh)) if fresh["spec"]["holderIdentity"].as_str() == Some(holder.as_str()) => *lease = fresh,
+                Ok(fresh) => {
+                    let by = fresh
+                        .as_ref()
+                        .and_then(|f| f["spec"]["holderIdentity"].as_str().map(str::to_string));
+                    tracing::error!(holder = ?by, "the lease was taken over while this run held it");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not re-read the lease; will retry"),
+            },
             Err(e) => tracing::warn!(error = %e, "could not renew the lease; will retry"),
         }
     }

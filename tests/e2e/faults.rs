@@ -360,3 +360,50 @@ async fn the_status_label_leads_on_the_way_up_and_trails_on_the_way_down() {
     }
     c.cleanup().await;
 }
+
+/// A failed write of the Lease itself is retried like any other write, and a lost answer is
+/// recognised by reading the Lease again: the run goes on and releases it at the end, instead of
+/// exiting 1 — or leaving a Lease that names an exited run, so that every run for the next
+/// minute would exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_on_the_lease_write_is_retried_and_a_lost_answer_recognised() {
+    let actions = [
+        FaultAction::status(500),
+        FaultAction::Drop,
+        FaultAction::CommitThenDrop,
+        FaultAction::status(409),
+    ];
+    for action in actions {
+        let c = Cluster::start().await;
+        let Some(s) = c.standin() else { return };
+        let ns = five_writes(&c, "lease").await;
+        // The first run creates the Lease; the second updates the one the first released.
+        for (verb, at) in [("create", OFF_HOURS), ("update", BUSINESS)] {
+            let fired_before = s.fault_counts().total;
+            let rule = s.add_fault(FaultRule::new(action.clone()).verb(verb).resource("leases").once());
+            let (code, summary, err) = c.run_json(at, &[]).await;
+            let what = format!("{action:?} on {verb} leases");
+            assert_eq!(code, 0, "{what}: {summary}\n{err}");
+            assert!(s.fault_counts().total > fired_before, "{what}: the fault never fired");
+            assert_eq!(row_status(&summary, &ns), "completed", "{what}: {summary}");
+            let lease = c
+                .get("Lease", Some(&c.own_ns), "namespace-scheduler")
+                .await
+                .expect("the lease exists");
+            assert!(
+                lease["spec"]["holderIdentity"].is_null(),
+                "{what}: the lease is still held after the run: {lease}"
+            );
+            s.remove_fault(rule);
+        }
+        c.cleanup().await;
+    }
+}
+
+fn row_status(summary: &serde_json::Value, ns: &str) -> String {
+    summary["namespaces"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
+        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}

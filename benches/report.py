@@ -12,6 +12,11 @@ import re
 
 TARGET_FLOOR, TARGET_BASELINE, TARGET_NOOP, TARGET_RSS_MB, TARGET_CHECK_MS = 1.5, 50, 10, 30, 10
 VERBS = ("list", "get", "patch", "create", "update")
+HOW_TO_CAMPAIGN = """`tests/fault_campaign.rs` (its module docs list the invariants). CI runs 20 rounds; the long form:
+
+    FAULT_ROUNDS=1000 FAULT_SEED=20261123 cargo test --test fault_campaign -- --nocapture
+    # against a release binary copied aside: add FAULT_BIN=path/to/namespace-scheduler
+"""
 
 
 def mib(kb):
@@ -175,10 +180,11 @@ def main():
                  if l.startswith(("fault campaign", "  ", "VIOLATION")) and "…" not in l]
         lines = [l if len(l) < 400 else l[:400] + " …" for l in lines]
         kept.pop("fault-campaign", None)
-        fault = "Output of the last recorded campaign (`scripts/bench.sh` with FAULT_ROUNDS or FAULT_LOG):\n\n```\n" + \
+        fault = HOW_TO_CAMPAIGN + "\nOutput of the last recorded campaign (`scripts/bench.sh` with FAULT_ROUNDS or " \
+            "FAULT_LOG):\n\n```\n" + \
             "\n".join(lines) + "\n```"
     else:
-        fault = "Not recorded yet: `FAULT_ROUNDS=1000 scripts/bench.sh` (or `cargo test --test fault_campaign`)."
+        fault = HOW_TO_CAMPAIGN + "\nNot recorded yet."
     scale = scale_tables(s)
     phases = phase_table(s)
     base, ratios = baseline_table(s)

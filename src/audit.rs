@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::dynamo;
 use crate::error::{Error, Result};
 
+mod stream;
+pub use stream::{AuditStream, IDLE_FLUSH};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationType {
@@ -102,7 +105,7 @@ pub const BATCH_SIZE: usize = 25;
 /// Attempts per batch (throttling, 5xx, timeouts, unprocessed items); with [`dynamo::backoff`]
 /// the waits add up to about 3 s at most.
 pub const MAX_ATTEMPTS: u32 = 7;
-/// No retry starts after this long into one `write_all`.
+/// No retry starts after this long into one `write_all` (or, streaming, into one batch).
 pub const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// Batches written at once.
 const CONCURRENT_BATCHES: usize = 4;
@@ -303,15 +306,7 @@ impl AuditWriter {
         let mut failed: Vec<(usize, String)> = results.into_iter().flat_map(|(_, f)| f).collect();
         failed.sort_by_key(|(i, _)| *i);
         for (index, reason) in &failed {
-            let record = &records[*index];
-            tracing::error!(
-                table = %self.table,
-                namespace = %record.namespace_name,
-                reason = %reason,
-                record = %record.to_json(),
-                "audit record could not be written: {}",
-                record.to_json()
-            );
+            log_unwritten(&self.table, &records[*index], reason);
         }
         tracing::debug!(
             table = %self.table,
@@ -444,6 +439,18 @@ impl AuditWriter {
         }
         (written, failed)
     }
+}
+
+/// A record that will not be written: logged whole (its JSON) at ERROR.
+fn log_unwritten(table: &str, record: &AuditRecord, reason: &str) {
+    let json = record.to_json();
+    tracing::error!(
+        table = %table,
+        namespace = %record.namespace_name,
+        reason = %reason,
+        record = %json,
+        "audit record could not be written: {json}"
+    );
 }
 
 /// Our own loop retries (with the budget above); the SDK's retries would multiply it.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
-use namespace_scheduler::audit::{AuditRecord, AuditWriter, OperationType, TTL_ATTRIBUTE};
+use namespace_scheduler::audit::{AuditRecord, AuditWriter, OperationType, IDLE_FLUSH, TTL_ATTRIBUTE};
 use namespace_scheduler::dynamo::{self, table_schema, AUDIT_RESOURCE, PERMISSIONS_RESOURCE};
 use namespace_scheduler::permissions::{
     authorize, default_cost_centers, ActivationRequest, ActiveSet, CostCenter, PermissionsStore,
@@ -485,4 +485,82 @@ fn rejection_maps_to_exit_4() {
         .remove(0)
         .unwrap_err();
     assert_eq!(r.into_error().exit(), Exit::Rejected);
+}
+
+#[tokio::test]
+async fn streamed_records_are_all_written_and_read_back() {
+    let h = dynamo().await;
+    let (audit, _) = unique_tables(&h).await;
+    let records: Vec<AuditRecord> = (0..60)
+        .map(|i| {
+            sample_record(
+                &format!("ns-{i:02}"),
+                1_767_225_600.0 + i as f64,
+                OperationType::Deactivate,
+            )
+        })
+        .collect();
+    let mut stream = AuditWriter::new(h.client.clone(), &audit).stream();
+    for (i, r) in records.iter().enumerate() {
+        stream.send(r.clone());
+        if i % 20 == 19 {
+            // A pause longer than the idle flush: partial batches go out while records still come.
+            tokio::time::sleep(IDLE_FLUSH * 4).await;
+        }
+    }
+    assert_eq!(stream.sent(), 60);
+    assert_eq!(stream.finish().await.unwrap(), 60);
+    let mut back = audit_records(&h, &audit).await;
+    back.sort_by(|a, b| a.namespace_name.cmp(&b.namespace_name));
+    assert_eq!(back, records);
+}
+
+#[tokio::test]
+async fn an_empty_stream_writes_nothing() {
+    let h = dynamo().await;
+    let (audit, _) = unique_tables(&h).await;
+    let stream = AuditWriter::new(h.client.clone(), &audit).stream();
+    assert_eq!(stream.finish().await.unwrap(), 0);
+    assert!(audit_records(&h, &audit).await.is_empty());
+}
+
+#[tokio::test]
+async fn streaming_to_an_unreachable_endpoint_fails_with_every_record_logged_whole() {
+    let client = client_for(&closed_endpoint()).await;
+    let records: Vec<AuditRecord> = (0..60)
+        .map(|i| sample_record(&format!("dev-{i}"), 1_767_225_600.0 + i as f64, OperationType::Activate))
+        .collect();
+    let (logs, _guard) = LogCapture::install();
+    let mut stream = AuditWriter::new(client, "task-scheduler-logs-test").stream();
+    for r in &records {
+        stream.send(r.clone());
+    }
+    let err = stream.finish().await.unwrap_err();
+    assert!(matches!(err, Error::Dynamo(_)), "{err:?}");
+    assert_eq!(err.exit(), Exit::Failed);
+    assert!(
+        err.to_string().contains("60 of 60 audit records could not be written"),
+        "{err}"
+    );
+    assert_all_logged(&logs.text(), &records);
+}
+
+#[tokio::test]
+async fn streaming_to_a_missing_table_fails_with_every_record_logged_whole() {
+    let h = dynamo().await;
+    let records = vec![
+        sample_record("dev-a", 1_767_225_600.0, OperationType::Activate),
+        sample_record("dev-b", 1_767_225_601.0, OperationType::Activate),
+    ];
+    let (logs, _guard) = LogCapture::install();
+    let mut stream = AuditWriter::new(h.client.clone(), "no-such-table-stream").stream();
+    for r in &records {
+        stream.send(r.clone());
+    }
+    let err = stream.finish().await.unwrap_err();
+    assert!(
+        err.to_string().contains("2 of 2 audit records could not be written"),
+        "{err}"
+    );
+    assert_all_logged(&logs.text(), &records);
 }

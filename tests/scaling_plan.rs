@@ -34,7 +34,7 @@ fn down_records_the_original_in_the_same_write() {
     let d = decide(&w(Kind::Deployment, "api", Setting::Replicas(7), None), Target::Down);
     let Decision::Change(c) = d else { panic!() };
     assert_eq!(
-        c.patch,
+        c.patch(),
         json!({"spec": {"replicas": 0}, "metadata": {"annotations": {"namespace-scheduler/original-replicas": "7"}}})
     );
     assert_eq!((c.from.as_str(), c.to.as_str()), ("7", "0"));
@@ -134,7 +134,7 @@ fn up_restores_the_exact_value_or_keeps_a_value_changed_while_down() {
         panic!()
     };
     assert_eq!(
-        c.patch["metadata"]["annotations"]["namespace-scheduler/original-replicas"],
+        c.patch()["metadata"]["annotations"]["namespace-scheduler/original-replicas"],
         json!(null)
     );
 }
@@ -189,7 +189,7 @@ fn namespace_status_and_window_are_planned_after_the_workloads() {
     assert_eq!(p.writes(), 2);
     let nc = p.namespace_change.unwrap();
     assert_eq!(
-        nc.patch,
+        nc.patch(),
         json!({"metadata": {
             "labels": {"namespace-scheduler/status": "active"},
             "annotations": {"namespace-scheduler/active-until": "2026-11-26T05:00:00Z"}

@@ -22,7 +22,7 @@ pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
         requested_by: args.requested_by.clone(),
         answer: None,
     };
-    let plans = args
+    let plans: Vec<_> = args
         .namespaces
         .iter()
         .map(|n| {

@@ -12,16 +12,22 @@ use crate::error::{Exit, Result};
 use crate::permissions::{self, ActivationRequest, ActiveSet, PermissionsStore, Rejection};
 use crate::scaling::engine::{self, Session};
 use crate::scaling::inventory::{Inventory, ManagedNamespace};
-use crate::scaling::plan::{plan_namespace, rfc3339, Intent, NamespacePlan, Target, Until};
+use crate::scaling::plan::{plan_namespace, rfc3339, Intent, Target, Until};
 use crate::scaling::summary::Row;
 
 pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
     let session = Session::open(ctx).await?;
-    match plan_run(ctx, &session, at, business).await {
-        Ok((plans, extra, managed)) => {
-            let header = engine::header(ctx, "run", at, Some(business), managed);
+    match decide_run(ctx, &session, at, business).await {
+        Ok((inv, intents, extra)) => {
+            let header = engine::header(ctx, "run", at, Some(business), inv.namespaces.len());
+            // Planned lazily, one namespace at a time as the engine starts it.
+            let plans = inv
+                .namespaces
+                .values()
+                .zip(intents)
+                .map(|(ns, intent)| plan_namespace(ns, inv.workloads_of(&ns.name), &intent));
             session.finish(ctx, header, plans, extra).await
         }
         Err(e) => {
@@ -31,12 +37,14 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     }
 }
 
-type Planned = (Vec<NamespacePlan>, Vec<(AuditRecord, Row)>, usize);
+/// The inventory, one intent per managed namespace (in the inventory's order) and the
+/// rejected requests' records.
+type Decided = (Inventory, Vec<Intent>, Vec<(AuditRecord, Row)>);
 
-async fn plan_run(ctx: &Context, session: &Session, at: DateTime<Utc>, business: bool) -> Result<Planned> {
+async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>, business: bool) -> Result<Decided> {
     let inv = session.discover(ctx).await?;
     let answers = answer_requests(ctx, &inv, at, business).await;
-    let mut plans = Vec::with_capacity(inv.namespaces.len());
+    let mut intents = Vec::with_capacity(inv.namespaces.len());
     let mut extra = Vec::new();
     for ns in inv.namespaces.values() {
         let live_window = ns.active_until().is_some_and(|t| t > at);
@@ -84,9 +92,9 @@ async fn plan_run(ctx: &Context, session: &Session, at: DateTime<Utc>, business:
                 }
             }
         }
-        plans.push(plan_namespace(ns, inv.workloads_of(&ns.name), &intent));
+        intents.push(intent);
     }
-    Ok((plans, extra, inv.namespaces.len()))
+    Ok((inv, intents, extra))
 }
 
 /// Pending self-service requests, answered: namespace → (request value, requested_by,

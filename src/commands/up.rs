@@ -57,14 +57,14 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
             })
             .collect();
         // The usual summary and audit, with the rejected rows: exit 4 (1 if the audit failed).
-        return session.finish(ctx, header, vec![], rejected).await;
+        return session.finish(ctx, header, Vec::new(), rejected).await;
     }
     let until = if business {
         Until::Keep
     } else {
         Until::Set(at + args.duration)
     };
-    let plans = args
+    let plans: Vec<_> = args
         .namespaces
         .iter()
         .map(|n| {

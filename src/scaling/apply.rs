@@ -129,6 +129,13 @@ impl Applier {
         }
     }
 
+    /// A slot of the write semaphore: every write of the run (workloads, Namespaces, Events)
+    /// holds one while its request is out, so at most `SCALE_CONCURRENCY` are in flight however
+    /// many namespaces are.
+    pub async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.semaphore.acquire().await.expect("semaphore never closed")
+    }
+
     /// Write requests sent so far (attempts included).
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
@@ -141,7 +148,7 @@ impl Applier {
         name: &str,
         patch: &serde_json::Value,
     ) -> Result<Slim, kube::Error> {
-        let _permit = self.semaphore.acquire().await.expect("semaphore never closed");
+        let _permit = self.permit().await;
         self.writes.fetch_add(1, Ordering::Relaxed);
         objects::merge_patch(&self.client, kind, ns, name, patch).await
     }
@@ -391,7 +398,7 @@ impl Applier {
     ) -> Result<Wrote<NamespaceChange>, WriteError<NamespaceChange>> {
         let mut attempt = 0;
         loop {
-            let patch = with_resource_version(change.patch.clone(), rv.as_deref());
+            let patch = with_resource_version(change.patch(), rv.as_deref());
             let err = match self.send(Kind::Namespace, None, name, &patch).await {
                 Ok(o) => return Ok(Wrote::Applied(change, o.metadata.resource_version)),
                 Err(e) => e,
@@ -414,7 +421,6 @@ impl Applier {
                     }
                     // Someone else edited the Namespace (e.g. a team annotating a request):
                     // our keys are ours, so re-apply them over the fresh object.
-                    change.patch = now.patch_to(&change.after);
                     change.before = now;
                     rv = fresh.metadata.resource_version;
                 }

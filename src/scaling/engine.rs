@@ -2,7 +2,7 @@
 //! in parallel → Events → audit → release → summary.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use super::lease::{self, LeaseGuard};
 use super::plan::{rfc3339, NamespacePlan};
 use super::retry::RetryPolicy;
 use super::summary::{self, Header, Row, Summary};
-use crate::audit::{AuditRecord, AuditStatus, AuditWriter, OperationType};
+use crate::audit::{AuditRecord, AuditStatus, AuditStream, AuditWriter, OperationType};
 use crate::commands::Context;
 use crate::error::{Exit, Result};
 
@@ -101,83 +101,90 @@ impl Session {
     }
 
     /// Applies the plans, writes Events and the audit, releases the Lease, prints the summary.
+    /// `plans` is consumed lazily: a namespace is planned when it is started, and its plan and
+    /// outcome are dropped once its Event is written and its audit record handed to the
+    /// background writer, so memory does not grow with the number of namespaces changed.
     /// `extra` are records and rows decided before applying (rejected requests).
-    pub async fn finish(
+    pub async fn finish<I>(
         self,
         ctx: &Context,
         header: Header,
-        plans: Vec<NamespacePlan>,
+        plans: I,
         extra: Vec<(AuditRecord, Row)>,
-    ) -> Result<Exit> {
+    ) -> Result<Exit>
+    where
+        I: IntoIterator<Item = NamespacePlan>,
+    {
         if ctx.dry_run {
+            let plans: Vec<NamespacePlan> = plans.into_iter().collect();
             println!("{}", summary::render_plan(ctx.output, &header, &plans));
             self.close().await;
             return Ok(Exit::Ok);
         }
+        let concurrency = ctx.config.scale_concurrency.max(1);
         let applier = Applier::new(
             self.client.clone(),
             self.policy.clone(),
-            ctx.config.scale_concurrency,
+            concurrency,
             ctx.config.rollback_enabled,
             self.cancel.clone(),
         );
-        let work: Vec<&NamespacePlan> = plans.iter().filter(|p| !p.is_noop()).collect();
-        // Namespaces in flight ≤ concurrency; their writes share one semaphore of that size.
-        let outcomes: Vec<(&NamespacePlan, NamespaceOutcome)> = futures::stream::iter(work)
+        let mut audit = AuditSink { ctx, stream: None };
+        let mut rows: Vec<Row> = Vec::new();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (r, row) in extra {
+            *counts.entry(row.status.clone()).or_default() += 1;
+            audit.send(r).await;
+            rows.push(row);
+        }
+        let unchanged = AtomicUsize::new(0);
+        let work = plans.into_iter().filter(|p| {
+            let noop = p.is_noop();
+            if noop {
+                unchanged.fetch_add(1, Ordering::Relaxed);
+            }
+            !noop
+        });
+        // More namespaces in flight than write slots (their phases depend on each other, so
+        // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
+        let mut done = futures::stream::iter(work)
             .map(|p| {
                 let applier = &applier;
                 async move {
-                    let o = applier.apply_namespace(p).await;
-                    super::events::emit(&applier.client, &applier.policy, p, &o, &ctx.run_id).await;
-                    (p, o)
+                    let o = applier.apply_namespace(&p).await;
+                    super::events::emit(applier, &p, &o, &ctx.run_id).await;
+                    let row = Row {
+                        namespace: p.namespace.clone(),
+                        cost_center: p.cost_center.clone(),
+                        action: p.target.as_str().into(),
+                        changes: p.changes.len(),
+                        skipped: p.skipped.len(),
+                        status: o.status.as_str().into(),
+                        error: o.error.clone(),
+                    };
+                    (o.status, row, record(ctx, &p, o))
                 }
             })
-            .buffer_unordered(ctx.config.scale_concurrency.max(1))
-            .collect()
-            .await;
-
-        let mut records: Vec<AuditRecord> = Vec::new();
-        let mut rows: Vec<Row> = Vec::new();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        let unchanged = plans.iter().filter(|p| p.is_noop()).count();
+            .buffer_unordered(concurrency * IN_FLIGHT_PER_SLOT);
+        let mut changed = 0;
+        while let Some((status, row, record)) = done.next().await {
+            *counts.entry(status.as_str().into()).or_default() += 1;
+            if status == NsStatus::Completed {
+                changed += 1;
+            }
+            rows.push(row);
+            if let Some(r) = record {
+                audit.send(r).await;
+            }
+        }
+        drop(done);
+        let unchanged = unchanged.into_inner();
         if unchanged > 0 {
             counts.insert("unchanged".into(), unchanged);
         }
-        let mut changed = 0;
-        for (plan, o) in &outcomes {
-            *counts.entry(o.status.as_str().into()).or_default() += 1;
-            if o.status == NsStatus::Completed {
-                changed += 1;
-            }
-            rows.push(Row {
-                namespace: plan.namespace.clone(),
-                cost_center: plan.cost_center.clone(),
-                action: plan.target.as_str().into(),
-                changes: plan.changes.len(),
-                skipped: plan.skipped.len(),
-                status: o.status.as_str().into(),
-                error: o.error.clone(),
-            });
-            if let Some(r) = record(ctx, plan, o) {
-                records.push(r);
-            }
-        }
-        for (r, row) in extra {
-            *counts.entry(row.status.clone()).or_default() += 1;
-            records.push(r);
-            rows.push(row);
-        }
         rows.sort_by(|a, b| a.namespace.cmp(&b.namespace).then(a.action.cmp(&b.action)));
 
-        let mut audit_error = None;
-        if !records.is_empty() {
-            let client = crate::dynamo::client(&ctx.config).await;
-            let writer = AuditWriter::new(client, ctx.config.audit_table.clone());
-            if let Err(e) = writer.write_all(&records).await {
-                tracing::error!(error = %e, "audit could not be written in full");
-                audit_error = Some(e.to_string());
-            }
-        }
+        let (audit_records, audit_error) = audit.finish().await;
         let started = self.started;
         self.close().await;
 
@@ -205,7 +212,7 @@ impl Session {
             writes: applier.writes(),
             counts,
             namespaces: rows,
-            audit_records: records.len(),
+            audit_records,
             audit_error,
             duration_ms: started.elapsed().as_millis() as u64,
             exit_code: exit as u8,
@@ -216,11 +223,49 @@ impl Session {
     }
 }
 
+/// Namespaces in flight per write slot (`SCALE_CONCURRENCY`). Each namespace's writes come in
+/// dependent phases (label, workloads, label, Event), so with one namespace per slot the slots
+/// sit idle between phases. Kept modest: on SIGTERM every namespace in flight is finished or
+/// rolled back before the run exits.
+pub const IN_FLIGHT_PER_SLOT: usize = 4;
+
+/// The run's audit: the background writer is started with the first record (a run that
+/// changes nothing never connects to DynamoDB).
+struct AuditSink<'a> {
+    ctx: &'a Context,
+    stream: Option<AuditStream>,
+}
+
+impl AuditSink<'_> {
+    async fn send(&mut self, record: AuditRecord) {
+        if self.stream.is_none() {
+            let client = crate::dynamo::client(&self.ctx.config).await;
+            self.stream = Some(AuditWriter::new(client, self.ctx.config.audit_table.clone()).stream());
+        }
+        if let Some(s) = &mut self.stream {
+            s.send(record);
+        }
+    }
+
+    /// Waits for the last batches: (records handed over, the error if any was not written).
+    async fn finish(self) -> (usize, Option<String>) {
+        let Some(stream) = self.stream else { return (0, None) };
+        let sent = stream.sent();
+        match stream.finish().await {
+            Ok(_) => (sent, None),
+            Err(e) => {
+                tracing::error!(error = %e, "audit could not be written in full");
+                (sent, Some(e.to_string()))
+            }
+        }
+    }
+}
+
 fn epoch(t: DateTime<Utc>) -> f64 {
     t.timestamp_micros() as f64 / 1e6
 }
 
-fn record(ctx: &Context, plan: &NamespacePlan, o: &NamespaceOutcome) -> Option<AuditRecord> {
+fn record(ctx: &Context, plan: &NamespacePlan, o: NamespaceOutcome) -> Option<AuditRecord> {
     let status = match o.status {
         NsStatus::Completed => AuditStatus::Completed,
         NsStatus::RolledBack => AuditStatus::RolledBack,
@@ -244,8 +289,8 @@ fn record(ctx: &Context, plan: &NamespacePlan, o: &NamespaceOutcome) -> Option<A
         requested_by: plan.requested_by.clone(),
         status,
         run_id: ctx.run_id.clone(),
-        resources: o.resources.clone(),
-        error: o.error.clone(),
+        resources: o.resources,
+        error: o.error,
         active_until: plan
             .active_until
             .clone()

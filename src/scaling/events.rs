@@ -6,9 +6,9 @@ use kube::api::PostParams;
 use kube::core::Request;
 use serde_json::json;
 
-use super::apply::{NamespaceOutcome, NsStatus};
+use super::apply::{Applier, NamespaceOutcome, NsStatus};
 use super::plan::{NamespacePlan, Target};
-use super::retry::{self, RetryPolicy};
+use super::retry;
 
 fn reason_and_type(target: Target, status: NsStatus) -> Option<(&'static str, &'static str)> {
     match (status, target) {
@@ -20,13 +20,9 @@ fn reason_and_type(target: Target, status: NsStatus) -> Option<(&'static str, &'
     }
 }
 
-pub async fn emit(
-    client: &kube::Client,
-    policy: &RetryPolicy,
-    plan: &NamespacePlan,
-    outcome: &NamespaceOutcome,
-    run_id: &str,
-) {
+/// Creates the Event under the applier's write semaphore (one slot per attempt, none held
+/// while backing off). Not counted in the run's `writes`.
+pub async fn emit(applier: &Applier, plan: &NamespacePlan, outcome: &NamespaceOutcome, run_id: &str) {
     let Some((reason, kind)) = reason_and_type(plan.target, outcome.status) else {
         return;
     };
@@ -62,12 +58,13 @@ pub async fn emit(
         "lastTimestamp": now,
         "count": 1,
     });
-    let result = retry::transient(policy, "create event", || async {
+    let result = retry::transient(&applier.policy, "create event", || async {
+        let _permit = applier.permit().await;
         let body = serde_json::to_vec(&event).map_err(kube::Error::SerdeError)?;
         let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))
             .create(&PostParams::default(), body)
             .map_err(kube::Error::BuildRequest)?;
-        client.request::<serde_json::Value>(req).await
+        applier.client.request::<serde_json::Value>(req).await
     })
     .await;
     if let Err(e) = result {

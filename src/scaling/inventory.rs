@@ -3,7 +3,7 @@
 //! One paginated cluster-wide list per kind (never one call per namespace per kind), so a run's
 //! read cost does not grow with the number of namespaces beyond the pages.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -193,13 +193,16 @@ impl Inventory {
     }
 }
 
-async fn list_all(
+/// Every object of `kind`, one page at a time: each page is handed to `each` and dropped before
+/// the next is fetched, so a kind's whole list is never held as parsed objects.
+async fn list_each(
     client: &kube::Client,
     policy: &RetryPolicy,
     kind: Kind,
     selector: Option<&str>,
-) -> Result<Vec<Slim>> {
-    let (mut all, mut token) = (Vec::new(), None);
+    mut each: impl FnMut(Slim),
+) -> Result<()> {
+    let mut token = None;
     loop {
         let what = format!("list {kind}");
         let tok = token.clone();
@@ -207,10 +210,10 @@ async fn list_all(
             objects::list_page(client, kind, selector, PAGE_SIZE, tok.clone())
         })
         .await?;
-        all.extend(items);
+        items.into_iter().for_each(&mut each);
         match next {
             Some(t) => token = Some(t),
-            None => return Ok(all),
+            None => return Ok(()),
         }
     }
 }
@@ -218,40 +221,50 @@ async fn list_all(
 /// Lists namespaces (with `NAMESPACE_SELECTOR`), then every workload kind cluster-wide.
 pub async fn discover(client: &kube::Client, config: &Config, policy: &RetryPolicy) -> Result<Inventory> {
     let mut inv = Inventory::default();
-    for ns in list_all(client, policy, Kind::Namespace, config.namespace_selector.as_deref()).await? {
-        if unmanaged_reason(config, &ns).is_none() {
-            let m = ManagedNamespace::from_slim(ns);
-            inv.namespaces.insert(m.name.clone(), m);
-        }
-    }
-    let mut seen: BTreeSet<(Kind, String, String)> = BTreeSet::new();
+    list_each(
+        client,
+        policy,
+        Kind::Namespace,
+        config.namespace_selector.as_deref(),
+        |ns| {
+            if unmanaged_reason(config, &ns).is_none() {
+                let m = ManagedNamespace::from_slim(ns);
+                inv.namespaces.insert(m.name.clone(), m);
+            }
+        },
+    )
+    .await?;
     for kind in Kind::WORKLOADS {
-        let items = match list_all(client, policy, kind, None).await {
-            Ok(items) => items,
+        let (namespaces, workloads) = (&inv.namespaces, &mut inv.workloads);
+        let listed = list_each(client, policy, kind, None, |o| {
+            let ns = o.metadata.namespace.as_deref().unwrap_or_default();
+            if namespaces.contains_key(ns) {
+                let w = Workload::from_slim(kind, o);
+                match workloads.get_mut(&w.namespace) {
+                    Some(list) => list.push(w),
+                    None => {
+                        workloads.insert(w.namespace.clone(), vec![w]);
+                    }
+                }
+            }
+        })
+        .await;
+        match listed {
+            Ok(()) if kind == Kind::ScaledObject => inv.keda = true,
+            Ok(()) => {}
             // No ScaledObject CRD in this cluster: nothing to pause.
             Err(crate::Error::Kube(kube::Error::Api(s))) if kind == Kind::ScaledObject && s.code == 404 => {
                 tracing::debug!("KEDA ScaledObject CRD not served; skipping");
-                continue;
             }
             Err(e) => return Err(e),
-        };
-        if kind == Kind::ScaledObject {
-            inv.keda = true;
-        }
-        for o in items {
-            let ns = o.metadata.namespace.clone().unwrap_or_default();
-            if !inv.namespaces.contains_key(&ns) {
-                continue;
-            }
-            // Pagination can repeat an item if the list changes between pages.
-            if !seen.insert((kind, ns.clone(), o.metadata.name.clone())) {
-                continue;
-            }
-            inv.workloads.entry(ns).or_default().push(Workload::from_slim(kind, o));
         }
     }
     for list in inv.workloads.values_mut() {
+        // Stable: of an item repeated by pagination (the list changed between pages), the
+        // first one listed is kept.
         list.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        list.dedup_by(|later, first| later.kind == first.kind && later.name == first.name);
+        list.shrink_to_fit();
     }
     Ok(inv)
 }

@@ -86,12 +86,47 @@ pub struct Meta {
     pub namespace: Option<String>,
     #[serde(default)]
     pub resource_version: Option<String>,
-    #[serde(default)]
+    /// Only the keys the engine reads (see [`is_ours`]).
+    #[serde(default, deserialize_with = "only_ours")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
+    /// Only the keys the engine reads (see [`is_ours`]).
+    #[serde(default, deserialize_with = "only_ours")]
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub owner_references: Vec<OwnerRef>,
+}
+
+/// The label and annotation keys the engine reads: its own, and KEDA's paused-replicas.
+pub fn is_ours(key: &str) -> bool {
+    key.starts_with(super::PREFIX) || key == super::ANN_KEDA_PAUSED_REPLICAS
+}
+
+/// Keeps only the keys of [`is_ours`]: a workload's other labels and annotations (app labels,
+/// `last-applied-configuration`, …) are skipped while parsing, never held. At thousands of
+/// workloads one held map per object was most of the inventory.
+fn only_ours<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Ours;
+    impl<'de> serde::de::Visitor<'de> for Ours {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                if is_ours(&key) {
+                    out.insert(key.into_owned(), m.next_value::<String>()?);
+                } else {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Ours)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -71,22 +71,32 @@ pub fn with_resource_version(mut patch: Value, rv: Option<&str>) -> Value {
     patch
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One planned workload write. Its merge patch is derived from `after` when it is sent (or
+/// shown), not stored: at thousands of workloads the JSON values dominated the run's memory.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub kind: Kind,
     pub name: String,
     pub from: String,
     pub to: String,
-    /// The merge patch (sent with `metadata.resourceVersion` added).
-    pub patch: Value,
-    #[serde(skip)]
     pub namespace: String,
-    #[serde(skip)]
     pub before: FieldState,
-    #[serde(skip)]
     pub after: FieldState,
-    #[serde(skip)]
     pub resource_version: Option<String>,
+}
+
+/// Shown in a dry-run plan as `kind`, `name`, `from`, `to` and the merge patch.
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Change", 5)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("from", &self.from)?;
+        st.serialize_field("to", &self.to)?;
+        st.serialize_field("patch", &self.patch())?;
+        st.end()
+    }
 }
 
 impl Change {
@@ -97,12 +107,16 @@ impl Change {
             name: w.name.clone(),
             from: before.setting.to_string(),
             to: after.setting.to_string(),
-            patch: state_patch(w.kind, &after),
             namespace: w.namespace.clone(),
             before,
             after,
             resource_version: w.resource_version.clone(),
         }
+    }
+
+    /// The merge patch (sent with `metadata.resourceVersion` added).
+    pub fn patch(&self) -> Value {
+        state_patch(self.kind, &self.after)
     }
 
     pub fn resource(&self) -> ResourceChange {
@@ -222,11 +236,29 @@ impl NsMeta {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Our keys on the Namespace, before and after; the patch is always `before → after`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NamespaceChange {
     pub before: NsMeta,
     pub after: NsMeta,
-    pub patch: Value,
+}
+
+impl NamespaceChange {
+    /// The merge patch from `before` to `after`, touching only the keys that differ.
+    pub fn patch(&self) -> Value {
+        self.before.patch_to(&self.after)
+    }
+}
+
+impl Serialize for NamespaceChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("NamespaceChange", 3)?;
+        st.serialize_field("before", &self.before)?;
+        st.serialize_field("after", &self.after)?;
+        st.serialize_field("patch", &self.patch())?;
+        st.end()
+    }
 }
 
 /// What happens to `namespace-scheduler/active-until`.
@@ -331,7 +363,6 @@ pub fn plan_namespace(ns: &ManagedNamespace, workloads: &[Workload], intent: &In
         after.request_status = Some(status.clone());
     }
     let namespace_change = (after != before).then(|| NamespaceChange {
-        patch: before.patch_to(&after),
         before,
         after: after.clone(),
     });

@@ -190,6 +190,19 @@ async fn a_thousand_records_are_written_in_batches_and_all_read_back() {
     assert_eq!(audit_records(&h, &audit).await.len(), 1000);
 }
 
+/// A write that gave up: an exit-1 DynamoDB error counting every record, each logged whole.
+fn assert_lost_loudly(err: &Error, logs: &str, records: &[AuditRecord]) {
+    assert!(matches!(err, Error::Dynamo(_)), "{err:?}");
+    assert_eq!(err.exit(), Exit::Failed);
+    let n = records.len();
+    assert!(
+        err.to_string()
+            .contains(&format!("{n} of {n} audit records could not be written")),
+        "{err}"
+    );
+    assert_all_logged(logs, records);
+}
+
 /// Every record that could not be written must be in the log, whole.
 fn assert_all_logged(logs: &str, records: &[AuditRecord]) {
     for r in records {
@@ -221,13 +234,7 @@ async fn unreachable_endpoint_fails_with_every_record_logged_whole() {
         .await
         .unwrap_err();
     eprintln!("gave up on an unreachable endpoint after {:?}", started.elapsed());
-    assert!(matches!(err, Error::Dynamo(_)), "{err:?}");
-    assert_eq!(err.exit(), Exit::Failed);
-    assert!(
-        err.to_string().contains("60 of 60 audit records could not be written"),
-        "{err}"
-    );
-    assert_all_logged(&logs.text(), &records);
+    assert_lost_loudly(&err, &logs.text(), &records);
 }
 
 #[tokio::test]
@@ -534,13 +541,7 @@ async fn streaming_to_an_unreachable_endpoint_fails_with_every_record_logged_who
         stream.send(r.clone());
     }
     let err = stream.finish().await.unwrap_err();
-    assert!(matches!(err, Error::Dynamo(_)), "{err:?}");
-    assert_eq!(err.exit(), Exit::Failed);
-    assert!(
-        err.to_string().contains("60 of 60 audit records could not be written"),
-        "{err}"
-    );
-    assert_all_logged(&logs.text(), &records);
+    assert_lost_loudly(&err, &logs.text(), &records);
 }
 
 #[tokio::test]

@@ -347,7 +347,7 @@ async fn up_off_hours_opens_a_window_that_run_respects_until_it_ends() {
         .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(c.replicas("Deployment", &ns, "api").await, 3);
-    // 20:00 -05:00 + 4h = 01:00Z... the next day 01:00 UTC is 20:00+4h = 00:00 -05:00 = 05:00Z.
+    // 20:00 -05:00 + 4h = 00:00 -05:00 the next day = 05:00Z.
     assert_eq!(
         c.annotation("Namespace", None, &ns, "namespace-scheduler/active-until")
             .await

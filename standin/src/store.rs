@@ -372,23 +372,21 @@ impl Store {
         if !patched.is_object() {
             return Err(ApiError::bad_request("the patch did not produce a JSON object"));
         }
-        for f in ["resourceVersion", "uid"] {
-            if meta_str(&patched, f) != meta_str(&current, f) {
-                if f == "uid" && meta_str(&patched, f).is_some() {
-                    return Err(ApiError::new(
-                        409,
-                        "Conflict",
-                        format!(
-                            "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-                            meta_str(&patched, f).unwrap_or(""),
-                            meta_str(&current, f).unwrap_or("")
-                        ),
-                    ));
-                }
-                if f == "resourceVersion" && meta_str(&patched, f).is_some() {
-                    return Err(ApiError::conflict(def, name));
-                }
-            }
+        // A precondition the patch carries: present and different from the stored value.
+        let stale = |f: &str| meta_str(&patched, f).is_some() && meta_str(&patched, f) != meta_str(&current, f);
+        if stale("resourceVersion") {
+            return Err(ApiError::conflict(def, name));
+        }
+        if stale("uid") {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                    meta_str(&patched, "uid").unwrap_or(""),
+                    meta_str(&current, "uid").unwrap_or("")
+                ),
+            ));
         }
         Ok(self.commit(def, key(def, ns, name), Some(&current), patched, dry_run))
     }

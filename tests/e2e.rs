@@ -507,10 +507,7 @@ async fn a_live_lease_blocks_with_exit_3_and_a_stale_one_is_taken_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_scaled_objects_are_paused_on_down_and_unpaused_on_up() {
     let c = Cluster::start().await;
-    // A real cluster may not have the KEDA CRD; the stand-in serves it.
-    if c.real() {
-        return;
-    }
+    c.ensure_keda_crd().await;
     let ns = c.namespace("keda", &[]).await;
     c.deployment(&ns, "worker", 4).await;
     c.create(standin::seed::scaled_object(&ns, "worker", "worker")).await;

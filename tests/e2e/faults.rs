@@ -44,7 +44,9 @@ async fn a_failure_at_any_single_write_leaves_that_namespace_at_its_start() {
     ];
     for (i, (resource, name)) in targets.iter().enumerate() {
         let c = Cluster::start().await;
-        let Some(s) = c.standin() else { return };
+        let Some(s) = c.standin_only("injects a persistent failure at each write") else {
+            return;
+        };
         let victim = five_writes(&c, "victim").await;
         let bystander = five_writes(&c, "bystander").await;
         let start = c.snapshot(&victim).await;
@@ -87,7 +89,9 @@ async fn a_failure_at_any_single_write_leaves_that_namespace_at_its_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_rollback_disabled_a_failed_namespace_is_left_as_is_and_the_next_run_converges() {
     let c = Cluster::start().await;
-    let Some(s) = c.standin() else { return };
+    let Some(s) = c.standin_only("injects a persistent failure") else {
+        return;
+    };
     let ns = five_writes(&c, "norollback").await;
     let fault = s.add_fault(
         FaultRule::new(FaultAction::status(500))
@@ -116,7 +120,9 @@ async fn with_rollback_disabled_a_failed_namespace_is_left_as_is_and_the_next_ru
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried_and_a_lost_response_is_recognised() {
     let c = Cluster::start().await;
-    let Some(s) = c.standin() else { return };
+    let Some(s) = c.standin_only("injects 409, 429, 503, dropped connections and lost responses") else {
+        return;
+    };
     let ns = five_writes(&c, "flaky").await;
     c.deployment(&ns, "c", 1).await;
     let start = c.snapshot(&ns).await;
@@ -195,7 +201,9 @@ async fn seed_many(c: &Cluster, namespaces: usize, per_ns: i64) -> BTreeMap<(Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_a_random_instant_loses_no_original_and_the_next_run_converges() {
     let c = Cluster::start().await;
-    let Some(s) = c.standin() else { return };
+    let Some(s) = c.standin_only("kills the run after a counted number of writes (the stand-in's request log)") else {
+        return;
+    };
     let originals = seed_many(&c, 6, 4).await;
     s.set_latency(Duration::from_millis(15));
     let slow = [("SCALE_CONCURRENCY", "2")];
@@ -233,7 +241,10 @@ async fn sigkill_at_a_random_instant_loses_no_original_and_the_next_run_converge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_run_leaves_every_namespace_at_target_or_at_start() {
     let c = Cluster::start().await;
-    let Some(s) = c.standin() else { return };
+    let Some(s) = c.standin_only("signals the run after a counted number of writes (the stand-in's request log)")
+    else {
+        return;
+    };
     let originals = seed_many(&c, 8, 3).await;
     s.set_latency(Duration::from_millis(20));
     let mut cmd = c.command(&["--output", "json", "run", "--at", OFF_HOURS]);
@@ -297,7 +308,9 @@ async fn sigterm_mid_run_leaves_every_namespace_at_target_or_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_runs_exactly_one_mutates_the_other_exits_3() {
     let c = Cluster::start().await;
-    let Some(s) = c.standin() else { return };
+    let Some(s) = c.standin_only("slows writes down with injected latency so the two runs overlap") else {
+        return;
+    };
     seed_many(&c, 3, 2).await;
     s.set_latency(Duration::from_millis(30));
     s.reset_requests();
@@ -317,7 +330,9 @@ async fn two_concurrent_runs_exactly_one_mutates_the_other_exits_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_op_run_makes_a_handful_of_requests_whatever_the_namespace_count() {
     let c = Cluster::start().await;
-    let Some(s) = c.standin() else { return };
+    let Some(s) = c.standin_only("counts requests in the stand-in's request log") else {
+        return;
+    };
     for i in 0..50 {
         let ns = c.namespace(&format!("quiet{i}"), &[]).await;
         c.deployment(&ns, "api", 2).await;
@@ -340,7 +355,9 @@ async fn a_no_op_run_makes_a_handful_of_requests_whatever_the_namespace_count() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_label_leads_on_the_way_up_and_trails_on_the_way_down() {
     let c = Cluster::start().await;
-    let Some(s) = c.standin() else { return };
+    let Some(s) = c.standin_only("reads the order of writes from the stand-in's request log") else {
+        return;
+    };
     let ns = five_writes(&c, "order").await;
     for (at, label_first) in [(OFF_HOURS, false), (BUSINESS, true)] {
         s.reset_requests();
@@ -375,7 +392,9 @@ async fn a_fault_on_the_lease_write_is_retried_and_a_lost_answer_recognised() {
     ];
     for action in actions {
         let c = Cluster::start().await;
-        let Some(s) = c.standin() else { return };
+        let Some(s) = c.standin_only("injects faults on the Lease write") else {
+            return;
+        };
         let ns = five_writes(&c, "lease").await;
         // The first run creates the Lease; the second updates the one the first released.
         for (verb, at) in [("create", OFF_HOURS), ("update", BUSINESS)] {

@@ -1,19 +1,22 @@
 //! The cluster behind the e2e tests: the in-process API stand-in by default, or the real cluster
 //! of `E2E_KUBECONFIG`. Everything is seeded and read through the Kubernetes API with the kube
 //! client, so the tests are the same in both modes; only fault injection and request counting
-//! need the stand-in (`standin()` is `None` on a real cluster and those tests return early).
+//! need the stand-in: such a test calls `standin_only(why)`, which on a real cluster prints one
+//! `SKIP` line naming the test and the reason (and appends it to `$E2E_SKIP_LOG`, which
+//! scripts/test.sh counts), instead of passing silently. `real_only(why)` is the converse.
 //!
 //! Isolation: every test creates namespaces named `nss-e2e-<random>-…`, labels them
 //! `nss-e2e/run=<random>`, and runs the scheduler with `NAMESPACE_SELECTOR` set to that label
 //! and its own namespace (holding its Lease) `nss-e2e-<random>-sched`, so nothing else in a
-//! shared cluster is ever managed. `cleanup` deletes what the test created.
+//! shared cluster is ever managed. On a real cluster the namespaces a test created are deleted
+//! when its `Cluster` is dropped, so a test that fails (panics) cleans up too.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::api::{DeleteParams, GetParams, Patch, PatchParams, PostParams};
+use kube::api::{GetParams, Patch, PatchParams, PostParams};
 use kube::core::Request;
 use serde_json::{json, Value};
 use standin::{Options, Standin};
@@ -109,6 +112,24 @@ impl Cluster {
         self.standin.as_ref()
     }
 
+    /// The stand-in, for a test that needs it (fault injection, request counting); on a real
+    /// cluster the test is reported skipped with `why` and `None` is returned.
+    pub fn standin_only(&self, why: &str) -> Option<&Standin> {
+        if self.standin.is_none() {
+            skip(&format!("needs the API stand-in: {why}"));
+        }
+        self.standin.as_ref()
+    }
+
+    /// Whether this is a real cluster, for a test that needs one (admission, RBAC with real
+    /// tokens); on the stand-in the test is reported skipped with `why`.
+    pub fn real_only(&self, why: &str) -> bool {
+        if !self.real() {
+            skip(&format!("needs a real apiserver: {why}"));
+        }
+        self.real()
+    }
+
     pub async fn create(&self, obj: Value) -> Value {
         let kind = obj["kind"].as_str().unwrap().to_string();
         let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
@@ -119,6 +140,41 @@ impl Cluster {
             .request::<Value>(req)
             .await
             .unwrap_or_else(|e| panic!("create {kind}: {e}"))
+    }
+
+    /// On a real cluster without KEDA, installs a minimal `scaledobjects.keda.sh` CRD (the
+    /// scheduler only reads metadata and annotations) and waits until it is served; the
+    /// stand-in serves ScaledObjects itself. The CRD is left in place for later tests.
+    pub async fn ensure_keda_crd(&self) {
+        if !self.real() {
+            return;
+        }
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "scaledobjects.keda.sh"},
+            "spec": {"group": "keda.sh", "scope": "Namespaced",
+                "names": {"kind": "ScaledObject", "listKind": "ScaledObjectList", "plural": "scaledobjects", "singular": "scaledobject"},
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        });
+        let req = Request::new("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+            .create(&PostParams::default(), serde_json::to_vec(&crd).unwrap())
+            .unwrap();
+        match self.client.request::<Value>(req).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("create the ScaledObject CRD: {e}"),
+        }
+        for _ in 0..100 {
+            let probe = Request::new("/apis/keda.sh/v1alpha1/scaledobjects")
+                .list(&Default::default())
+                .unwrap();
+            if self.client.request::<Value>(probe).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the ScaledObject CRD was not served within 10 s");
     }
 
     /// A managed namespace `nss-e2e-<id>-<short>` (labelled for this test's selector).
@@ -299,15 +355,44 @@ impl Cluster {
     }
 
     /// Deletes the namespaces this test created (a real cluster keeps no trace of the test).
+    /// Dropping the `Cluster` does the same; this only makes the end of a test explicit.
     pub async fn cleanup(self) {
-        if self.real() {
-            let created = self.created.lock().unwrap().clone();
-            for ns in created {
-                let req = Request::new("/api/v1/namespaces")
-                    .delete(&ns, &DeleteParams::default())
-                    .unwrap();
-                let _ = self.client.request::<Value>(req).await;
-            }
+        drop(self);
+    }
+}
+
+impl Drop for Cluster {
+    /// Runs on success and on panic alike. `kubectl` rather than the async client: a `Drop`
+    /// cannot await, and the client belongs to the test's runtime.
+    fn drop(&mut self) {
+        let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
+        if !self.real() || created.is_empty() {
+            return;
+        }
+        let deleted = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["delete", "namespace", "--wait=false", "--ignore-not-found"])
+            .args(&created)
+            .output();
+        match deleted {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("cleanup of {created:?} failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("cleanup of {created:?}: cannot run kubectl: {e}"),
+        }
+    }
+}
+
+/// Reports the current test as skipped: one line on stderr and, when `E2E_SKIP_LOG` names a
+/// file, one line appended to it (scripts/test.sh prints and counts them).
+pub fn skip(why: &str) {
+    let test = std::thread::current().name().unwrap_or("unknown test").to_string();
+    let line = format!("SKIP {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("E2E_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
         }
     }
 }

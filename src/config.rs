@@ -31,6 +31,10 @@ pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
     "tigera-operator",
 ];
 
+/// Protected whatever `PROTECTED_NAMESPACES` says (SPEC §2): the cluster's own namespaces. The
+/// scheduler's own namespace is added to these at start-up.
+pub const PROTECTED_FLOOR: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
 /// Where the scheduler runs when it cannot tell (no `POD_NAMESPACE`, no service-account file).
 pub const DEFAULT_OWN_NAMESPACE: &str = "task-scheduler";
 const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -86,7 +90,7 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub business: BusinessHours,
-    /// Never touched, never counted. Always contains `own_namespace`.
+    /// Never touched, never counted. Always contains [`PROTECTED_FLOOR`] and `own_namespace`.
     pub protected_namespaces: BTreeSet<String>,
     /// Kubernetes label selector narrowing the managed namespaces (None = all non-protected).
     pub namespace_selector: Option<String>,
@@ -191,9 +195,19 @@ impl Config {
                     validate_namespace_name("PROTECTED_NAMESPACES", name)?;
                     set.insert(name.to_string());
                 }
+                // An overlay that blanks the variable must not expose the cluster's namespaces
+                // by accident: to mean "the defaults", unset it.
+                if set.is_empty() {
+                    return Err(Error::config(
+                        "PROTECTED_NAMESPACES",
+                        list,
+                        "names no namespace; unset the variable to get the default list",
+                    ));
+                }
                 set
             }
         };
+        protected_namespaces.extend(PROTECTED_FLOOR.iter().map(|s| s.to_string()));
         protected_namespaces.insert(own_namespace.clone());
 
         let namespace_selector = match raw.namespace_selector.map(|s| s.trim().to_string()) {
@@ -436,6 +450,31 @@ mod tests {
         assert!(c.is_protected("ops"));
         assert!(c.is_protected("kube-system"));
         assert!(!c.is_protected("default"));
+    }
+
+    #[test]
+    fn a_custom_list_keeps_the_floor() {
+        let c = Config::from_vars([("POD_NAMESPACE", "ops"), ("PROTECTED_NAMESPACES", "only-this")]).unwrap();
+        let want: BTreeSet<String> = ["only-this", "ops", "kube-system", "kube-public", "kube-node-lease"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(c.protected_namespaces, want);
+    }
+
+    #[test]
+    fn a_blank_list_is_an_error_not_an_empty_set() {
+        for blank in ["", "   ", ",", " , ,, "] {
+            let msg = err_of(&[("PROTECTED_NAMESPACES", blank)]);
+            assert!(
+                msg.contains("PROTECTED_NAMESPACES") && msg.contains("unset"),
+                "{blank:?}: {msg}"
+            );
+            assert_eq!(
+                Config::from_vars([("PROTECTED_NAMESPACES", blank)]).unwrap_err().exit(),
+                crate::Exit::Usage
+            );
+        }
     }
 
     #[test]

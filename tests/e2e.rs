@@ -2,6 +2,8 @@
 //! cluster of `E2E_KUBECONFIG` (see docs/e2e.md), with DynamoDB Local for the audit.
 //! Fault-injection and request-count tests need the stand-in and return early on a real cluster.
 
+#[path = "e2e/apiserver_rules.rs"]
+mod apiserver_rules;
 mod common;
 #[path = "e2e/faults.rs"]
 mod faults;
@@ -216,6 +218,18 @@ async fn protected_unknown_and_unmanaged_namespaces_are_refused_with_exit_2() {
             err.contains("protected") || err.contains("does not exist"),
             "{args:?}: {err}"
         );
+    }
+    // A value that names nothing (an overlay blanking it) is bad configuration, not "protect
+    // nothing": every command stops before touching the cluster.
+    for blank in ["", " , "] {
+        for args in [
+            vec!["down", "--namespace", normal.as_str()],
+            vec!["run", "--at", OFF_HOURS],
+        ] {
+            let (code, out, err) = c.run_with(&args, &[("PROTECTED_NAMESPACES", blank)]).await;
+            assert_eq!(code, 2, "{blank:?} {args:?}: {out}\n{err}");
+            assert!(err.contains("PROTECTED_NAMESPACES"), "{err}");
+        }
     }
     let (code, _, err) = c
         .run_with(

@@ -48,7 +48,9 @@ pub async fn emit(applier: &Applier, plan: &NamespacePlan, outcome: &NamespaceOu
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": format!("{ns}.{}", run_id.to_ascii_lowercase()), "namespace": ns},
-        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": ns},
+        // The apiserver requires involvedObject.namespace to equal the Event's own namespace,
+        // even for a cluster-scoped object such as a Namespace.
+        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": ns, "namespace": ns},
         "reason": reason,
         "message": message,
         "type": kind,

@@ -155,7 +155,8 @@ impl ManagedNamespace {
     }
 }
 
-/// Why a namespace that exists is not managed (for explicit `up`/`down` requests).
+/// Why a namespace that exists is not managed: protected, excluded or being deleted. Used to
+/// filter discovery and to refuse explicit `up`/`down` requests (exit 2).
 pub fn unmanaged_reason(config: &Config, ns: &Slim) -> Option<String> {
     let name = &ns.metadata.name;
     if config.is_protected(name) {
@@ -165,6 +166,10 @@ pub fn unmanaged_reason(config: &Config, ns: &Slim) -> Option<String> {
     }
     if ns.metadata.labels.get(LABEL_EXCLUDE).is_some_and(|v| v == "true") {
         return Some(format!("namespace {name} is labelled {LABEL_EXCLUDE}=true"));
+    }
+    // Its workloads are going away with it: never written, never counted.
+    if ns.is_being_deleted() {
+        return Some(format!("namespace {name} is being deleted (Terminating)"));
     }
     None
 }

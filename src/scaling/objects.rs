@@ -94,6 +94,9 @@ pub struct Meta {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub owner_references: Vec<OwnerRef>,
+    /// Set once the object is being deleted (a Terminating namespace, a finalizer holding it).
+    #[serde(default)]
+    pub deletion_timestamp: Option<String>,
 }
 
 /// The label and annotation keys the engine reads: its own, and KEDA's paused-replicas.
@@ -137,6 +140,13 @@ pub struct Spec {
     pub suspend: Option<bool>,
 }
 
+/// Only a Namespace's `status.phase` is read (`Terminating` while it is being deleted).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Status {
+    #[serde(default)]
+    pub phase: Option<String>,
+}
+
 /// Any of our kinds, reduced to what the engine needs.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Slim {
@@ -144,6 +154,15 @@ pub struct Slim {
     pub metadata: Meta,
     #[serde(default)]
     pub spec: Spec,
+    #[serde(default)]
+    pub status: Status,
+}
+
+impl Slim {
+    /// Being deleted: `deletionTimestamp` set, or (for a Namespace) phase `Terminating`.
+    pub fn is_being_deleted(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some() || self.status.phase.as_deref() == Some("Terminating")
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -65,6 +65,19 @@ impl ApiError {
         .with_details(def, name)
     }
 
+    /// 403 for new content in a namespace that is being deleted, worded as the apiserver does.
+    pub fn namespace_terminating(def: &ResourceDef, name: &str, namespace: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                def.qualified()
+            ),
+        )
+        .with_details(def, name)
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

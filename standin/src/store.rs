@@ -106,7 +106,8 @@ impl Store {
         }
         match old {
             Some(old) => {
-                for f in ["uid", "creationTimestamp", "generation"] {
+                // deletionTimestamp is set by a delete only and can never be changed or removed.
+                for f in ["uid", "creationTimestamp", "generation", "deletionTimestamp"] {
                     match old["metadata"].get(f) {
                         Some(v) => meta.insert(f.into(), v.clone()),
                         None => meta.remove(f),
@@ -149,7 +150,9 @@ impl Store {
             self.data
                 .entry((def.group, def.plural))
                 .or_default()
-                .insert(k, obj.clone());
+                .insert(k.clone(), obj.clone());
+            // Dropping the last finalizer of an object being deleted completes its deletion.
+            self.reap(def, &k);
         }
         obj
     }
@@ -163,6 +166,58 @@ impl Store {
         self.data
             .get(&("", "namespaces"))
             .is_some_and(|t| t.contains_key(&(String::new(), ns.to_string())))
+    }
+
+    /// Whether a namespace has been deleted and waits for its content to go (phase Terminating).
+    pub fn namespace_terminating(&self, ns: &str) -> bool {
+        self.data
+            .get(&("", "namespaces"))
+            .and_then(|t| t.get(&(String::new(), ns.to_string())))
+            .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string())
+    }
+
+    /// Removes an object marked for deletion once its finalizers are gone, and a Terminating
+    /// namespace once nothing is left in it (what the garbage collector and the namespace
+    /// controller do on a real cluster).
+    fn reap(&mut self, def: &ResourceDef, k: &Key) {
+        let done = self
+            .table(def)
+            .and_then(|t| t.get(k))
+            .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string() && !has_finalizers(o));
+        if !done {
+            return;
+        }
+        if let Some(t) = self.data.get_mut(&(def.group, def.plural)) {
+            t.remove(k);
+            self.rv += 1;
+        }
+        let ns = if def.namespaced { k.0.clone() } else { return };
+        let empty = self
+            .data
+            .iter()
+            .all(|(&(_, plural), t)| plural == "namespaces" || !t.keys().any(|key| key.0 == ns));
+        if empty && self.namespace_terminating(&ns) {
+            if let Some(t) = self.data.get_mut(&("", "namespaces")) {
+                t.remove(&(String::new(), ns));
+                self.rv += 1;
+            }
+        }
+    }
+
+    /// Sets `deletionTimestamp` (once) as a write of its own (new resourceVersion).
+    fn mark_for_deletion(&mut self, def: &ResourceDef, k: &Key) -> Option<Value> {
+        let rv = self.rv + 1;
+        let o = self.data.get_mut(&(def.group, def.plural))?.get_mut(k)?;
+        if o["metadata"]["deletionTimestamp"].is_null() {
+            o["metadata"]["deletionTimestamp"] = json!(now());
+        }
+        if def.kind == "Namespace" {
+            o["status"]["phase"] = json!("Terminating");
+        }
+        o["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let out = o.clone();
+        self.rv = rv;
+        Some(out)
     }
 
     /// Insert or overwrite an object without any API checks (seeding).
@@ -270,6 +325,12 @@ impl Store {
             if !self.namespace_exists(ns) {
                 return Err(ApiError::not_found(&crate::resources::RESOURCES[0], ns));
             }
+            if self.namespace_terminating(ns) {
+                return Err(ApiError::namespace_terminating(def, &name, ns));
+            }
+        }
+        if def.group.is_empty() && def.kind == "Event" {
+            validate_core_event(def, &name, ns.unwrap_or(""), &obj)?;
         }
         let k = key(def, ns, &name);
         if self.table(def).is_some_and(|t| t.contains_key(&k)) {
@@ -430,18 +491,44 @@ impl Store {
         if dry_run {
             return Ok(current);
         }
-        self.remove(def, ns, name);
         if def.plural == "namespaces" && def.group.is_empty() {
-            for (&(_, plural), table) in self.data.iter_mut() {
-                if plural != "namespaces" {
-                    table.retain(|k, _| k.0 != name);
+            // As on a real cluster: the namespace turns Terminating; its content goes, except
+            // objects held by a finalizer, which are marked for deletion and keep the
+            // namespace Terminating until their finalizers are removed.
+            let obj = self.mark_for_deletion(def, &key(def, ns, name)).unwrap_or(current);
+            let content: Vec<(&'static ResourceDef, Key, bool)> = crate::resources::RESOURCES
+                .iter()
+                .filter(|d| d.namespaced)
+                .flat_map(|d| {
+                    self.table(d)
+                        .into_iter()
+                        .flat_map(|t| t.iter())
+                        .filter(|(k, _)| k.0 == name)
+                        .map(move |(k, o)| (d, k.clone(), has_finalizers(o)))
+                })
+                .collect();
+            let mut held = Vec::new();
+            for (d, k, finalized) in content {
+                if finalized {
+                    held.push((d, k));
+                } else if let Some(t) = self.data.get_mut(&(d.group, d.plural)) {
+                    t.remove(&k);
                 }
             }
-            let mut obj = current;
-            obj["metadata"]["deletionTimestamp"] = json!(now());
-            obj["status"]["phase"] = json!("Terminating");
+            self.rv += 1;
+            for (d, k) in &held {
+                self.mark_for_deletion(d, k);
+            }
+            if held.is_empty() {
+                self.remove(def, ns, name);
+            }
             return Ok(obj);
         }
+        if has_finalizers(&current) {
+            // Marked for deletion; it goes once its finalizers are removed.
+            return Ok(self.mark_for_deletion(def, &key(def, ns, name)).unwrap_or(current));
+        }
+        self.remove(def, ns, name);
         let mut details = json!({"name": name, "kind": def.plural, "uid": meta_str(&current, "uid")});
         if !def.group.is_empty() {
             details["group"] = json!(def.group);
@@ -535,6 +622,29 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 /// Apiserver defaulting plus an instantly-converged status for workloads.
+fn has_finalizers(obj: &Value) -> bool {
+    obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+}
+
+/// The apiserver's check of a core/v1 Event: `involvedObject.namespace` must equal the Event's
+/// own namespace (or both be empty, or the Event be in `default`, for old clients).
+fn validate_core_event(def: &ResourceDef, name: &str, namespace: &str, obj: &Value) -> Result<(), ApiError> {
+    let involved = obj["involvedObject"]["namespace"].as_str().unwrap_or("");
+    let ok = if involved.is_empty() {
+        namespace.is_empty() || namespace == "default"
+    } else {
+        involved == namespace
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        def,
+        name,
+        format!("involvedObject.namespace: Invalid value: {involved:?}: does not match event.namespace"),
+    ))
+}
+
 fn defaults(def: &ResourceDef, name: &str, obj: &mut Value) {
     match (def.group, def.kind) {
         ("apps", kind @ ("Deployment" | "StatefulSet")) => {
@@ -568,7 +678,12 @@ fn defaults(def: &ResourceDef, name: &str, obj: &mut Value) {
             if obj["spec"]["finalizers"].is_null() {
                 obj["spec"]["finalizers"] = json!(["kubernetes"]);
             }
-            obj["status"] = json!({"phase": "Active"});
+            let phase = if obj["metadata"]["deletionTimestamp"].is_string() {
+                "Terminating"
+            } else {
+                "Active"
+            };
+            obj["status"] = json!({"phase": phase});
         }
         _ => {}
     }

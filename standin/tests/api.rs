@@ -320,12 +320,20 @@ async fn cronjobs_leases_events_and_namespace_deletion() {
     leases.delete("lock", &dp).await.unwrap();
 
     let events: Api<Event> = Api::namespaced(c.clone(), "ns1");
-    let ev: Event = serde_json::from_value(json!({
+    // As the apiserver: involvedObject.namespace must match the Event's namespace.
+    let mut ev: Event = serde_json::from_value(json!({
         "metadata": {"generateName": "ns1-"},
         "involvedObject": {"kind": "Namespace", "name": "ns1"},
         "reason": "ScaledDown", "message": "scaled down", "type": "Normal"
     }))
     .unwrap();
+    let (code, _, message) = api_error(events.create(&PostParams::default(), &ev).await.unwrap_err());
+    assert_eq!(code, 422);
+    assert!(
+        message.contains(r#"involvedObject.namespace: Invalid value: "": does not match event.namespace"#),
+        "{message}"
+    );
+    ev.involved_object.namespace = Some("ns1".into());
     let created = events.create(&PostParams::default(), &ev).await.unwrap();
     assert!(created.metadata.name.unwrap().starts_with("ns1-"));
     let lp = ListParams::default().fields("reason=ScaledDown");

@@ -3,7 +3,6 @@
 //! OWNER of the writer: DynamoDB engineer. The record types are the contract with `scaling`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -15,7 +14,7 @@ use crate::dynamo;
 use crate::error::{Error, Result};
 
 mod stream;
-pub use stream::{AuditStream, IDLE_FLUSH};
+pub use stream::{AuditSink, AuditStream, IDLE_FLUSH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,7 +71,11 @@ pub struct ResourceChange {
     pub kind: String,
     pub name: String,
     pub from: String,
+    /// The value written (or, for a skipped object, the value that was wanted).
     pub to: String,
+    /// Set when the object was not changed: why (e.g. the API's message for a refused write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,12 +172,16 @@ impl AuditRecord {
                     self.resources
                         .iter()
                         .map(|r| {
-                            AttributeValue::M(HashMap::from([
+                            let mut m = HashMap::from([
                                 ("kind".to_string(), s(&r.kind)),
                                 ("name".to_string(), s(&r.name)),
                                 ("from".to_string(), s(&r.from)),
                                 ("to".to_string(), s(&r.to)),
-                            ]))
+                            ]);
+                            if let Some(why) = &r.skipped {
+                                m.insert("skipped".to_string(), s(why));
+                            }
+                            AttributeValue::M(m)
                         })
                         .collect(),
                 ),
@@ -229,6 +236,7 @@ impl AuditRecord {
                             name: f("name"),
                             from: f("from"),
                             to: f("to"),
+                            skipped: m.get("skipped").map(|_| f("skipped")),
                         })
                     }
                     other => Err(format!("resources: expected maps, got {other:?}")),
@@ -280,9 +288,9 @@ impl AuditWriter {
 
     /// BatchWriteItem in chunks of 25 (a few chunks at once); `UnprocessedItems`, throttling, 5xx,
     /// timeouts and connection failures are retried with backoff, at most [`MAX_ATTEMPTS`] times
-    /// per chunk (a few seconds in all). Once a chunk gives up because the service cannot be
-    /// reached or refuses the table, the chunks not yet sent are not tried (they would fail the
-    /// same way). Every record that still is not written is logged whole (its JSON) at ERROR.
+    /// per chunk within [`RETRY_BUDGET`] per chunk. Each chunk is retried on its own: one giving
+    /// up never stops the others (a throttling burst or a blip may pass). Every record that
+    /// still is not written is logged whole (its JSON) at ERROR.
     /// `Ok(written)` when all were written, `Err(Error::Dynamo("N of M audit records could not be
     /// written ..."))` otherwise.
     pub async fn write_all(&self, records: &[AuditRecord]) -> Result<usize> {
@@ -290,13 +298,11 @@ impl AuditWriter {
             return Ok(0);
         }
         let started = std::time::Instant::now();
-        let abandon = AtomicBool::new(false);
-        let deadline = started + RETRY_BUDGET;
         let results: Vec<(usize, Vec<(usize, String)>)> = futures::stream::iter(
             records
                 .chunks(BATCH_SIZE)
                 .enumerate()
-                .map(|(i, chunk)| self.write_chunk(i * BATCH_SIZE, chunk, &abandon, deadline)),
+                .map(|(i, chunk)| self.write_chunk(i * BATCH_SIZE, chunk)),
         )
         .buffer_unordered(CONCURRENT_BATCHES)
         .collect()
@@ -328,15 +334,11 @@ impl AuditWriter {
         }
     }
 
-    /// Writes one chunk; returns how many were written and, for each record not written, its
-    /// index in the whole slice and why.
-    async fn write_chunk(
-        &self,
-        offset: usize,
-        chunk: &[AuditRecord],
-        abandon: &AtomicBool,
-        deadline: std::time::Instant,
-    ) -> (usize, Vec<(usize, String)>) {
+    /// Writes one chunk, with its own retries and its own [`RETRY_BUDGET`] from now; returns
+    /// how many were written and, for each record not written, its index in the whole slice
+    /// and why.
+    async fn write_chunk(&self, offset: usize, chunk: &[AuditRecord]) -> (usize, Vec<(usize, String)>) {
+        let deadline = std::time::Instant::now() + RETRY_BUDGET;
         // Pending requests, each with the index of its record, so unprocessed items map back.
         let mut pending: Vec<(usize, WriteRequest)> = Vec::with_capacity(chunk.len());
         for (i, record) in chunk.iter().enumerate() {
@@ -348,16 +350,9 @@ impl AuditWriter {
         let total = pending.len();
         let mut reason = String::new();
         for attempt in 0..MAX_ATTEMPTS {
-            if abandon.load(Ordering::Relaxed) {
-                if reason.is_empty() {
-                    reason = "not sent: another batch found the table unreachable or refused".to_string();
-                }
-                break;
-            }
             if attempt > 0 {
                 let wait = dynamo::backoff(attempt - 1);
                 if std::time::Instant::now() + wait > deadline {
-                    abandon.store(true, Ordering::Relaxed);
                     break;
                 }
                 tokio::time::sleep(wait).await;
@@ -391,11 +386,7 @@ impl AuditWriter {
                             // One bad item fails the whole batch: write the others one by one.
                             return self.write_singly(pending, &reason).await;
                         }
-                        abandon.store(true, Ordering::Relaxed);
                         break;
-                    }
-                    if attempt + 1 == MAX_ATTEMPTS {
-                        abandon.store(true, Ordering::Relaxed);
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! so a CronJob can be reconfigured without changing its arguments.
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,13 +21,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-    /// Only for `report`.
-    Csv,
-}
+pub use crate::context::OutputFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

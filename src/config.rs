@@ -66,6 +66,7 @@ struct RawEnv {
     protected_namespaces: Option<String>,
     namespace_selector: Option<String>,
     non_business_max_active_namespaces: Option<String>,
+    max_activation_hours: Option<String>,
     rollback_enabled: Option<String>,
     scale_concurrency: Option<String>,
     permissions_cache_ttl: Option<String>,
@@ -95,6 +96,8 @@ pub struct Config {
     /// Kubernetes label selector narrowing the managed namespaces (None = all non-protected).
     pub namespace_selector: Option<String>,
     pub max_active_off_hours: u32,
+    /// `MAX_ACTIVATION_HOURS`: the longest window an `up --for` or a request may open.
+    pub max_activation_hours: u32,
     pub rollback_enabled: bool,
     pub scale_concurrency: usize,
     /// Accepted for compatibility; within one run each cost center is read at most once.
@@ -263,6 +266,7 @@ impl Config {
                 5,
                 0..=100_000,
             )?,
+            max_activation_hours: parse_int("MAX_ACTIVATION_HOURS", raw.max_activation_hours, 72, 1..=8_784)?,
             rollback_enabled: parse_bool("ROLLBACK_ENABLED", raw.rollback_enabled, true)?,
             scale_concurrency: parse_int::<usize>("SCALE_CONCURRENCY", raw.scale_concurrency, 16, 1..=512)?,
             permissions_cache_ttl_secs: parse_int(
@@ -438,6 +442,7 @@ mod tests {
         let want: BTreeSet<String> = spec.split(", ").map(|s| s.trim().to_string()).collect();
         assert_eq!(c.protected_namespaces, want);
         assert_eq!(c.max_active_off_hours, 5);
+        assert_eq!(c.max_activation_hours, 72);
         assert_eq!(c.scale_concurrency, 16);
         assert!(c.rollback_enabled);
         assert_eq!(c.log_format, LogFormat::Json);
@@ -491,6 +496,7 @@ mod tests {
             ("SCALE_CONCURRENCY", "0"),
             ("ROLLBACK_ENABLED", "maybe"),
             ("NON_BUSINESS_MAX_ACTIVE_NAMESPACES", "-1"),
+            ("MAX_ACTIVATION_HOURS", "0"),
             ("NAMESPACE_SELECTOR", "env in (dev"),
             ("PROTECTED_NAMESPACES", "kube-system,Bad_Name"),
             ("DYNAMODB_TABLE_NAME", "a"),

@@ -1,14 +1,16 @@
 //! namespace-scheduler: switch non-production Kubernetes namespaces off outside business hours
 //! and back on in the morning, atomically, with an audit trail in DynamoDB.
 //!
-//! Data flows one way: [`config`] → [`hours`] decision → [`scaling`] plan → apply → [`audit`] →
-//! summary. See `SPEC.md` for the product.
+//! Data flows one way: [`config`] → decision ([`hours`], [`permissions`]) → [`scaling`] plan →
+//! apply → [`audit`] → [`summary`]. [`commands`] (the CLI) sits on top and hands the engine a
+//! [`context::Context`]; nothing below it knows the CLI. See `docs/reference.md`.
 
 pub mod audit;
 pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod dynamo;
 pub mod error;
 pub mod hours;
@@ -16,6 +18,7 @@ pub mod permissions;
 pub mod report;
 pub mod scaling;
 pub mod selector;
+pub mod summary;
 pub mod telemetry;
 
 pub use error::{Error, Exit, Result};

@@ -1,8 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = namespace_scheduler::cli::Cli::parse();
-    namespace_scheduler::commands::main(cli).into()
+    namespace_scheduler::commands::main().into()
 }

@@ -4,16 +4,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use namespace_scheduler::audit::{AuditRecord, AuditWriter, OperationType, IDLE_FLUSH, TTL_ATTRIBUTE};
 use namespace_scheduler::dynamo::{self, table_schema, AUDIT_RESOURCE, PERMISSIONS_RESOURCE};
-use namespace_scheduler::permissions::{
-    authorize, default_cost_centers, ActivationRequest, ActiveSet, CostCenter, PermissionsStore,
-};
+use namespace_scheduler::permissions::{default_cost_centers, PermissionsStore};
 use namespace_scheduler::{Error, Exit};
 
 /// (index name, key schema, projection type).
@@ -305,191 +303,6 @@ async fn permissions_are_fetched_in_batches_and_missing_ones_are_absent() {
     let unreadable = PermissionsStore::new(h.client.clone(), unique_name("no-such-table"));
     let err = unreadable.fetch(&wanted).await.unwrap_err();
     assert!(err.to_string().contains("ResourceNotFoundException"), "{err}");
-}
-
-// ---- authorization rules (pure) ----
-
-const CLUSTER: &str = "eks-dev";
-
-fn perms() -> BTreeMap<String, CostCenter> {
-    let mut map: BTreeMap<String, CostCenter> = default_cost_centers(0)
-        .into_iter()
-        .map(|c| (c.cost_center.clone(), c))
-        .collect();
-    let mut pinned = map["DEVOPS-INFRA"].clone();
-    pinned.cost_center = "PINNED".into();
-    pinned.allowed_clusters = Some(vec!["eks-other".into()]);
-    map.insert("PINNED".into(), pinned);
-    map
-}
-
-fn req(namespace: &str, cost_center: &str) -> ActivationRequest {
-    ActivationRequest {
-        namespace: namespace.into(),
-        cost_center: cost_center.into(),
-        requested_by: "alice".into(),
-    }
-}
-
-fn active(pairs: &[(&str, &str)]) -> ActiveSet {
-    ActiveSet {
-        by_namespace: pairs.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect(),
-    }
-}
-
-fn one(request: ActivationRequest, active_set: &ActiveSet, business_hours: bool) -> Result<(), String> {
-    authorize(&[request], &perms(), active_set, business_hours, CLUSTER, 5)
-        .remove(0)
-        .map_err(|r| r.to_string())
-}
-
-#[test]
-fn authorized_request_is_accepted() {
-    assert_eq!(
-        one(req("dev-api", "IT-DEVELOPMENT"), &ActiveSet::default(), false),
-        Ok(())
-    );
-    assert_eq!(
-        one(req("anything", "DEVOPS-INFRA"), &ActiveSet::default(), false),
-        Ok(())
-    );
-}
-
-#[test]
-fn each_rule_rejects_with_its_name() {
-    let none = ActiveSet::default();
-    let cases = [
-        (
-            req("contractor-x", "EXTERNAL-CONTRACTOR"),
-            "not_authorized: cost center EXTERNAL-CONTRACTOR",
-        ),
-        (
-            req("prod-api", "IT-DEVELOPMENT"),
-            "namespace_not_allowed: namespace prod-api matches none",
-        ),
-        (
-            req("dev-api", "NO-SUCH-CC"),
-            "unknown_cost_center: cost center \"NO-SUCH-CC\"",
-        ),
-        (
-            req("dev-api", "PINNED"),
-            "cluster_not_allowed: cluster eks-dev is not in the allowed_clusters",
-        ),
-    ];
-    for (request, want) in cases {
-        for business_hours in [false, true] {
-            let got = one(request.clone(), &none, business_hours).unwrap_err();
-            assert!(got.starts_with(want), "{request:?}: {got}");
-        }
-    }
-}
-
-#[test]
-fn a_sixth_namespace_off_hours_hits_the_cluster_cap() {
-    let five = active(&[
-        ("qa-1", "QA-TESTING"),
-        ("qa-2", "QA-TESTING"),
-        ("sandbox-1", "DEMO-SANDBOX"),
-        ("x-1", "DEVOPS-INFRA"),
-        ("x-2", "DEVOPS-INFRA"),
-    ]);
-    assert_eq!(
-        one(req("dev-api", "IT-DEVELOPMENT"), &five, false).unwrap_err(),
-        "cluster_cap: 5 of 5 namespaces already active outside business hours (NON_BUSINESS_MAX_ACTIVE_NAMESPACES=5)"
-    );
-    // Business hours: caps do not apply.
-    assert_eq!(one(req("dev-api", "IT-DEVELOPMENT"), &five, true), Ok(()));
-    // Already active: not counted twice.
-    assert_eq!(one(req("qa-1", "QA-TESTING"), &five, false), Ok(()));
-}
-
-#[test]
-fn accepted_requests_count_towards_later_ones() {
-    let requests: Vec<_> = (1..=7).map(|i| req(&format!("dev-{i}"), "IT-DEVELOPMENT")).collect();
-    let verdicts = authorize(&requests, &perms(), &ActiveSet::default(), false, CLUSTER, 5);
-    assert!(verdicts[..5].iter().all(Result::is_ok), "{verdicts:?}");
-    for v in &verdicts[5..] {
-        assert_eq!(v.as_ref().unwrap_err().rule, "cluster_cap");
-    }
-    // The same namespace twice is one activation.
-    let twice = [req("dev-1", "IT-DEVELOPMENT"), req("dev-1", "IT-DEVELOPMENT")];
-    let verdicts = authorize(
-        &twice,
-        &perms(),
-        &active(&[("a", "X"), ("b", "X"), ("c", "X"), ("d", "X")]),
-        false,
-        CLUSTER,
-        5,
-    );
-    assert!(verdicts.iter().all(Result::is_ok), "{verdicts:?}");
-}
-
-#[test]
-fn cost_center_cap_applies_off_hours_only() {
-    // DEMO-SANDBOX allows 3.
-    let three = active(&[
-        ("demo-1", "DEMO-SANDBOX"),
-        ("demo-2", "DEMO-SANDBOX"),
-        ("sandbox-1", "DEMO-SANDBOX"),
-    ]);
-    assert_eq!(
-        one(req("demo-4", "DEMO-SANDBOX"), &three, false).unwrap_err(),
-        "cost_center_cap: 3 of 3 namespaces of DEMO-SANDBOX already active outside business hours (max_concurrent_namespaces=3)"
-    );
-    assert_eq!(one(req("demo-4", "DEMO-SANDBOX"), &three, true), Ok(()));
-    assert_eq!(one(req("demo-1", "DEMO-SANDBOX"), &three, false), Ok(()));
-    // Another cost center's namespaces do not count against DEMO-SANDBOX.
-    let others = active(&[("qa-1", "QA-TESTING"), ("qa-2", "QA-TESTING"), ("qa-3", "QA-TESTING")]);
-    assert_eq!(one(req("demo-1", "DEMO-SANDBOX"), &others, false), Ok(()));
-}
-
-#[test]
-fn cost_center_without_lists_allows_any_namespace_and_cluster() {
-    let mut p = perms();
-    let cc = p.get_mut("IT-DEVELOPMENT").unwrap();
-    cc.authorized_namespaces = None;
-    cc.allowed_clusters = None;
-    let v = authorize(
-        &[req("whatever", "IT-DEVELOPMENT")],
-        &p,
-        &ActiveSet::default(),
-        false,
-        CLUSTER,
-        5,
-    );
-    assert_eq!(v, vec![Ok(())]);
-    // An empty list authorizes nothing.
-    p.get_mut("IT-DEVELOPMENT").unwrap().authorized_namespaces = Some(vec![]);
-    let v = authorize(
-        &[req("dev-a", "IT-DEVELOPMENT")],
-        &p,
-        &ActiveSet::default(),
-        false,
-        CLUSTER,
-        5,
-    );
-    assert_eq!(v[0].as_ref().unwrap_err().rule, "namespace_not_allowed");
-}
-
-#[test]
-fn a_zero_cluster_cap_rejects_every_new_activation_off_hours() {
-    let v = authorize(
-        &[req("dev-a", "IT-DEVELOPMENT")],
-        &perms(),
-        &ActiveSet::default(),
-        false,
-        CLUSTER,
-        0,
-    );
-    assert_eq!(v[0].as_ref().unwrap_err().rule, "cluster_cap");
-}
-
-#[test]
-fn rejection_maps_to_exit_4() {
-    let r = authorize(&[req("x", "NOPE")], &perms(), &ActiveSet::default(), true, CLUSTER, 5)
-        .remove(0)
-        .unwrap_err();
-    assert_eq!(r.into_error().exit(), Exit::Rejected);
 }
 
 #[tokio::test]

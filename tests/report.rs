@@ -76,6 +76,7 @@ fn records() -> Vec<AuditRecord> {
                 name: format!("workload-with-a-rather-long-name-{j:03}-{}", "x".repeat(40)),
                 from: "3".into(),
                 to: "0".into(),
+                skipped: None,
             })
             .collect();
         v.push(noise);

@@ -167,15 +167,19 @@ fn namespace(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ManagedNa
         cost_center: "IT".into(),
         labels: map(labels),
         annotations: map(annotations),
+        request_written_at: None,
     }
 }
 
+/// The Namespace's own keys are one planned write, separate from the workloads' (when it is sent,
+/// before or after them, is the applier's business and is checked by the e2e test
+/// `the_status_label_leads_on_the_way_up_and_trails_on_the_way_down`).
 #[test]
-fn namespace_status_and_window_are_planned_after_the_workloads() {
+fn namespace_status_and_window_are_one_write_of_our_keys() {
     let until = Utc.with_ymd_and_hms(2026, 11, 26, 5, 0, 0).unwrap();
     let intent = Intent {
         target: Target::Up,
-        until: Until::Set(until),
+        until: Until::Set(until, "QA-TESTING".into()),
         operation: OperationType::Activate,
         requested_by: "ana".into(),
         answer: None,
@@ -192,7 +196,10 @@ fn namespace_status_and_window_are_planned_after_the_workloads() {
         nc.patch(),
         json!({"metadata": {
             "labels": {"namespace-scheduler/status": "active"},
-            "annotations": {"namespace-scheduler/active-until": "2026-11-26T05:00:00Z"}
+            "annotations": {
+                "namespace-scheduler/active-until": "2026-11-26T05:00:00Z",
+                "namespace-scheduler/active-cost-center": "QA-TESTING"
+            }
         }})
     );
     // Down removes the window; a namespace already at target plans nothing at all.

@@ -5,18 +5,18 @@
 //! A background task batches them [`BATCH_SIZE`] per BatchWriteItem, keeps up to
 //! [`CONCURRENT_BATCHES`] batches in flight, sends a partial batch once no record has arrived
 //! for [`IDLE_FLUSH`], and sends whatever is left when the stream is finished. Each batch has the
-//! guarantees of [`AuditWriter::write_all`]: retries with backoff within [`RETRY_BUDGET`] (per
-//! batch), every record not written logged whole at ERROR (as soon as its batch gives up), and
+//! guarantees of [`AuditWriter::write_all`]: retries with backoff within `RETRY_BUDGET` (each
+//! batch on its own), every record not written logged whole at ERROR (as soon as its batch gives up), and
 //! [`AuditStream::finish`] an error naming how many were not written — never a silent drop. A
 //! record is held only until its batch is answered.
 
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{log_unwritten, AuditRecord, AuditWriter, BATCH_SIZE, CONCURRENT_BATCHES, RETRY_BUDGET};
+use super::{log_unwritten, AuditRecord, AuditWriter, BATCH_SIZE, CONCURRENT_BATCHES};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// A partial batch is sent once no record has arrived for this long.
@@ -109,16 +109,14 @@ impl AuditStream {
 }
 
 async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<AuditRecord>) -> Tally {
-    let abandon = AtomicBool::new(false);
     let mut tally = Tally::default();
     let mut batch: Vec<AuditRecord> = Vec::with_capacity(BATCH_SIZE);
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     let write = |records: Vec<AuditRecord>| {
-        let (writer, abandon) = (&writer, &abandon);
+        let writer = &writer;
         async move {
-            let deadline = Instant::now() + RETRY_BUDGET;
-            let (written, failed) = writer.write_chunk(0, &records, abandon, deadline).await;
+            let (written, failed) = writer.write_chunk(0, &records).await;
             for (index, reason) in &failed {
                 log_unwritten(&writer.table, &records[*index], reason);
             }
@@ -151,6 +149,42 @@ async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<Audit
             },
             _ = tokio::time::sleep(IDLE_FLUSH), if idle => {
                 in_flight.push(write(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE))));
+            }
+        }
+    }
+}
+
+/// A run's audit: the background writer is started with the first record, so a run that
+/// changes nothing never connects to DynamoDB.
+pub struct AuditSink<'a> {
+    config: &'a Config,
+    stream: Option<AuditStream>,
+}
+
+impl<'a> AuditSink<'a> {
+    pub fn new(config: &'a Config) -> Self {
+        AuditSink { config, stream: None }
+    }
+
+    pub async fn send(&mut self, record: AuditRecord) {
+        if self.stream.is_none() {
+            let client = crate::dynamo::client(self.config).await;
+            self.stream = Some(AuditWriter::new(client, self.config.audit_table.clone()).stream());
+        }
+        if let Some(s) = &mut self.stream {
+            s.send(record);
+        }
+    }
+
+    /// Waits for the last batches: (records handed over, the error if any was not written).
+    pub async fn finish(self) -> (usize, Option<String>) {
+        let Some(stream) = self.stream else { return (0, None) };
+        let sent = stream.sent();
+        match stream.finish().await {
+            Ok(_) => (sent, None),
+            Err(e) => {
+                tracing::error!(error = %e, "audit could not be written in full");
+                (sent, Some(e.to_string()))
             }
         }
     }

@@ -34,5 +34,5 @@ pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
         })
         .collect();
     let header = engine::header(ctx, "down", at, None, inv.namespaces.len());
-    session.finish(ctx, header, plans, vec![]).await
+    session.finish(ctx, header, plans, vec![], Exit::Ok).await
 }

@@ -1,7 +1,8 @@
 //! `run`, the CronJob entrypoint: the clock decides (every time, not only at 08:00), so a late,
-//! missed or hand-started run converges to the right state.
+//! missed or hand-started run converges to the right state; and every pending self-service
+//! request is decided by the same rules as `up`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -9,11 +10,11 @@ use super::Context;
 use crate::audit::{AuditRecord, OperationType};
 use crate::cli::RunArgs;
 use crate::error::{Exit, Result};
-use crate::permissions::{self, ActivationRequest, ActiveSet, PermissionsStore, Rejection};
+use crate::permissions::{self, ActivationRequest};
 use crate::scaling::engine::{self, Session};
 use crate::scaling::inventory::{Inventory, ManagedNamespace};
 use crate::scaling::plan::{plan_namespace, rfc3339, Intent, Target, Until};
-use crate::scaling::summary::Row;
+use crate::summary::Row;
 
 pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
@@ -28,7 +29,8 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
                 .values()
                 .zip(intents)
                 .map(|(ns, intent)| plan_namespace(ns, inv.workloads_of(&ns.name), &intent));
-            session.finish(ctx, header, plans, extra).await
+            // Answering a request "rejected" is the run doing its job: exit 0.
+            session.finish(ctx, header, plans, extra, Exit::Ok).await
         }
         Err(e) => {
             session.close().await;
@@ -39,56 +41,37 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
 
 /// The inventory, one intent per managed namespace (in the inventory's order) and the
 /// rejected requests' records.
-type Decided = (Inventory, Vec<Intent>, Vec<(AuditRecord, Row)>);
+type Decided = (Inventory, Vec<Intent>, Vec<(Option<AuditRecord>, Row)>);
+
+/// How a pending request was answered.
+enum Answer {
+    Accepted { until: DateTime<Utc> },
+    Rejected(String),
+}
 
 async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>, business: bool) -> Result<Decided> {
     let inv = session.discover(ctx).await?;
-    let answers = answer_requests(ctx, &inv, at, business).await;
+    let answers = answer_requests(ctx, &inv, at).await?;
     let mut intents = Vec::with_capacity(inv.namespaces.len());
     let mut extra = Vec::new();
     for ns in inv.namespaces.values() {
         let live_window = ns.active_until().is_some_and(|t| t > at);
-        let mut intent = if business {
-            // A window reaching past the end of business hours is kept; a spent one is removed.
-            Intent {
-                target: Target::Up,
-                until: if live_window { Until::Keep } else { Until::Remove },
-                operation: OperationType::AutoStartupBusinessHours,
-                requested_by: "system".into(),
-                answer: None,
-            }
-        } else if live_window {
-            // Activated until later: stays up (and is brought up if a crash left it part-way).
-            Intent {
-                target: Target::Up,
-                until: Until::Keep,
-                operation: OperationType::Activate,
-                requested_by: "system".into(),
-                answer: None,
-            }
-        } else {
-            Intent {
-                target: Target::Down,
-                until: Until::Remove,
-                operation: OperationType::AutoShutdownBusinessHours,
-                requested_by: "system".into(),
-                answer: None,
-            }
-        };
-        if let Some((raw, requested_by, verdict)) = answers.get(&ns.name) {
-            match verdict {
-                Ok(until) => {
+        let mut intent = scheduled_intent(business, live_window);
+        if let Some((raw, requested_by, answer)) = answers.get(&ns.name) {
+            match answer {
+                Answer::Accepted { until } => {
                     intent = Intent {
                         target: Target::Up,
-                        until: Until::Set(*until),
+                        until: Until::Set(*until, ns.cost_center.clone()),
                         operation: OperationType::Activate,
                         requested_by: requested_by.clone(),
                         answer: Some((raw.clone(), "accepted".into())),
                     };
                 }
-                Err(why) => {
+                Answer::Rejected(why) => {
                     intent.answer = Some((raw.clone(), format!("rejected: {why}")));
-                    extra.push(engine::rejection(ctx, &ns.name, &ns.cost_center, requested_by, why));
+                    let (record, row) = engine::rejection(ctx, &ns.name, &ns.cost_center, requested_by, why);
+                    extra.push((Some(record), row));
                 }
             }
         }
@@ -97,89 +80,91 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>, busines
     Ok((inv, intents, extra))
 }
 
-/// Pending self-service requests, answered: namespace → (request value, requested_by,
-/// accepted-until or the rejection). Each is authorized exactly like `up`; the permissions table
-/// is read once, and only when there is a request (scheduled scale-downs never depend on it).
+/// What the clock says for a namespace: up in business hours (a spent window removed), up while
+/// its window is open, down otherwise.
+fn scheduled_intent(business: bool, live_window: bool) -> Intent {
+    let (target, until, operation) = match (business, live_window) {
+        (true, true) => (Target::Up, Until::Keep, OperationType::AutoStartupBusinessHours),
+        (true, false) => (Target::Up, Until::Remove, OperationType::AutoStartupBusinessHours),
+        // Activated until later: stays up (and is brought up if a crash left it part-way).
+        (false, true) => (Target::Up, Until::Keep, OperationType::Activate),
+        (false, false) => (Target::Down, Until::Remove, OperationType::AutoShutdownBusinessHours),
+    };
+    Intent {
+        target,
+        until,
+        operation,
+        requested_by: "system".into(),
+        answer: None,
+    }
+}
+
+/// Pending self-service requests, answered: namespace → (request value, requested_by, answer).
+/// Each is authorized exactly like `up`, oldest request first; the permissions table is read
+/// once, and only when there is a request (scheduled scale-downs never depend on it). When the
+/// table cannot be read, requests that need it stay unanswered (the next healthy run decides
+/// them) and the rest of the run goes on.
 async fn answer_requests(
     ctx: &Context,
     inv: &Inventory,
     at: DateTime<Utc>,
-    business: bool,
-) -> BTreeMap<String, (String, String, std::result::Result<DateTime<Utc>, String>)> {
+) -> Result<BTreeMap<String, (String, String, Answer)>> {
     let mut answers = BTreeMap::new();
-    let mut candidates: Vec<(&ManagedNamespace, DateTime<Utc>)> = Vec::new();
+    let mut candidates: Vec<(&ManagedNamespace, String, DateTime<Utc>, Option<String>)> = Vec::new();
     for ns in inv.namespaces.values() {
         let Some(req) = ns.pending_request() else { continue };
         let by = req.requested_by.clone().unwrap_or_else(|| "self-service".into());
-        let verdict = match req.until {
-            None => Err(format!("invalid: {:?} is not an RFC 3339 instant", req.raw)),
-            Some(until) if until <= at => Err(format!(
-                "expired: the requested window ended at {} (now {})",
-                rfc3339(until),
-                rfc3339(at)
-            )),
-            Some(until) => {
-                candidates.push((ns, until));
-                Ok(until)
+        match req.until {
+            None => {
+                let why = format!("invalid: {:?} is not an RFC 3339 instant", req.raw);
+                answers.insert(ns.name.clone(), (req.raw, by, Answer::Rejected(why)));
             }
-        };
-        answers.insert(ns.name.clone(), (req.raw.clone(), by, verdict));
+            Some(until) if until <= at => {
+                let why = format!(
+                    "expired: the requested window ended at {} (now {})",
+                    rfc3339(until),
+                    rfc3339(at)
+                );
+                answers.insert(ns.name.clone(), (req.raw, by, Answer::Rejected(why)));
+            }
+            Some(until) => candidates.push((ns, req.raw, until, req.written_at)),
+        }
     }
     if candidates.is_empty() {
-        return answers;
+        return Ok(answers);
     }
+    // Oldest request first (by when its annotation was written, as the apiserver records it),
+    // then by name: a stable order, so the same requests get the same slots at every run.
+    candidates.sort_by(|a, b| {
+        let when = |c: &(&ManagedNamespace, String, DateTime<Utc>, Option<String>)| c.3.clone();
+        (when(a).is_none(), when(a), &a.0.name).cmp(&(when(b).is_none(), when(b), &b.0.name))
+    });
     let requests: Vec<ActivationRequest> = candidates
         .iter()
-        .map(|(ns, _)| ActivationRequest {
-            namespace: ns.name.clone(),
-            cost_center: ns.cost_center.clone(),
-            requested_by: answers[&ns.name].1.clone(),
+        .map(|(ns, _, until, _)| {
+            let req = ns.pending_request().expect("pending");
+            ActivationRequest {
+                namespace: ns.name.clone(),
+                cost_center: ns.cost_center.clone(),
+                label: ns.cost_center_label().map(str::to_string),
+                requested_by: req.requested_by.unwrap_or_else(|| "self-service".into()),
+                until: *until,
+            }
         })
         .collect();
-    let verdicts = authorize(ctx, inv, &requests, business).await;
-    for (req, verdict) in requests.iter().zip(verdicts) {
-        if let Err(rejection) = verdict {
-            if let Some(a) = answers.get_mut(&req.namespace) {
-                a.2 = Err(rejection.to_string());
-            }
-        }
-    }
-    answers
-}
-
-/// Reads the permissions once for every cost center involved and applies SPEC §5's rules.
-/// An unreadable table refuses every request (fail closed).
-pub(super) async fn authorize(
-    ctx: &Context,
-    inv: &Inventory,
-    requests: &[ActivationRequest],
-    business: bool,
-) -> Vec<std::result::Result<(), Rejection>> {
-    let wanted: BTreeSet<String> = requests.iter().map(|r| r.cost_center.clone()).collect();
-    let client = crate::dynamo::client(&ctx.config).await;
-    match PermissionsStore::new(client, ctx.config.permissions_table.clone())
-        .fetch(&wanted)
-        .await
-    {
-        Ok(perms) => {
-            let active = ActiveSet {
-                by_namespace: inv.active_set(),
-            };
-            permissions::authorize(
-                requests,
-                &perms,
-                &active,
-                business,
-                &ctx.config.cluster_name,
-                ctx.config.max_active_off_hours,
-            )
-        }
+    let verdicts = match permissions::authorize(&ctx.config, &requests, &inv.open_windows(at), at).await {
+        Ok(v) => v,
         Err(e) => {
-            tracing::error!(error = %e, "permissions table unreadable: refusing every activation request");
-            requests
-                .iter()
-                .map(|_| Err(Rejection::permissions_unavailable(&e)))
-                .collect()
+            tracing::error!(error = %e, requests = requests.len(), "self-service requests left unanswered until the next run");
+            return Ok(answers);
         }
+    };
+    for ((_, raw, until, _), (request, verdict)) in candidates.into_iter().zip(requests.into_iter().zip(verdicts)) {
+        let answer = match verdict {
+            Ok(_) => Answer::Accepted { until },
+            Err(rejection) => Answer::Rejected(rejection.to_string()),
+        };
+        answers.insert(request.namespace, (raw, request.requested_by, answer));
     }
+    Ok(answers)
 }

@@ -1,5 +1,8 @@
-//! `up`: one-off activation, all-or-nothing: if any requested namespace is rejected, nothing is
-//! touched, each one is audited `rejected`, and the exit code is 4.
+//! `up`: one-off activation, all-or-nothing. It opens a window `[now, now + --for)` granted to
+//! `--cost-center`, held to the same rules and caps as a self-service request. If any requested
+//! namespace is rejected, nothing is touched, each one is audited `rejected`, and the exit code
+//! is 4. If the permissions table cannot be read, nothing is touched and the exit code is 1 (a
+//! retryable failure, not a rejection).
 
 use chrono::Utc;
 
@@ -7,7 +10,7 @@ use super::Context;
 use crate::audit::OperationType;
 use crate::cli::UpArgs;
 use crate::error::{Error, Exit, Result};
-use crate::permissions::ActivationRequest;
+use crate::permissions::{self, ActivationRequest};
 use crate::scaling::engine;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
@@ -17,6 +20,7 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
     args.namespaces.dedup();
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
+    let until = at + args.duration;
     let (session, inv) = engine::open_for_named(ctx, &args.namespaces).await?;
     let requests: Vec<ActivationRequest> = args
         .namespaces
@@ -24,10 +28,18 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
         .map(|n| ActivationRequest {
             namespace: n.clone(),
             cost_center: args.cost_center.clone(),
+            label: inv.namespaces[n].cost_center_label().map(str::to_string),
             requested_by: args.requested_by.clone(),
+            until,
         })
         .collect();
-    let verdicts = super::run::authorize(ctx, &inv, &requests, business).await;
+    let verdicts = match permissions::authorize(&ctx.config, &requests, &inv.open_windows(at), at).await {
+        Ok(v) => v,
+        Err(e) => {
+            session.close().await;
+            return Err(e);
+        }
+    };
     let rejections: Vec<(String, String)> = requests
         .iter()
         .zip(&verdicts)
@@ -53,37 +65,28 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
                     .find(|(n, _)| *n == r.namespace)
                     .map(|(_, w)| w.clone())
                     .unwrap_or_else(|| format!("not applied: the request is all-or-nothing and {first}"));
-                engine::rejection(ctx, &r.namespace, &r.cost_center, &r.requested_by, &why)
+                let (record, row) = engine::rejection(ctx, &r.namespace, &r.cost_center, &r.requested_by, &why);
+                (Some(record), row)
             })
             .collect();
         // The usual summary and audit, with the rejected rows: exit 4 (1 if the audit failed).
-        return session.finish(ctx, header, Vec::new(), rejected).await;
+        return session.finish(ctx, header, Vec::new(), rejected, Exit::Rejected).await;
     }
-    let until = if business {
-        Until::Keep
-    } else {
-        Until::Set(at + args.duration)
+    let intent = Intent {
+        target: Target::Up,
+        until: Until::Set(until, args.cost_center.clone()),
+        operation: OperationType::Activate,
+        requested_by: args.requested_by.clone(),
+        answer: None,
     };
     let plans: Vec<_> = args
         .namespaces
         .iter()
         .map(|n| {
-            let ns = &inv.namespaces[n];
-            let intent = Intent {
-                target: Target::Up,
-                until: match until {
-                    // In business hours no window is opened; a spent one is removed.
-                    Until::Keep if ns.active_until().is_none_or(|t| t <= at) => Until::Remove,
-                    u => u,
-                },
-                operation: OperationType::Activate,
-                requested_by: args.requested_by.clone(),
-                answer: None,
-            };
-            let mut plan = plan_namespace(ns, inv.workloads_of(n), &intent);
+            let mut plan = plan_namespace(&inv.namespaces[n], inv.workloads_of(n), &intent);
             plan.cost_center = args.cost_center.clone();
             plan
         })
         .collect();
-    session.finish(ctx, header, plans, vec![]).await
+    session.finish(ctx, header, plans, vec![], Exit::Rejected).await
 }

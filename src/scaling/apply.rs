@@ -1,10 +1,11 @@
-//! Applying a namespace's plan: parallel conditional writes, retries, and rollback to the
-//! starting state when a write still fails.
+//! Applying a namespace's plan: its writes in parallel, each through the one conditional-write
+//! path ([`super::write`]), and rollback to the starting state when a write still fails.
 //!
-//! Every write is a merge patch carrying the resourceVersion we last saw. A 409 means the object
-//! changed: we re-read it, and if it already holds what we meant to write (say, our earlier
-//! attempt committed but the response was lost) the write is done; otherwise the change is
-//! recomputed from the fresh object with the same rules as the plan.
+//! A write the API refuses for good (403/422: an admission policy freezing a legacy Deployment,
+//! say) is not a failure: nothing changed, so that object is skipped and named, and the rest of
+//! the namespace still reaches its target. Rolling the namespace back would only make it flap at
+//! every run. Transient errors and unknown outcomes are retried; a write that still fails rolls
+//! the namespace back.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,13 +21,15 @@ use super::plan::{
     decide, state_patch, with_resource_version, Change, Decision, FieldState, NamespaceChange, NamespacePlan, NsMeta,
     Target,
 };
-use super::retry::{self, Class, RetryPolicy};
+use super::retry::RetryPolicy;
+use super::stop::Stop;
+use super::write::{self, Next, Start, WriteFailed, Written};
 use crate::audit::ResourceChange;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NsStatus {
-    /// Every write done.
+    /// Every write done, or refused for good (those objects are named as refused).
     Completed,
     /// Nothing to change.
     Unchanged,
@@ -34,7 +37,7 @@ pub enum NsStatus {
     RolledBack,
     /// A write failed and the namespace was left partly changed (rollback disabled or failed).
     Failed,
-    /// Not started because the run was asked to stop (SIGTERM).
+    /// Not started because the run was stopped (SIGTERM, or the Lease was lost).
     NotProcessed,
 }
 
@@ -50,19 +53,31 @@ impl NsStatus {
     }
 }
 
+/// An object the API refused to change, with its message: skipped, nothing changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    pub kind: Kind,
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NamespaceOutcome {
     pub namespace: String,
     pub status: NsStatus,
     /// Changes that took effect (or, after a rollback, were applied and then reverted).
     pub resources: Vec<ResourceChange>,
+    /// Objects whose write the API refused for good.
+    pub refused: Vec<Refusal>,
     pub error: Option<String>,
     pub started: chrono::DateTime<chrono::Utc>,
     pub duration_ms: u64,
 }
 
-/// A namespace's writes start or are refused as one: SIGTERM stops namespaces that have not
-/// sent a write yet, never one halfway.
+/// A namespace's writes start or are refused as one: a stop (SIGTERM, a lost Lease) prevents
+/// namespaces that have not sent a write yet, never one halfway.
 const NOT_STARTED: u8 = 0;
 const STARTED: u8 = 1;
 const CANCELLED: u8 = 2;
@@ -70,7 +85,7 @@ const CANCELLED: u8 = 2;
 struct NsGate<'a> {
     state: AtomicU8,
     failed: AtomicBool,
-    cancel: &'a AtomicBool,
+    stop: &'a Stop,
 }
 
 impl NsGate<'_> {
@@ -79,11 +94,7 @@ impl NsGate<'_> {
         if self.failed.load(Ordering::SeqCst) {
             return false;
         }
-        let want = if self.cancel.load(Ordering::SeqCst) {
-            CANCELLED
-        } else {
-            STARTED
-        };
+        let want = if self.stop.is_set() { CANCELLED } else { STARTED };
         let _ = self
             .state
             .compare_exchange(NOT_STARTED, want, Ordering::SeqCst, Ordering::SeqCst);
@@ -91,22 +102,24 @@ impl NsGate<'_> {
     }
 }
 
-enum Wrote<T> {
-    Applied(T, Option<String>),
-    /// Nothing to do any more (someone else got there, or the object is gone).
+/// How one planned write ended.
+enum Step<C> {
+    /// Took effect: the change (as finally made) and the object's new resourceVersion.
+    Applied(C, Option<String>),
+    /// Nothing to do any more (someone else got there, or the object is gone), or not sent
+    /// because the namespace failed or the run is stopping.
     Nothing,
-    /// Not sent: the namespace failed or the run is stopping.
-    Refused,
+    /// Refused for good by the API: nothing changed.
+    Refused(C, String),
+    /// Still failing after retries: it may have committed.
+    Failed(C, String),
 }
-
-/// A failed write: the message, and the change in case it committed without our knowing.
-type WriteError<T> = (String, T);
 
 pub struct Applier {
     pub client: kube::Client,
     pub policy: RetryPolicy,
     pub rollback_enabled: bool,
-    pub cancel: Arc<AtomicBool>,
+    pub stop: Arc<Stop>,
     semaphore: Semaphore,
     writes: AtomicUsize,
 }
@@ -117,13 +130,13 @@ impl Applier {
         policy: RetryPolicy,
         concurrency: usize,
         rollback_enabled: bool,
-        cancel: Arc<AtomicBool>,
+        stop: Arc<Stop>,
     ) -> Self {
         Applier {
             client,
             policy,
             rollback_enabled,
-            cancel,
+            stop,
             semaphore: Semaphore::new(concurrency.max(1)),
             writes: AtomicUsize::new(0),
         }
@@ -153,13 +166,26 @@ impl Applier {
         objects::merge_patch(&self.client, kind, ns, name, patch).await
     }
 
-    async fn read(&self, kind: Kind, ns: Option<&str>, name: &str) -> Result<Option<Slim>, String> {
-        let what = format!("get {kind} {}/{name}", ns.unwrap_or(""));
-        match retry::transient(&self.policy, &what, || objects::get(&self.client, kind, ns, name)).await {
-            Ok(o) => Ok(Some(o)),
-            Err(crate::Error::Kube(e)) if retry::classify(&e) == Class::NotFound => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
+    /// One object through [`write::conditional`]: merge patches under the semaphore, re-reads
+    /// by GET, `decide` on each fresh read.
+    async fn converge(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        start: Start<serde_json::Value, Slim>,
+        decide: impl FnMut(Option<Slim>) -> Next<serde_json::Value, Slim>,
+    ) -> Result<Written<Slim>, WriteFailed> {
+        let what = format!("{kind} {}/{name}", ns.unwrap_or(""));
+        write::conditional(
+            &self.policy,
+            &what,
+            start,
+            |patch: serde_json::Value| async move { self.send(kind, ns, name, &patch).await },
+            || async move { write::found(objects::get(&self.client, kind, ns, name).await) },
+            decide,
+        )
+        .await
     }
 
     pub async fn apply_namespace(&self, plan: &NamespacePlan) -> NamespaceOutcome {
@@ -168,6 +194,7 @@ impl Applier {
             namespace: plan.namespace.clone(),
             status: NsStatus::Unchanged,
             resources: Vec::new(),
+            refused: Vec::new(),
             error: None,
             started,
             duration_ms: 0,
@@ -178,50 +205,78 @@ impl Applier {
         let gate = NsGate {
             state: AtomicU8::new(NOT_STARTED),
             failed: AtomicBool::new(false),
-            cancel: &self.cancel,
+            stop: &self.stop,
         };
         // The Namespace's status label leads on the way up and trails on the way down: "active"
         // must be true before pods are created (admission policies such as the Kyverno component
         // key on it), and "inactive" only once the workloads are.
         let label_first = plan.target == Target::Up;
-        let (mut done, mut uncertain, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut ns_done, mut ns_uncertain) = (None, None);
-        if label_first && plan.namespace_change.is_some() && gate.admit() {
-            self.namespace_step(plan, &mut ns_done, &mut ns_uncertain, &mut errors)
-                .await;
+        let mut ns_step = None;
+        let mut steps = Vec::new();
+        if label_first && gate.admit() {
+            ns_step = self.namespace_step(plan).await;
         }
-        if errors.is_empty() {
-            let results = join_all(plan.changes.iter().map(|c| async {
-                let r = self.write_workload(&gate, c.clone(), plan.target).await;
-                if r.is_err() {
+        if !matches!(ns_step, Some(Step::Failed(..))) {
+            steps = join_all(plan.changes.iter().map(|c| async {
+                if !gate.admit() {
+                    return Step::Nothing;
+                }
+                let step = self.write_workload(c.clone(), plan.target).await;
+                if matches!(step, Step::Failed(..)) {
                     gate.failed.store(true, Ordering::SeqCst);
                 }
-                r
+                step
             }))
             .await;
-            for r in results {
-                match r {
-                    Ok(Wrote::Applied(c, rv)) => done.push((c, rv)),
-                    Ok(Wrote::Nothing | Wrote::Refused) => {}
-                    Err((e, c)) => {
-                        errors.push(format!("{} {}: {e}", c.kind, c.name));
-                        uncertain.push(c);
-                    }
-                }
-            }
         }
+        // Only the Namespace itself changes: it still must not start after a stop.
         if plan.changes.is_empty() {
-            // Only the Namespace itself changes: it still must not start after a signal.
             gate.admit();
         }
         if gate.state.load(Ordering::SeqCst) == CANCELLED {
             outcome.status = NsStatus::NotProcessed;
-            outcome.error = Some("not started: the run was asked to stop".into());
+            outcome.error = Some(format!("not started: {}", self.stop.reason()));
             return outcome;
         }
-        if !label_first && errors.is_empty() {
-            self.namespace_step(plan, &mut ns_done, &mut ns_uncertain, &mut errors)
-                .await;
+        let failed = |s: &Step<Change>| matches!(s, Step::Failed(..));
+        if !label_first && !steps.iter().any(failed) {
+            ns_step = self.namespace_step(plan).await;
+        }
+
+        let mut errors = Vec::new();
+        let (mut done, mut uncertain) = (Vec::new(), Vec::new());
+        for step in steps {
+            match step {
+                Step::Applied(c, rv) => done.push((c, rv)),
+                Step::Nothing => {}
+                Step::Refused(c, message) => outcome.refused.push(Refusal {
+                    kind: c.kind,
+                    name: c.name.clone(),
+                    from: c.from.clone(),
+                    to: c.to.clone(),
+                    message,
+                }),
+                Step::Failed(c, e) => {
+                    errors.push(format!("{} {}: {e}", c.kind, c.name));
+                    uncertain.push(c);
+                }
+            }
+        }
+        let mut ns_revert = None;
+        match ns_step {
+            Some(Step::Applied(c, rv)) => ns_revert = Some((c, rv)),
+            Some(Step::Refused(c, message)) => outcome.refused.push(Refusal {
+                kind: Kind::Namespace,
+                name: plan.namespace.clone(),
+                from: c.before.status.clone().unwrap_or_default(),
+                to: c.after.status.clone().unwrap_or_default(),
+                message,
+            }),
+            Some(Step::Failed(c, e)) => {
+                errors.push(format!("Namespace {}: {e}", plan.namespace));
+                ns_revert = Some((c, None));
+            }
+            Some(Step::Nothing) | None => {}
         }
         outcome.resources = done.iter().map(|(c, _)| c.resource()).collect();
         outcome.duration_ms = clock.elapsed().as_millis() as u64;
@@ -237,20 +292,17 @@ impl Applier {
         }
         tracing::warn!(namespace = %plan.namespace, error = %error, "rolling back the namespace");
         let mut rollback_errors = Vec::new();
-        if let Some((c, rv, unsure)) = ns_done
-            .map(|(c, rv)| (c, rv, false))
-            .or(ns_uncertain.map(|c| (c, None, true)))
-        {
-            if let Err(e) = self.revert_namespace(&plan.namespace, &c, rv, unsure).await {
+        if let Some((c, rv)) = ns_revert {
+            if let Err(e) = self.revert_namespace(&plan.namespace, &c, rv).await {
                 rollback_errors.push(format!("Namespace {}: {e}", plan.namespace));
             }
         }
         let reverts = done
             .iter()
-            .map(|(c, rv)| (c, rv.clone(), false))
-            .chain(uncertain.iter().map(|c| (c, None, true)))
-            .map(|(c, rv, unsure)| async move {
-                self.revert_workload(c, rv, unsure)
+            .map(|(c, rv)| (c, rv.clone()))
+            .chain(uncertain.iter().map(|c| (c, None)))
+            .map(|(c, rv)| async move {
+                self.revert_workload(c, rv)
                     .await
                     .map_err(|e| format!("{} {}: {e}", c.kind, c.name))
             });
@@ -266,217 +318,148 @@ impl Applier {
         outcome
     }
 
-    /// Writes the Namespace's own labels/annotations, recording what took effect (or may have).
-    async fn namespace_step(
-        &self,
-        plan: &NamespacePlan,
-        done: &mut Option<(NamespaceChange, Option<String>)>,
-        uncertain: &mut Option<NamespaceChange>,
-        errors: &mut Vec<String>,
-    ) {
-        let Some(nc) = &plan.namespace_change else { return };
-        match self
-            .write_namespace(&plan.namespace, nc.clone(), plan.resource_version.clone())
-            .await
-        {
-            Ok(Wrote::Applied(c, rv)) => *done = Some((c, rv)),
-            Ok(_) => {}
-            Err((e, c)) => {
-                errors.push(format!("Namespace {}: {e}", plan.namespace));
-                *uncertain = Some(c);
-            }
-        }
-    }
-
-    async fn write_workload(
-        &self,
-        gate: &NsGate<'_>,
-        mut change: Change,
-        target: Target,
-    ) -> Result<Wrote<Change>, WriteError<Change>> {
-        if !gate.admit() {
-            return Ok(Wrote::Refused);
-        }
-        let mut rv = change.resource_version.clone();
-        let mut attempt = 0;
-        loop {
-            let patch = with_resource_version(state_patch(change.kind, &change.after), rv.as_deref());
-            let err = match self
-                .send(change.kind, Some(&change.namespace), &change.name, &patch)
-                .await
-            {
-                Ok(o) => return Ok(Wrote::Applied(change, o.metadata.resource_version)),
-                Err(e) => e,
-            };
-            attempt += 1;
-            let class = retry::classify(&err);
-            if attempt >= self.policy.attempts || class == Class::Permanent {
-                return Err((err.to_string(), change));
-            }
-            tracing::debug!(kind = %change.kind, name = %change.name, error = %err, attempt, "write failed; retrying");
-            match class {
-                Class::Conflict => {
-                    let fresh = match self.read(change.kind, Some(&change.namespace), &change.name).await {
-                        Ok(Some(o)) => Workload::from_slim(change.kind, o),
-                        Ok(None) => return Ok(Wrote::Nothing),
-                        Err(e) => return Err((e, change)),
-                    };
-                    if FieldState::of(&fresh) == change.after {
-                        // Our earlier attempt committed even though we never saw the answer.
-                        return Ok(Wrote::Applied(change, fresh.resource_version));
-                    }
-                    match decide(&fresh, target) {
-                        Decision::Change(c) => {
-                            rv = c.resource_version.clone();
-                            change = *c;
-                        }
-                        Decision::AtTarget | Decision::Skip(_) => return Ok(Wrote::Nothing),
-                    }
+    /// Sets a workload to `change.after`. On a conflict the fresh object decides again with
+    /// the plan's own rules: it may already be at `after` (a lost answer), or need another
+    /// change, or be nobody's business now (excluded meanwhile, gone).
+    async fn write_workload(&self, change: Change, target: Target) -> Step<Change> {
+        let mut current = change;
+        let first = with_resource_version(
+            state_patch(current.kind, &current.after),
+            current.resource_version.as_deref(),
+        );
+        let (kind, ns, name) = (current.kind, current.namespace.clone(), current.name.clone());
+        let written = self
+            .converge(kind, Some(&ns), &name, Start::With(Next::Send(first)), |fresh| {
+                let Some(o) = fresh else { return Next::Nothing };
+                let w = Workload::from_slim(kind, o.clone());
+                if FieldState::of(&w) == current.after {
+                    // Our earlier attempt committed even though we never saw the answer.
+                    return Next::Settled(o);
                 }
-                // Same patch, same resourceVersion: if the lost attempt committed, the retry
-                // gets a 409 and the branch above sees it.
-                Class::Transient(hint) => tokio::time::sleep(self.policy.delay(attempt - 1, hint)).await,
-                Class::NotFound => return Ok(Wrote::Nothing),
-                Class::Permanent => unreachable!("returned above"),
-            }
+                match decide(&w, target) {
+                    Decision::Change(c) => {
+                        current = *c;
+                        Next::Send(with_resource_version(
+                            state_patch(kind, &current.after),
+                            current.resource_version.as_deref(),
+                        ))
+                    }
+                    Decision::AtTarget | Decision::Skip(_) => Next::Nothing,
+                }
+            })
+            .await;
+        match written {
+            Ok(Written::Done(o)) => Step::Applied(current, o.metadata.resource_version),
+            Ok(Written::Nothing) => Step::Nothing,
+            Ok(Written::Refused(message)) => Step::Refused(current, message),
+            Err(e) => Step::Failed(current, e.0),
         }
     }
 
-    /// Restores what `change` touched. If someone changed the value since, theirs is kept and
-    /// only our marker goes back to what it was.
-    async fn revert_workload(&self, change: &Change, mut rv: Option<String>, unsure: bool) -> Result<(), String> {
+    /// Restores what `change` touched. With `rv` (the version our write produced) the revert is
+    /// sent straight away; otherwise, or after a conflict, the object is re-read: if someone
+    /// changed the value since, theirs is kept and only our marker goes back to what it was.
+    async fn revert_workload(&self, change: &Change, rv: Option<String>) -> Result<(), WriteFailed> {
+        let start = match rv {
+            Some(rv) => Start::With(Next::Send(with_resource_version(
+                state_patch(change.kind, &change.before),
+                Some(&rv),
+            ))),
+            None => Start::ReadFirst,
+        };
         let ns = Some(change.namespace.as_str());
-        let mut current = None;
-        if unsure || rv.is_none() {
-            current = Some(self.read(change.kind, ns, &change.name).await?);
-        }
-        let mut last = String::new();
-        for attempt in 0..self.policy.attempts {
-            let goal = match current.take() {
-                None => change.before.clone(),
-                Some(None) => return Ok(()),
-                Some(Some(o)) => {
-                    let w = Workload::from_slim(change.kind, o);
-                    let now = FieldState::of(&w);
-                    rv = w.resource_version.clone();
-                    let goal = if now.setting == change.after.setting {
-                        change.before.clone()
-                    } else {
-                        FieldState {
-                            setting: now.setting.clone(),
-                            marker: change.before.marker.clone(),
-                        }
-                    };
-                    if now == goal {
-                        return Ok(());
+        let written = self
+            .converge(change.kind, ns, &change.name, start, |fresh| {
+                let Some(o) = fresh else { return Next::Nothing };
+                let w = Workload::from_slim(change.kind, o.clone());
+                let now = FieldState::of(&w);
+                let goal = if now.setting == change.after.setting {
+                    change.before.clone()
+                } else {
+                    FieldState {
+                        setting: now.setting.clone(),
+                        marker: change.before.marker.clone(),
                     }
-                    goal
+                };
+                if now == goal {
+                    return Next::Settled(o);
                 }
-            };
-            let patch = with_resource_version(state_patch(change.kind, &goal), rv.as_deref());
-            match self.send(change.kind, ns, &change.name, &patch).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    last = e.to_string();
-                    match retry::classify(&e) {
-                        Class::Conflict => current = Some(self.read(change.kind, ns, &change.name).await?),
-                        Class::Transient(hint) => tokio::time::sleep(self.policy.delay(attempt, hint)).await,
-                        Class::NotFound => return Ok(()),
-                        Class::Permanent => return Err(last),
-                    }
-                }
-            }
+                Next::Send(with_resource_version(
+                    state_patch(change.kind, &goal),
+                    w.resource_version.as_deref(),
+                ))
+            })
+            .await?;
+        match written {
+            Written::Refused(message) => Err(WriteFailed(format!("revert refused: {message}"))),
+            Written::Done(_) | Written::Nothing => Ok(()),
         }
-        Err(last)
     }
 
-    async fn write_namespace(
-        &self,
-        name: &str,
-        mut change: NamespaceChange,
-        mut rv: Option<String>,
-    ) -> Result<Wrote<NamespaceChange>, WriteError<NamespaceChange>> {
-        let mut attempt = 0;
-        loop {
-            let patch = with_resource_version(change.patch(), rv.as_deref());
-            let err = match self.send(Kind::Namespace, None, name, &patch).await {
-                Ok(o) => return Ok(Wrote::Applied(change, o.metadata.resource_version)),
-                Err(e) => e,
-            };
-            attempt += 1;
-            let class = retry::classify(&err);
-            if attempt >= self.policy.attempts || class == Class::Permanent {
-                return Err((err.to_string(), change));
-            }
-            match class {
-                Class::Conflict => {
-                    let fresh = match self.read(Kind::Namespace, None, name).await {
-                        Ok(Some(o)) => o,
-                        Ok(None) => return Ok(Wrote::Nothing),
-                        Err(e) => return Err((e, change)),
-                    };
-                    let now = NsMeta::of(&fresh.metadata.labels, &fresh.metadata.annotations);
+    /// Writes the Namespace's own labels/annotations (`plan.namespace_change`), if any.
+    async fn namespace_step(&self, plan: &NamespacePlan) -> Option<Step<NamespaceChange>> {
+        let mut change = plan.namespace_change.clone()?;
+        let first = with_resource_version(change.patch(), plan.resource_version.as_deref());
+        let written = self
+            .converge(
+                Kind::Namespace,
+                None,
+                &plan.namespace,
+                Start::With(Next::Send(first)),
+                |fresh| {
+                    let Some(o) = fresh else { return Next::Nothing };
+                    let now = NsMeta::of(&o.metadata.labels, &o.metadata.annotations);
                     if now == change.after {
-                        return Ok(Wrote::Applied(change, fresh.metadata.resource_version));
+                        return Next::Settled(o);
                     }
-                    // Someone else edited the Namespace (e.g. a team annotating a request):
-                    // our keys are ours, so re-apply them over the fresh object.
+                    // Someone else edited the Namespace (e.g. a team annotating a request): our
+                    // keys are ours, so re-apply them over the fresh object.
                     change.before = now;
-                    rv = fresh.metadata.resource_version;
-                }
-                Class::Transient(hint) => tokio::time::sleep(self.policy.delay(attempt - 1, hint)).await,
-                Class::NotFound => return Ok(Wrote::Nothing),
-                Class::Permanent => unreachable!("returned above"),
-            }
-        }
+                    Next::Send(with_resource_version(
+                        change.patch(),
+                        o.metadata.resource_version.as_deref(),
+                    ))
+                },
+            )
+            .await;
+        Some(match written {
+            Ok(Written::Done(o)) => Step::Applied(change, o.metadata.resource_version),
+            Ok(Written::Nothing) => Step::Nothing,
+            Ok(Written::Refused(message)) => Step::Refused(change, message),
+            Err(e) => Step::Failed(change, e.0),
+        })
     }
 
+    /// Puts our keys on the Namespace back to `change.before` (re-reading first without `rv`).
     async fn revert_namespace(
         &self,
         name: &str,
         change: &NamespaceChange,
-        mut rv: Option<String>,
-        reread: bool,
-    ) -> Result<(), String> {
-        let mut current = None;
-        if reread || rv.is_none() {
-            current = Some(self.read(Kind::Namespace, None, name).await?);
-        }
-        let mut last = String::new();
-        for attempt in 0..self.policy.attempts {
-            let patch = match current.take() {
-                None => change.after.patch_to(&change.before),
-                Some(None) => return Ok(()),
-                Some(Some(o)) => {
-                    let now = NsMeta::of(&o.metadata.labels, &o.metadata.annotations);
-                    rv = o.metadata.resource_version;
-                    if now == change.before {
-                        return Ok(());
-                    }
-                    now.patch_to(&change.before)
+        rv: Option<String>,
+    ) -> Result<(), WriteFailed> {
+        let start = match rv {
+            Some(rv) => Start::With(Next::Send(with_resource_version(
+                change.after.patch_to(&change.before),
+                Some(&rv),
+            ))),
+            None => Start::ReadFirst,
+        };
+        let written = self
+            .converge(Kind::Namespace, None, name, start, |fresh| {
+                let Some(o) = fresh else { return Next::Nothing };
+                let now = NsMeta::of(&o.metadata.labels, &o.metadata.annotations);
+                if now == change.before {
+                    return Next::Settled(o);
                 }
-            };
-            match self
-                .send(
-                    Kind::Namespace,
-                    None,
-                    name,
-                    &with_resource_version(patch, rv.as_deref()),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    last = e.to_string();
-                    match retry::classify(&e) {
-                        Class::Conflict => current = Some(self.read(Kind::Namespace, None, name).await?),
-                        Class::Transient(hint) => tokio::time::sleep(self.policy.delay(attempt, hint)).await,
-                        Class::NotFound => return Ok(()),
-                        Class::Permanent => return Err(last),
-                    }
-                }
-            }
+                Next::Send(with_resource_version(
+                    now.patch_to(&change.before),
+                    o.metadata.resource_version.as_deref(),
+                ))
+            })
+            .await?;
+        match written {
+            Written::Refused(message) => Err(WriteFailed(format!("revert refused: {message}"))),
+            Written::Done(_) | Written::Nothing => Ok(()),
         }
-        Err(last)
     }
 }

@@ -1,8 +1,9 @@
 //! The sequence every mutating command shares: lock → discover → (the command plans) → apply
-//! in parallel → Events → audit → release → summary.
+//! in parallel → Events → audit → release → summary. It knows nothing of the CLI: commands hand
+//! it a [`Context`] and their plans, and say what a rejected request means for the exit code.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,34 +15,11 @@ use super::inventory::{self, Inventory};
 use super::lease::{self, LeaseGuard};
 use super::plan::{rfc3339, NamespacePlan};
 use super::retry::RetryPolicy;
-use super::summary::{self, Header, Row, Summary};
-use crate::audit::{AuditRecord, AuditStatus, AuditStream, AuditWriter, OperationType};
-use crate::commands::Context;
+use super::stop::Stop;
+use crate::audit::{AuditRecord, AuditSink, AuditStatus, OperationType, ResourceChange};
+use crate::context::Context;
 use crate::error::{Exit, Result};
-
-/// Stops new namespaces from starting on SIGTERM/SIGINT; in-flight ones finish or roll back.
-fn install_signal_handler() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let set = flag.clone();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::warn!("signal received: no new namespaces will be started; finishing the ones in flight");
-        set.store(true, Ordering::SeqCst);
-    });
-    flag
-}
+use crate::summary::{self, Header, Row, Summary};
 
 fn holder_identity(ctx: &Context) -> String {
     let host = std::env::var("POD_NAME")
@@ -53,7 +31,7 @@ fn holder_identity(ctx: &Context) -> String {
 pub struct Session {
     pub client: kube::Client,
     pub policy: RetryPolicy,
-    pub cancel: Arc<AtomicBool>,
+    pub stop: Arc<Stop>,
     lease: Option<LeaseGuard>,
     started: Instant,
 }
@@ -62,7 +40,6 @@ impl Session {
     /// Connects and, unless dry-run, takes the Lease (exit 3 if another run holds it).
     pub async fn open(ctx: &Context) -> Result<Session> {
         let started = Instant::now();
-        let cancel = install_signal_handler();
         let tuning = &ctx.config.tuning;
         let client = super::client(tuning.request_timeout).await?;
         let policy = RetryPolicy::from_tuning(tuning);
@@ -76,6 +53,7 @@ impl Session {
                     &holder_identity(ctx),
                     i64::from(tuning.lease_seconds),
                     &policy,
+                    ctx.stop.clone(),
                 )
                 .await?,
             )
@@ -83,7 +61,7 @@ impl Session {
         Ok(Session {
             client,
             policy,
-            cancel,
+            stop: ctx.stop.clone(),
             lease,
             started,
         })
@@ -104,20 +82,23 @@ impl Session {
     /// `plans` is consumed lazily: a namespace is planned when it is started, and its plan and
     /// outcome are dropped once its Event is written and its audit record handed to the
     /// background writer, so memory does not grow with the number of namespaces changed.
-    /// `extra` are records and rows decided before applying (rejected requests).
+    /// `extra` are records and rows decided before applying (rejected requests); `on_rejection`
+    /// is the exit code when there are some and nothing failed (a rejected `up` is exit 4; a
+    /// scheduled run that answered a request "rejected" has done its job: exit 0).
     pub async fn finish<I>(
         self,
         ctx: &Context,
         header: Header,
         plans: I,
-        extra: Vec<(AuditRecord, Row)>,
+        extra: Vec<(Option<AuditRecord>, Row)>,
+        on_rejection: Exit,
     ) -> Result<Exit>
     where
         I: IntoIterator<Item = NamespacePlan>,
     {
         if ctx.dry_run {
             let plans: Vec<NamespacePlan> = plans.into_iter().collect();
-            println!("{}", summary::render_plan(ctx.output, &header, &plans));
+            println!("{}", summary::render_plan(ctx.output, &header, &plans, &extra));
             self.close().await;
             return Ok(Exit::Ok);
         }
@@ -127,14 +108,25 @@ impl Session {
             self.policy.clone(),
             concurrency,
             ctx.config.rollback_enabled,
-            self.cancel.clone(),
+            self.stop.clone(),
         );
-        let mut audit = AuditSink { ctx, stream: None };
+        let mut audit = AuditSink::new(&ctx.config);
         let mut rows: Vec<Row> = Vec::new();
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (r, row) in extra {
             *counts.entry(row.status.clone()).or_default() += 1;
-            audit.send(r).await;
+            if row.status == "skipped" {
+                super::events::emit_skipped(
+                    &applier,
+                    &row.namespace,
+                    row.error.as_deref().unwrap_or(""),
+                    &ctx.run_id,
+                )
+                .await;
+            }
+            if let Some(r) = r {
+                audit.send(r).await;
+            }
             rows.push(row);
         }
         let unchanged = AtomicUsize::new(0);
@@ -157,10 +149,11 @@ impl Session {
                         namespace: p.namespace.clone(),
                         cost_center: p.cost_center.clone(),
                         action: p.target.as_str().into(),
-                        changes: p.changes.len(),
+                        changes: o.resources.len(),
                         skipped: p.skipped.len(),
+                        refused: o.refused.len(),
                         status: o.status.as_str().into(),
-                        error: o.error.clone(),
+                        error: o.error.clone().or_else(|| refusal_note(&o)),
                     };
                     (o.status, row, record(ctx, &p, o))
                 }
@@ -169,7 +162,7 @@ impl Session {
         let mut changed = 0;
         while let Some((status, row, record)) = done.next().await {
             *counts.entry(status.as_str().into()).or_default() += 1;
-            if status == NsStatus::Completed {
+            if status == NsStatus::Completed && row.changes > 0 {
                 changed += 1;
             }
             rows.push(row);
@@ -186,25 +179,32 @@ impl Session {
 
         let (audit_records, audit_error) = audit.finish().await;
         let started = self.started;
+        let lease_lost = self.stop.is_lease_lost();
         self.close().await;
 
-        let bad = |s: &str| counts.get(s).copied().unwrap_or(0);
-        let failed = bad("rolled_back") + bad("failed") + bad("not_processed");
-        // A rejected `up` is exit 4; a scheduled run that answers a self-service request with
-        // "rejected" has done its job (the answer is on the namespace) and exits 0.
-        let exit = if failed > 0 || audit_error.is_some() {
+        let count = |s: &str| counts.get(s).copied().unwrap_or(0);
+        let failed = count("rolled_back") + count("failed") + count("not_processed");
+        let exit = if failed > 0 || audit_error.is_some() || lease_lost {
             Exit::Failed
-        } else if header.command == "up" && bad("rejected") > 0 {
-            Exit::Rejected
+        } else if count("rejected") > 0 {
+            on_rejection
         } else {
             Exit::Ok
         };
-        let note = (bad("not_processed") > 0).then(|| {
-            format!(
-                "stopped by a signal: {} namespace(s) were not processed and keep their previous state",
-                bad("not_processed")
-            )
-        });
+        let note = if lease_lost {
+            Some(format!(
+                "stopped: {}; {} namespace(s) were not processed and keep their previous state",
+                applier.stop.reason(),
+                count("not_processed")
+            ))
+        } else {
+            (count("not_processed") > 0).then(|| {
+                format!(
+                    "stopped by a signal: {} namespace(s) were not processed and keep their previous state",
+                    count("not_processed")
+                )
+            })
+        };
         let s = Summary {
             header,
             dry_run: false,
@@ -223,43 +223,23 @@ impl Session {
     }
 }
 
+/// The summary row's note for a namespace whose refused objects were skipped.
+fn refusal_note(o: &NamespaceOutcome) -> Option<String> {
+    (!o.refused.is_empty()).then(|| {
+        let names: Vec<String> = o
+            .refused
+            .iter()
+            .map(|r| format!("{} {} refused: {}", r.kind, r.name, r.message))
+            .collect();
+        names.join("; ")
+    })
+}
+
 /// Namespaces in flight per write slot (`SCALE_CONCURRENCY`). Each namespace's writes come in
 /// dependent phases (label, workloads, label, Event), so with one namespace per slot the slots
 /// sit idle between phases. Kept modest: on SIGTERM every namespace in flight is finished or
 /// rolled back before the run exits.
 pub const IN_FLIGHT_PER_SLOT: usize = 4;
-
-/// The run's audit: the background writer is started with the first record (a run that
-/// changes nothing never connects to DynamoDB).
-struct AuditSink<'a> {
-    ctx: &'a Context,
-    stream: Option<AuditStream>,
-}
-
-impl AuditSink<'_> {
-    async fn send(&mut self, record: AuditRecord) {
-        if self.stream.is_none() {
-            let client = crate::dynamo::client(&self.ctx.config).await;
-            self.stream = Some(AuditWriter::new(client, self.ctx.config.audit_table.clone()).stream());
-        }
-        if let Some(s) = &mut self.stream {
-            s.send(record);
-        }
-    }
-
-    /// Waits for the last batches: (records handed over, the error if any was not written).
-    async fn finish(self) -> (usize, Option<String>) {
-        let Some(stream) = self.stream else { return (0, None) };
-        let sent = stream.sent();
-        match stream.finish().await {
-            Ok(_) => (sent, None),
-            Err(e) => {
-                tracing::error!(error = %e, "audit could not be written in full");
-                (sent, Some(e.to_string()))
-            }
-        }
-    }
-}
 
 fn epoch(t: DateTime<Utc>) -> f64 {
     t.timestamp_micros() as f64 / 1e6
@@ -278,6 +258,15 @@ fn record(ctx: &Context, plan: &NamespacePlan, o: NamespaceOutcome) -> Option<Au
         return None;
     }
     let start = epoch(o.started);
+    let mut resources = o.resources;
+    // A refused object is named with the API's message: it was tried, nothing changed.
+    resources.extend(o.refused.into_iter().map(|r| ResourceChange {
+        kind: r.kind.as_str().into(),
+        name: r.name,
+        from: r.from,
+        to: r.to,
+        skipped: Some(r.message),
+    }));
     Some(AuditRecord {
         namespace_name: plan.namespace.clone(),
         timestamp_start: start,
@@ -289,7 +278,7 @@ fn record(ctx: &Context, plan: &NamespacePlan, o: NamespaceOutcome) -> Option<Au
         requested_by: plan.requested_by.clone(),
         status,
         run_id: ctx.run_id.clone(),
-        resources: o.resources,
+        resources,
         error: o.error,
         active_until: plan
             .active_until
@@ -329,6 +318,7 @@ pub fn rejection(
             action: "activate".into(),
             changes: 0,
             skipped: 0,
+            refused: 0,
             status: "rejected".into(),
             error: Some(why.to_string()),
         },

@@ -1,17 +1,22 @@
-//! One core/v1 Event per changed namespace, so `kubectl get events -n NS` tells the story.
-//! Failing to write an Event is logged, never fatal: the audit table is the record.
+//! Kubernetes Events about namespaces, so `kubectl get events -n NS` tells the story: one per
+//! changed namespace (`ScaledDown`, `ScaledUp`, `RolledBack`, `ScalingFailed`), and a Warning
+//! `Refused` naming every object the API refused to change, or `Skipped` for a namespace left
+//! alone (a schedule that does not parse). Failing to write an Event is logged, never fatal:
+//! the audit table is the record.
 
 use chrono::Utc;
 use kube::api::PostParams;
 use kube::core::Request;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::apply::{Applier, NamespaceOutcome, NsStatus};
 use super::plan::{NamespacePlan, Target};
-use super::retry;
+use super::write::{self, Next, Start, Written};
 
-fn reason_and_type(target: Target, status: NsStatus) -> Option<(&'static str, &'static str)> {
-    match (status, target) {
+fn reason_and_type(target: Target, outcome: &NamespaceOutcome) -> Option<(&'static str, &'static str)> {
+    match (outcome.status, target) {
+        // Refusals alone changed nothing: only their Warning is written.
+        (NsStatus::Completed, _) if outcome.resources.is_empty() => None,
         (NsStatus::Completed, Target::Down) => Some(("ScaledDown", "Normal")),
         (NsStatus::Completed, Target::Up) => Some(("ScaledUp", "Normal")),
         (NsStatus::RolledBack, _) => Some(("RolledBack", "Warning")),
@@ -20,34 +25,63 @@ fn reason_and_type(target: Target, status: NsStatus) -> Option<(&'static str, &'
     }
 }
 
-/// Creates the Event under the applier's write semaphore (one slot per attempt, none held
-/// while backing off). Not counted in the run's `writes`.
+/// The Events of one applied namespace plan.
 pub async fn emit(applier: &Applier, plan: &NamespacePlan, outcome: &NamespaceOutcome, run_id: &str) {
-    let Some((reason, kind)) = reason_and_type(plan.target, outcome.status) else {
-        return;
-    };
     let ns = &plan.namespace;
-    let message = match outcome.status {
-        NsStatus::Completed => format!(
-            "namespace-scheduler {} {}: {} workload(s) changed, {} skipped, {} already at target (run {run_id})",
-            plan.operation,
+    if let Some((reason, kind)) = reason_and_type(plan.target, outcome) {
+        let message = match outcome.status {
+            NsStatus::Completed => format!(
+                "namespace-scheduler {} {}: {} workload(s) changed, {} skipped, {} refused, {} already at target (run {run_id})",
+                plan.operation,
+                plan.target.as_str(),
+                outcome.resources.len(),
+                plan.skipped.len(),
+                outcome.refused.len(),
+                plan.at_target
+            ),
+            _ => format!(
+                "namespace-scheduler {}: {} ({run_id})",
+                outcome.status.as_str(),
+                outcome.error.as_deref().unwrap_or("")
+            ),
+        };
+        write_event(applier, ns, reason, kind, &message, run_id).await;
+    }
+    if !outcome.refused.is_empty() {
+        let what: Vec<String> = outcome
+            .refused
+            .iter()
+            .map(|r| format!("{} {} ({} -> {}): {}", r.kind, r.name, r.from, r.to, r.message))
+            .collect();
+        let message = format!(
+            "namespace-scheduler {}: the API refused {} object(s), left as they are and tried again at the next run: {} (run {run_id})",
             plan.target.as_str(),
-            outcome.resources.len(),
-            plan.skipped.len(),
-            plan.at_target
-        ),
-        _ => format!(
-            "namespace-scheduler {}: {} ({})",
-            outcome.status.as_str(),
-            outcome.error.as_deref().unwrap_or(""),
-            run_id
-        ),
-    };
+            what.len(),
+            what.join("; ")
+        );
+        write_event(applier, ns, "Refused", "Warning", &message, run_id).await;
+    }
+}
+
+/// A Warning that a namespace was left exactly as it is, and why.
+pub async fn emit_skipped(applier: &Applier, namespace: &str, why: &str, run_id: &str) {
+    let message = format!("namespace-scheduler left this namespace as it is: {why} (run {run_id})");
+    write_event(applier, namespace, "Skipped", "Warning", &message, run_id).await;
+}
+
+/// Creates one core/v1 Event about the Namespace, through the one write path (transient
+/// answers retried under the write semaphore, one slot per attempt). Not counted in `writes`.
+async fn write_event(applier: &Applier, ns: &str, reason: &str, kind: &str, message: &str, run_id: &str) {
     let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Event messages are limited to 1 KiB by the apiserver.
+    let message: String = message.chars().take(1000).collect();
     let event = json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": format!("{ns}.{}", run_id.to_ascii_lowercase()), "namespace": ns},
+        "metadata": {
+            "name": format!("{ns}.{}.{}", run_id.to_ascii_lowercase(), reason.to_ascii_lowercase()),
+            "namespace": ns,
+        },
         // The apiserver requires involvedObject.namespace to equal the Event's own namespace,
         // even for a cluster-scoped object such as a Namespace.
         "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": ns, "namespace": ns},
@@ -60,16 +94,26 @@ pub async fn emit(applier: &Applier, plan: &NamespacePlan, outcome: &NamespaceOu
         "lastTimestamp": now,
         "count": 1,
     });
-    let result = retry::transient(&applier.policy, "create event", || async {
-        let _permit = applier.permit().await;
-        let body = serde_json::to_vec(&event).map_err(kube::Error::SerdeError)?;
-        let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))
-            .create(&PostParams::default(), body)
-            .map_err(kube::Error::BuildRequest)?;
-        applier.client.request::<serde_json::Value>(req).await
-    })
+    let written = write::conditional(
+        &applier.policy,
+        "create event",
+        Start::With(Next::Send(event)),
+        |e: Value| async move {
+            let _permit = applier.permit().await;
+            let body = serde_json::to_vec(&e).map_err(kube::Error::SerdeError)?;
+            let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))
+                .create(&PostParams::default(), body)
+                .map_err(kube::Error::BuildRequest)?;
+            applier.client.request::<Value>(req).await
+        },
+        // An Event that exists already (409 AlreadyExists: a lost answer) is done.
+        || async { Ok(None::<Value>) },
+        |_| Next::Nothing,
+    )
     .await;
-    if let Err(e) = result {
-        tracing::warn!(namespace = %ns, error = %e, "could not write the Event (not fatal)");
+    match written {
+        Ok(Written::Done(_) | Written::Nothing) => {}
+        Ok(Written::Refused(e)) => tracing::warn!(namespace = %ns, error = %e, "could not write the Event (not fatal)"),
+        Err(e) => tracing::warn!(namespace = %ns, error = %e, "could not write the Event (not fatal)"),
     }
 }

@@ -87,11 +87,6 @@ impl Workload {
             setting,
         }
     }
-
-    /// Counts for the off-hours cap: a Deployment/StatefulSet running pods.
-    pub fn is_running(&self) -> bool {
-        matches!(self.setting, Setting::Replicas(n) if n > 0)
-    }
 }
 
 /// A self-service request found on a namespace (SPEC §5).
@@ -101,6 +96,8 @@ pub struct Request {
     pub raw: String,
     pub until: Option<DateTime<Utc>>,
     pub requested_by: Option<String>,
+    /// When the annotation was last written (managedFields), to decide the oldest first.
+    pub written_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,6 +108,8 @@ pub struct ManagedNamespace {
     pub cost_center: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub request_written_at: Option<String>,
 }
 
 impl ManagedNamespace {
@@ -127,7 +126,30 @@ impl ManagedNamespace {
             resource_version: m.resource_version,
             labels: m.labels,
             annotations: m.annotations,
+            request_written_at: m.request_written_at,
         }
+    }
+
+    /// The namespace's own `namespace-scheduler/cost-center` label, if set.
+    pub fn cost_center_label(&self) -> Option<&str> {
+        self.labels
+            .get(LABEL_COST_CENTER)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Its activation window, if one is recorded (open or spent), with the cost center it was
+    /// granted to (windows recorded before that was stored count for the label's).
+    pub fn window(&self) -> Option<crate::permissions::Window> {
+        Some(crate::permissions::Window {
+            namespace: self.name.clone(),
+            cost_center: self
+                .annotations
+                .get(ANN_ACTIVE_COST_CENTER)
+                .cloned()
+                .unwrap_or_else(|| self.cost_center.clone()),
+            until: self.active_until()?,
+        })
     }
 
     pub fn active_until(&self) -> Option<DateTime<Utc>> {
@@ -150,6 +172,7 @@ impl ManagedNamespace {
                 .get(ANN_REQUESTED_BY)
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
+            written_at: self.request_written_at.clone(),
             raw,
         })
     }
@@ -188,12 +211,13 @@ impl Inventory {
         self.workloads.get(ns).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Managed namespaces with any workload running (the off-hours caps count these).
-    pub fn active_set(&self) -> BTreeMap<String, String> {
+    /// The activation windows open at `at` (the off-hours caps count these: windows, not
+    /// running pods, hold slots).
+    pub fn open_windows(&self, at: DateTime<Utc>) -> Vec<crate::permissions::Window> {
         self.namespaces
             .values()
-            .filter(|n| self.workloads_of(&n.name).iter().any(Workload::is_running))
-            .map(|n| (n.name.clone(), n.cost_center.clone()))
+            .filter_map(ManagedNamespace::window)
+            .filter(|w| w.open_at(at))
             .collect()
     }
 }

@@ -12,7 +12,9 @@ use kube::core::Request;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::retry::{self, Class, RetryPolicy};
+use super::retry::RetryPolicy;
+use super::stop::Stop;
+use super::write::{self, Next, Start, Written};
 use crate::error::{Error, Result};
 
 pub const LEASE_NAME: &str = "namespace-scheduler";
@@ -29,11 +31,15 @@ async fn get(client: &kube::Client, ns: &str) -> std::result::Result<Option<Valu
     let req = Request::new(path(ns))
         .get(LEASE_NAME, &GetParams::default())
         .map_err(kube::Error::BuildRequest)?;
-    match client.request::<Value>(req).await {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if retry::classify(&e) == Class::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    write::found(client.request::<Value>(req).await)
+}
+
+async fn create_lease(client: &kube::Client, ns: &str, lease: &Value) -> std::result::Result<Value, kube::Error> {
+    let body = serde_json::to_vec(lease).map_err(kube::Error::SerdeError)?;
+    let req = Request::new(path(ns))
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    client.request(req).await
 }
 
 async fn replace(client: &kube::Client, ns: &str, lease: &Value) -> std::result::Result<Value, kube::Error> {
@@ -59,6 +65,8 @@ pub struct LeaseGuard {
     /// The last version we wrote, so renewals and the release are conditional on it.
     current: Arc<Mutex<Value>>,
     renewer: tokio::task::JoinHandle<()>,
+    policy: RetryPolicy,
+    stop: Arc<Stop>,
 }
 
 fn locked(ns: &str, holder: &str, until: Option<DateTime<Utc>>) -> Error {
@@ -118,51 +126,54 @@ fn claim(existing: Option<Value>, ns: &str, holder: &str, duration: i64, now: Da
 /// Takes the Lease or fails with [`Error::Locked`] (exit 3) without touching anything else.
 /// `duration`: how long a silent holder keeps the lock (`NS_SCHEDULER_LEASE_SECONDS`).
 ///
-/// Every failed write is followed by a fresh read, which decides: ours (the write committed but
-/// its answer was lost: carry on), held by another live run (it won: exit 3), or still free
-/// (transient failure: back off and try again, like every other write).
+/// Through the one conditional-write path: a fresh read decides (ours already: an earlier
+/// attempt committed though its answer was lost; held by another live run: exit 3; free or
+/// expired: take it), and every conflict or unknown outcome is decided again from a re-read.
+/// `stop` is set if the Lease is later lost, which ends the run like SIGTERM.
 pub async fn acquire(
     client: &kube::Client,
     ns: &str,
     holder: &str,
     duration: i64,
     policy: &RetryPolicy,
+    stop: Arc<Stop>,
 ) -> Result<LeaseGuard> {
-    let mut attempt = 0;
-    let taken = loop {
-        let existing = retry::transient(policy, "get lease", || get(client, ns)).await?;
-        let (lease, create) = match claim(existing, ns, holder, duration, Utc::now()) {
-            Claim::Ours(lease) => break lease,
-            Claim::Held(other, until) => return Err(locked(ns, &other, until)),
-            Claim::Take { lease, create } => (lease, create),
-        };
-        // A create fails with 409 if someone created it since our read; a replace carries the
-        // resourceVersion we read, so it fails with 409 if anyone wrote since.
-        let written = if create {
-            let body = serde_json::to_vec(&lease)?;
-            let req = Request::new(path(ns))
-                .create(&PostParams::default(), body)
-                .map_err(kube::Error::BuildRequest)?;
-            client.request::<Value>(req).await
-        } else {
-            replace(client, ns, &lease).await
-        };
-        let err = match written {
-            Ok(v) => break v,
-            Err(e) => e,
-        };
-        let wait = match retry::classify(&err) {
-            Class::Conflict => None,
-            Class::Transient(hint) => Some(policy.delay(attempt, hint)),
-            Class::NotFound | Class::Permanent => return Err(err.into()),
-        };
-        attempt += 1;
-        if attempt >= policy.attempts {
-            return Err(err.into());
+    let mut held = None;
+    let written = write::conditional(
+        policy,
+        "take the lease",
+        Start::ReadFirst,
+        |(lease, create): (Value, bool)| async move {
+            if create {
+                create_lease(client, ns, &lease).await
+            } else {
+                replace(client, ns, &lease).await
+            }
+        },
+        || get(client, ns),
+        |existing| match claim(existing, ns, holder, duration, Utc::now()) {
+            Claim::Ours(lease) => Next::Settled(lease),
+            Claim::Held(other, until) => {
+                held = Some((other, until));
+                Next::Nothing
+            }
+            Claim::Take { lease, create } => Next::Send((lease, create)),
+        },
+    )
+    .await
+    .map_err(|e| Error::Failed(format!("could not take the lease {ns}/{LEASE_NAME}: {e}")))?;
+    let taken = match written {
+        Written::Done(lease) => lease,
+        Written::Nothing => {
+            return Err(match held {
+                Some((other, until)) => locked(ns, &other, until),
+                None => Error::Failed(format!("the lease {ns}/{LEASE_NAME} vanished while it was being taken")),
+            })
         }
-        tracing::warn!(error = %err, attempt, "lease write failed; reading it again");
-        if let Some(wait) = wait {
-            tokio::time::sleep(wait).await;
+        Written::Refused(message) => {
+            return Err(Error::Failed(format!(
+                "the lease {ns}/{LEASE_NAME} was refused: {message}"
+            )))
         }
     };
     let current = Arc::new(Mutex::new(taken));
@@ -172,6 +183,8 @@ pub async fn acquire(
         holder.to_string(),
         current.clone(),
         duration,
+        policy.clone(),
+        stop.clone(),
     ));
     Ok(LeaseGuard {
         client: client.clone(),
@@ -179,30 +192,72 @@ pub async fn acquire(
         holder: holder.to_string(),
         current,
         renewer,
+        policy: policy.clone(),
+        stop,
     })
 }
 
-async fn renew_loop(client: kube::Client, ns: String, holder: String, current: Arc<Mutex<Value>>, duration: i64) {
+/// Renews every third of the duration. The Lease is lost when another holder took it (a
+/// re-read after a conflict shows so) or when no renewal succeeded for a whole duration
+/// (another run may take it over from then on): the run is then stopped like on SIGTERM.
+async fn renew_loop(
+    client: kube::Client,
+    ns: String,
+    holder: String,
+    current: Arc<Mutex<Value>>,
+    duration: i64,
+    policy: RetryPolicy,
+    stop: Arc<Stop>,
+) {
     let period = Duration::from_millis((duration as u64 * 1000 / 3).max(500));
+    let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(period).await;
         let mut lease = current.lock().await;
-        let mut next = lease.clone();
-        next["spec"]["renewTime"] = json!(micro(Utc::now()));
-        match replace(&client, &ns, &next).await {
-            Ok(v) => *lease = v,
-            // Our version is stale (a lost answer to our own renewal, or a take-over): re-read.
-            Err(e) if retry::classify(&e) == Class::Conflict => match get(&client, &ns).await {
-                Ok(Some(fresh)) if fresh["spec"]["holderIdentity"].as_str() == Some(holder.as_str()) => *lease = fresh,
-                Ok(fresh) => {
-                    let by = fresh
-                        .as_ref()
-                        .and_then(|f| f["spec"]["holderIdentity"].as_str().map(str::to_string));
-                    tracing::error!(holder = ?by, "the lease was taken over while this run held it");
-                }
-                Err(e) => tracing::warn!(error = %e, "could not re-read the lease; will retry"),
+        let renewed = |mut l: Value| {
+            l["spec"]["renewTime"] = json!(micro(Utc::now()));
+            l
+        };
+        let mut taken_by = None;
+        let written = write::conditional(
+            &policy,
+            "renew the lease",
+            Start::With(Next::Send(renewed(lease.clone()))),
+            |l: Value| {
+                let (client, ns) = (&client, &ns);
+                async move { replace(client, ns, &l).await }
             },
+            || get(&client, &ns),
+            |fresh| match fresh {
+                Some(f) if f["spec"]["holderIdentity"].as_str() == Some(holder.as_str()) => Next::Send(renewed(f)),
+                other => {
+                    taken_by = Some(other.and_then(|f| f["spec"]["holderIdentity"].as_str().map(str::to_string)));
+                    Next::Nothing
+                }
+            },
+        )
+        .await;
+        match written {
+            Ok(Written::Done(v)) => {
+                *lease = v;
+                last_renewed = tokio::time::Instant::now();
+                continue;
+            }
+            Ok(Written::Nothing) => {
+                tracing::error!(holder = ?taken_by.flatten(), "the lease was taken over while this run held it: stopping");
+                stop.lease_lost();
+                return;
+            }
+            Ok(Written::Refused(e)) => tracing::warn!(error = %e, "lease renewal refused; will retry"),
             Err(e) => tracing::warn!(error = %e, "could not renew the lease; will retry"),
+        }
+        if last_renewed.elapsed() >= Duration::from_secs(duration.max(0) as u64) {
+            tracing::error!(
+                seconds = duration,
+                "the lease was not renewed for its whole duration and may be taken over: stopping"
+            );
+            stop.lease_lost();
+            return;
         }
     }
 }
@@ -212,27 +267,35 @@ impl LeaseGuard {
         &self.holder
     }
 
-    /// Clears `holderIdentity` so the next run need not wait for expiry.
+    /// Clears `holderIdentity` so the next run need not wait for expiry (unless the Lease is
+    /// no longer ours).
     pub async fn release(self) {
         self.renewer.abort();
         let _ = self.renewer.await;
-        let mut lease = self.current.lock().await.clone();
-        for _ in 0..3 {
-            lease["spec"]["holderIdentity"] = Value::Null;
-            lease["spec"]["renewTime"] = json!(micro(Utc::now()));
-            match replace(&self.client, &self.namespace, &lease).await {
-                Ok(_) => return,
-                Err(e) if retry::classify(&e) == Class::Conflict => match get(&self.client, &self.namespace).await {
-                    Ok(Some(fresh)) if fresh["spec"]["holderIdentity"].as_str() == Some(self.holder.as_str()) => {
-                        lease = fresh
-                    }
-                    _ => return,
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not release the lease; it expires on its own");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+        if self.stop.is_lease_lost() {
+            return;
+        }
+        let cleared = |mut l: Value| {
+            l["spec"]["holderIdentity"] = Value::Null;
+            l["spec"]["renewTime"] = json!(micro(Utc::now()));
+            l
+        };
+        let lease = self.current.lock().await.clone();
+        let (client, ns, holder) = (&self.client, &self.namespace, &self.holder);
+        let written = write::conditional(
+            &self.policy,
+            "release the lease",
+            Start::With(Next::Send(cleared(lease))),
+            |l: Value| async move { replace(client, ns, &l).await },
+            || get(client, ns),
+            |fresh| match fresh {
+                Some(f) if f["spec"]["holderIdentity"].as_str() == Some(holder.as_str()) => Next::Send(cleared(f)),
+                _ => Next::Nothing,
+            },
+        )
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not release the lease; it expires on its own");
         }
     }
 }

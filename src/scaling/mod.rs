@@ -5,7 +5,9 @@
 //! - [`plan`]: a pure function from inventory + intent to the writes a run will make.
 //! - [`apply`]: the writes, bounded in parallel, with retries and per-namespace rollback.
 //! - [`lease`], [`events`]: one run at a time; one Event per changed namespace.
-//! - [`engine`]: the whole sequence shared by `run`, `up` and `down`; [`summary`]: its output.
+//! - [`write`]: the one conditional-write path (precondition, classified answer) every write uses.
+//! - [`stop`]: why a run stops starting namespaces (a signal, a lost Lease).
+//! - [`engine`]: the whole sequence shared by `run`, `up` and `down`; `crate::summary` prints it.
 
 pub mod apply;
 pub mod engine;
@@ -15,7 +17,8 @@ pub mod lease;
 pub mod objects;
 pub mod plan;
 pub mod retry;
-pub mod summary;
+pub mod stop;
+pub mod write;
 
 use std::time::Duration;
 
@@ -34,6 +37,8 @@ pub const LABEL_COST_CENTER: &str = "namespace-scheduler/cost-center";
 pub const LABEL_STATUS: &str = "namespace-scheduler/status";
 /// An annotation, not a label: ':' is not allowed in label values and RFC 3339 needs it.
 pub const ANN_ACTIVE_UNTIL: &str = "namespace-scheduler/active-until";
+/// The cost center a window was granted to: its slot is counted there.
+pub const ANN_ACTIVE_COST_CENTER: &str = "namespace-scheduler/active-cost-center";
 pub const ANN_REQUEST_UNTIL: &str = "namespace-scheduler/request-until";
 pub const ANN_REQUESTED_BY: &str = "namespace-scheduler/requested-by";
 pub const ANN_REQUEST_ANSWERED: &str = "namespace-scheduler/request-answered";

@@ -97,6 +97,45 @@ pub struct Meta {
     /// Set once the object is being deleted (a Terminating namespace, a finalizer holding it).
     #[serde(default)]
     pub deletion_timestamp: Option<String>,
+    /// When the self-service request annotation was last written, as the apiserver's
+    /// managedFields record it (orders requests: oldest first). Only that time is kept.
+    #[serde(default, rename = "managedFields", deserialize_with = "request_written_at")]
+    pub request_written_at: Option<String>,
+}
+
+/// The latest `time` of a managedFields entry that owns our request annotation.
+fn request_written_at<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        time: Option<String>,
+        #[serde(default, rename = "fieldsV1")]
+        fields: Option<Fields>,
+    }
+    #[derive(Deserialize)]
+    struct Fields {
+        #[serde(default, rename = "f:metadata")]
+        metadata: Option<MetaFields>,
+    }
+    #[derive(Deserialize)]
+    struct MetaFields {
+        #[serde(default, rename = "f:annotations")]
+        annotations: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    }
+    let key = format!("f:{}", super::ANN_REQUEST_UNTIL);
+    let entries: Option<Vec<Entry>> = Option::deserialize(d)?;
+    Ok(entries
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.fields
+                .as_ref()
+                .and_then(|f| f.metadata.as_ref())
+                .and_then(|m| m.annotations.as_ref())
+                .is_some_and(|a| a.contains_key(&key))
+        })
+        .filter_map(|e| e.time)
+        .max())
 }
 
 /// The label and annotation keys the engine reads: its own, and KEDA's paused-replicas.

@@ -125,6 +125,7 @@ impl Change {
             name: self.name.clone(),
             from: self.from.clone(),
             to: self.to.clone(),
+            skipped: None,
         }
     }
 }
@@ -196,6 +197,7 @@ pub fn decide(w: &Workload, target: Target) -> Decision {
 pub struct NsMeta {
     pub status: Option<String>,
     pub active_until: Option<String>,
+    pub active_cost_center: Option<String>,
     pub request_answered: Option<String>,
     pub request_status: Option<String>,
 }
@@ -205,6 +207,7 @@ impl NsMeta {
         NsMeta {
             status: labels.get(LABEL_STATUS).cloned(),
             active_until: annotations.get(ANN_ACTIVE_UNTIL).cloned(),
+            active_cost_center: annotations.get(ANN_ACTIVE_COST_CENTER).cloned(),
             request_answered: annotations.get(ANN_REQUEST_ANSWERED).cloned(),
             request_status: annotations.get(ANN_REQUEST_STATUS).cloned(),
         }
@@ -218,6 +221,7 @@ impl NsMeta {
         }
         for (key, a, b) in [
             (ANN_ACTIVE_UNTIL, &self.active_until, &to.active_until),
+            (ANN_ACTIVE_COST_CENTER, &self.active_cost_center, &to.active_cost_center),
             (ANN_REQUEST_ANSWERED, &self.request_answered, &to.request_answered),
             (ANN_REQUEST_STATUS, &self.request_status, &to.request_status),
         ] {
@@ -261,11 +265,13 @@ impl Serialize for NamespaceChange {
     }
 }
 
-/// What happens to `namespace-scheduler/active-until`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happens to the namespace's activation window (`namespace-scheduler/active-until` and
+/// `namespace-scheduler/active-cost-center`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Until {
     Keep,
-    Set(DateTime<Utc>),
+    /// Open (or replace) the window until then, granted to this cost center.
+    Set(DateTime<Utc>, String),
     Remove,
 }
 
@@ -353,10 +359,16 @@ pub fn plan_namespace(ns: &ManagedNamespace, workloads: &[Workload], intent: &In
         }
         .into(),
     );
-    match intent.until {
+    match &intent.until {
         Until::Keep => {}
-        Until::Set(t) => after.active_until = Some(rfc3339(t)),
-        Until::Remove => after.active_until = None,
+        Until::Set(t, cost_center) => {
+            after.active_until = Some(rfc3339(*t));
+            after.active_cost_center = Some(cost_center.clone());
+        }
+        Until::Remove => {
+            after.active_until = None;
+            after.active_cost_center = None;
+        }
     }
     if let Some((raw, status)) = &intent.answer {
         after.request_answered = Some(raw.clone());

@@ -1,6 +1,5 @@
 //! Retries with exponential backoff and full jitter, bounded, honouring Retry-After.
 
-use std::future::Future;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -43,15 +42,23 @@ impl RetryPolicy {
     }
 }
 
-/// What an error means for the caller.
+/// What an API answer means, decided here once for every caller (see [`super::write`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Class {
-    /// 409: re-read and recompute.
+    /// 409: the object changed since it was read: re-read and decide again.
     Conflict,
-    /// 429, 5xx, timeouts, dropped connections: try again (maybe after Retry-After).
+    /// 429, 500, 502, 503, 504: the server said "not now": try again (after Retry-After).
     Transient(Option<Duration>),
+    /// The request may or may not have reached the server (timeouts, dropped connections, a
+    /// body cut short): for a write, re-read before deciding again.
+    Unknown,
+    /// 403 or 422: refused for good (admission policy, RBAC, validation); retrying cannot help
+    /// and nothing was changed.
+    Refused,
     NotFound,
-    /// Anything else (400, 403, 422…): retrying will not help.
+    /// 410: a list's continue token has expired; the list must start again.
+    Expired,
+    /// Anything else (400, 405, 415...): a failure.
     Permanent,
 }
 
@@ -60,6 +67,8 @@ pub fn classify(e: &kube::Error) -> Class {
         kube::Error::Api(s) => match s.code {
             409 => Class::Conflict,
             404 => Class::NotFound,
+            403 | 422 => Class::Refused,
+            410 => Class::Expired,
             429 | 500 | 502 | 503 | 504 => Class::Transient(
                 s.details
                     .as_ref()
@@ -74,30 +83,43 @@ pub fn classify(e: &kube::Error) -> Class {
         | kube::Error::Service(_)
         | kube::Error::SerdeError(_)
         | kube::Error::FromUtf8(_)
-        | kube::Error::ReadEvents(_) => Class::Transient(None),
+        | kube::Error::ReadEvents(_) => Class::Unknown,
         _ => Class::Permanent,
     }
 }
 
-/// Runs `op` until it succeeds, retrying only transient errors (reads, creates of Events).
-pub async fn transient<T, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> crate::Result<T>
+/// The API's own words for a refusal (an admission policy's message), else the error.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+/// Runs a read until it succeeds, retrying what may pass (transient answers, unknown
+/// outcomes) with backoff, within the policy's attempts. Writes use [`super::write`].
+pub async fn transient<T, Fut>(policy: &RetryPolicy, what: &str, mut op: impl FnMut() -> Fut) -> crate::Result<T>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, kube::Error>>,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
 {
     let mut attempt = 0;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) => match classify(&e) {
-                Class::Transient(hint) if attempt + 1 < policy.attempts => {
-                    let wait = policy.delay(attempt, hint);
-                    tracing::warn!(error = %e, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "{what}: retrying");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
+            Err(e) => {
+                let hint = match classify(&e) {
+                    Class::Transient(hint) => hint,
+                    Class::Unknown => None,
+                    _ => return Err(e.into()),
+                };
+                if attempt + 1 >= policy.attempts {
+                    return Err(e.into());
                 }
-                _ => return Err(e.into()),
-            },
+                let wait = policy.delay(attempt, hint);
+                tracing::warn!(error = %e, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "{what}: retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
         }
     }
 }
@@ -137,7 +159,9 @@ mod tests {
         assert_eq!(classify(&api(404)), Class::NotFound);
         assert_eq!(classify(&api(503)), Class::Transient(None));
         assert_eq!(classify(&api(429)), Class::Transient(None));
-        assert_eq!(classify(&api(422)), Class::Permanent);
-        assert_eq!(classify(&api(403)), Class::Permanent);
+        assert_eq!(classify(&api(422)), Class::Refused);
+        assert_eq!(classify(&api(403)), Class::Refused);
+        assert_eq!(classify(&api(410)), Class::Expired);
+        assert_eq!(classify(&api(400)), Class::Permanent);
     }
 }

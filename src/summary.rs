@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::plan::NamespacePlan;
-use crate::cli::OutputFormat;
+use crate::context::OutputFormat;
+use crate::scaling::plan::NamespacePlan;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -14,8 +14,12 @@ pub struct Row {
     pub cost_center: String,
     /// `up`, `down`, or `activate` for a rejected request.
     pub action: String,
+    /// Workloads changed.
     pub changes: usize,
+    /// Workloads skipped by rule (excluded, operator-owned, off on purpose).
     pub skipped: usize,
+    /// Objects the API refused to change (left as they are; tried again next run).
+    pub refused: usize,
     pub status: String,
     pub error: Option<String>,
 }
@@ -59,10 +63,15 @@ struct PlanDoc<'a> {
     writes: usize,
     /// Namespaces with something to change or to report (unchanged ones are only counted).
     namespaces: Vec<&'a NamespacePlan>,
+    /// Namespaces decided before planning: rejected requests, namespaces left alone.
+    not_planned: Vec<&'a Row>,
     unchanged: usize,
 }
 
-pub fn render_plan(format: OutputFormat, header: &Header, plans: &[NamespacePlan]) -> String {
+/// The plan of a dry run, with the rows decided before planning (rejected requests, namespaces
+/// left alone) in `extra`.
+pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespacePlan], extra: &[(R, Row)]) -> String {
+    let extra: Vec<&Row> = extra.iter().map(|(_, row)| row).collect();
     let shown: Vec<&NamespacePlan> = plans.iter().filter(|p| !p.is_noop() || !p.skipped.is_empty()).collect();
     let writes = plans.iter().map(NamespacePlan::writes).sum();
     let unchanged = plans.iter().filter(|p| p.is_noop()).count();
@@ -72,6 +81,7 @@ pub fn render_plan(format: OutputFormat, header: &Header, plans: &[NamespacePlan
             dry_run: true,
             writes,
             namespaces: shown,
+            not_planned: extra,
             unchanged,
         };
         return serde_json::to_string(&doc).expect("plan serializes");
@@ -129,6 +139,16 @@ pub fn render_plan(format: OutputFormat, header: &Header, plans: &[NamespacePlan
             let _ = writeln!(out, "  ({} workload(s) already at target)", p.at_target);
         }
     }
+    for r in extra {
+        let _ = writeln!(
+            out,
+            "\n{} [{}] {}: {}",
+            r.namespace,
+            r.cost_center,
+            r.status,
+            r.error.as_deref().unwrap_or("")
+        );
+    }
     out
 }
 
@@ -149,14 +169,14 @@ pub fn render_summary(format: OutputFormat, s: &Summary) -> String {
     if !s.namespaces.is_empty() {
         let _ = writeln!(
             out,
-            "{:<32} {:<22} {:<9} {:>7} {:>7}  STATUS",
-            "NAMESPACE", "COST CENTER", "ACTION", "CHANGES", "SKIPPED"
+            "{:<32} {:<22} {:<9} {:>7} {:>7} {:>7}  STATUS",
+            "NAMESPACE", "COST CENTER", "ACTION", "CHANGES", "SKIPPED", "REFUSED"
         );
         for r in &s.namespaces {
             let _ = write!(
                 out,
-                "{:<32} {:<22} {:<9} {:>7} {:>7}  {}",
-                r.namespace, r.cost_center, r.action, r.changes, r.skipped, r.status
+                "{:<32} {:<22} {:<9} {:>7} {:>7} {:>7}  {}",
+                r.namespace, r.cost_center, r.action, r.changes, r.skipped, r.refused, r.status
             );
             if let Some(e) = &r.error {
                 let _ = write!(out, " ({e})");

@@ -1,7 +1,14 @@
-//! Cost-center authorization and the off-hours caps (SPEC §5).
-//! OWNER: DynamoDB engineer. Types and `authorize` signature are the contract with `commands`.
+//! Cost-center authorization and the off-hours caps (docs/reference.md, "Authorization"): the
+//! permissions table ([`CostCenter`], [`PermissionsStore`]), the pure rules ([`rules`]) and
+//! [`authorize`], which reads the table once for the cost centers involved and applies them.
+
+pub mod rules;
+
+pub use rules::{ActivationRequest, Caps, Grant, Window};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
@@ -33,26 +40,12 @@ pub struct CostCenter {
     pub updated_at: Option<i64>,
 }
 
-/// A request to activate one namespace (from `up` or a self-service annotation). The cluster
-/// side has already checked that the namespace exists, is managed and is not protected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActivationRequest {
-    pub namespace: String,
-    pub cost_center: String,
-    pub requested_by: String,
-}
-
-/// The namespaces active right now (any workload at replicas > 0), with their cost centers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActiveSet {
-    pub by_namespace: BTreeMap<String, String>,
-}
-
 /// Why a request was refused: the rule and the numbers, for the audit record and `request-status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// Short rule id: `unknown_cost_center`, `not_authorized`, `namespace_not_allowed`,
-    /// `cluster_not_allowed`, `cost_center_cap`, `cluster_cap`, `permissions_unavailable`.
+    /// `cluster_not_allowed`, `cost_center_mismatch`, `window_too_long`, `cost_center_cap`,
+    /// `cluster_cap`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -69,14 +62,6 @@ impl Rejection {
             rule,
             message: message.into(),
         }
-    }
-
-    /// The permissions table could not be read: every request is refused (fail closed).
-    pub fn permissions_unavailable(err: &Error) -> Self {
-        Rejection::new(
-            "permissions_unavailable",
-            format!("permissions table unreadable: {err}"),
-        )
     }
 
     /// The error a command returns for it (exit 4).
@@ -348,112 +333,6 @@ impl PermissionsStore {
     }
 }
 
-/// Pure. Checks each request in order against SPEC §5: the cost center exists and
-/// `is_authorized`; the namespace matches one of its `authorized_namespaces` globs (when present);
-/// the cluster is in `allowed_clusters` (when present); and, only outside business hours, neither
-/// the cost center's active namespaces would exceed `max_concurrent_namespaces` nor the cluster's
-/// would exceed `max_active_off_hours`. Accepted requests count towards later ones; a namespace
-/// already active is not counted twice. A rejection names the rule and the numbers.
-pub fn authorize(
-    requests: &[ActivationRequest],
-    permissions: &BTreeMap<String, CostCenter>,
-    active: &ActiveSet,
-    business_hours: bool,
-    cluster_name: &str,
-    max_active_off_hours: u32,
-) -> Vec<std::result::Result<(), Rejection>> {
-    let mut active = active.by_namespace.clone();
-    requests
-        .iter()
-        .map(|request| {
-            let verdict = check(
-                request,
-                permissions,
-                &active,
-                business_hours,
-                cluster_name,
-                max_active_off_hours,
-            );
-            if verdict.is_ok() {
-                active
-                    .entry(request.namespace.clone())
-                    .or_insert_with(|| request.cost_center.clone());
-            }
-            verdict
-        })
-        .collect()
-}
-
-fn check(
-    request: &ActivationRequest,
-    permissions: &BTreeMap<String, CostCenter>,
-    active: &BTreeMap<String, String>,
-    business_hours: bool,
-    cluster_name: &str,
-    max_active_off_hours: u32,
-) -> std::result::Result<(), Rejection> {
-    let ns = &request.namespace;
-    let name = &request.cost_center;
-    let Some(cc) = permissions.get(name) else {
-        return Err(Rejection::new(
-            "unknown_cost_center",
-            format!("cost center {name:?} does not exist in the permissions table"),
-        ));
-    };
-    if !cc.is_authorized {
-        return Err(Rejection::new(
-            "not_authorized",
-            format!("cost center {name} is not authorized (is_authorized=false)"),
-        ));
-    }
-    if let Some(patterns) = &cc.authorized_namespaces {
-        if !matches_any(patterns, ns) {
-            return Err(Rejection::new(
-                "namespace_not_allowed",
-                format!(
-                    "namespace {ns} matches none of the authorized_namespaces of {name} ({})",
-                    patterns.join(", ")
-                ),
-            ));
-        }
-    }
-    if let Some(clusters) = &cc.allowed_clusters {
-        if !clusters.iter().any(|c| c == cluster_name) {
-            return Err(Rejection::new(
-                "cluster_not_allowed",
-                format!(
-                    "cluster {cluster_name} is not in the allowed_clusters of {name} ({})",
-                    clusters.join(", ")
-                ),
-            ));
-        }
-    }
-    if business_hours || active.contains_key(ns) {
-        return Ok(());
-    }
-    let cc_active = active.values().filter(|c| *c == name).count();
-    let max = cc.max_concurrent_namespaces as usize;
-    if cc_active + 1 > max {
-        return Err(Rejection::new(
-            "cost_center_cap",
-            format!(
-                "{cc_active} of {max} namespaces of {name} already active outside business hours (max_concurrent_namespaces={max})"
-            ),
-        ));
-    }
-    let cluster_active = active.len();
-    let cap = max_active_off_hours as usize;
-    if cluster_active + 1 > cap {
-        return Err(Rejection::new(
-            "cluster_cap",
-            format!(
-                "{cluster_active} of {cap} namespaces already active outside business hours (NON_BUSINESS_MAX_ACTIVE_NAMESPACES={cap})"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Glob match (`dev-*`); a pattern that is not a valid glob matches nothing (and is logged).
 pub fn matches_any(patterns: &[String], namespace: &str) -> bool {
     let mut builder = GlobSetBuilder::new();
@@ -471,4 +350,24 @@ pub fn matches_any(patterns: &[String], namespace: &str) -> bool {
 /// Whether `pattern` is a glob `matches_any` accepts (used to validate `populate --file`).
 pub fn is_valid_glob(pattern: &str) -> bool {
     !pattern.is_empty() && Glob::new(pattern).is_ok()
+}
+
+/// Reads the permissions of every cost center involved (once per run) and applies the rules in
+/// the requests' order. `Err` when the table cannot be read: callers fail closed but not for
+/// good (`up` exits 1, a retryable failure; pending self-service requests stay unanswered so
+/// the next healthy run decides them).
+pub async fn authorize(
+    config: &crate::config::Config,
+    requests: &[ActivationRequest],
+    open_windows: &[Window],
+    at: DateTime<Utc>,
+) -> Result<Vec<std::result::Result<Grant, Rejection>>> {
+    let wanted: BTreeSet<String> = requests.iter().map(|r| r.cost_center.clone()).collect();
+    let client = dynamo::client(config).await;
+    let permissions = PermissionsStore::new(client, config.permissions_table.clone())
+        .fetch(&wanted)
+        .await
+        .map_err(|e| Error::Dynamo(format!("permissions table unreadable, no request decided: {e}")))?;
+    let caps = Caps::from_config(config);
+    rules::authorize(requests, &permissions, open_windows, &config.business, at, &caps)
 }

@@ -28,7 +28,7 @@ impl WeekdaySet {
         let mut bits = 0u8;
         for part in text.split(',').map(str::trim) {
             if part.is_empty() {
-                return Err("empty weekday in list".into());
+                return Err("empty weekday".into());
             }
             if let Some((from, to)) = part.split_once('-') {
                 let (mut d, to) = (day(from)?, day(to)?);

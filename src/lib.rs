@@ -1,7 +1,7 @@
 //! namespace-scheduler: switch non-production Kubernetes namespaces off outside business hours
 //! and back on in the morning, atomically, with an audit trail in DynamoDB.
 //!
-//! Data flows one way: [`config`] → [`hours`] decision → [`scaling`] plan → apply → [`audit`] →
+//! Data flows one way: [`config`] → [`hours`] decision (per namespace: [`schedule`]) → [`scaling`] plan → apply → [`audit`] →
 //! summary. See `SPEC.md` for the product.
 
 pub mod audit;
@@ -15,6 +15,7 @@ pub mod hours;
 pub mod permissions;
 pub mod report;
 pub mod scaling;
+pub mod schedule;
 pub mod selector;
 pub mod telemetry;
 

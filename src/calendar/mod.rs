@@ -86,6 +86,16 @@ impl HolidayCalendar {
         })
     }
 
+    /// No holidays at all (a namespace's `holidays=none`).
+    pub fn none() -> Self {
+        HolidayCalendar {
+            country: None,
+            subdivision: None,
+            extra: BTreeSet::new(),
+            source: Source::None,
+        }
+    }
+
     /// One country's calendar alone (no subdivision, no configured dates), as a namespace's
     /// `holidays=<country>` asks for. The error is the reason, for the caller to wrap.
     pub fn for_country(code: &str) -> std::result::Result<Self, String> {

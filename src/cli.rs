@@ -87,6 +87,10 @@ pub struct DownArgs {
 pub struct CheckArgs {
     #[arg(long, value_parser = parse_instant)]
     pub at: Option<DateTime<Utc>>,
+    /// Decide by this per-namespace schedule instead of the cluster's hours, e.g.
+    /// "Mon-Fri 07:00-19:00 Europe/Madrid holidays=ES" (see docs/schedules.md).
+    #[arg(long)]
+    pub schedule: Option<String>,
 }
 
 #[derive(Debug, Args)]

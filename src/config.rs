@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::calendar::HolidayCalendar;
 use crate::error::{Error, Result};
-use crate::hours::{BusinessHours, WeekdaySet};
+use crate::hours::{parse_timezone, validate_window, BusinessHours, WeekdaySet};
 
 /// The 15 namespaces the old system never touched (SPEC §2).
 pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
@@ -149,22 +149,19 @@ impl Config {
         };
 
         let timezone_name = text(raw.business_hours_timezone, "America/Bogota");
-        let timezone: Tz = timezone_name.parse().map_err(|_| {
-            Error::config(
-                "BUSINESS_HOURS_TIMEZONE",
-                &timezone_name,
-                "not an IANA time zone (e.g. America/Bogota)",
-            )
-        })?;
+        let timezone: Tz = parse_timezone(&timezone_name)
+            .map_err(|reason| Error::config("BUSINESS_HOURS_TIMEZONE", &timezone_name, reason))?;
         let start_hour = parse_int::<u32>("BUSINESS_START_HOUR", raw.business_start_hour, 8, 0..=23)?;
         let end_hour = parse_int::<u32>("BUSINESS_END_HOUR", raw.business_end_hour, 18, 1..=24)?;
-        if start_hour >= end_hour {
-            return Err(Error::config(
+        // Whole hours here; a namespace's schedule may use any minute (same type, same check).
+        let (start_minute, end_minute) = (start_hour * 60, end_hour * 60);
+        validate_window(start_minute, end_minute).map_err(|reason| {
+            Error::config(
                 "BUSINESS_END_HOUR",
                 end_hour.to_string(),
-                format!("must be greater than BUSINESS_START_HOUR={start_hour}"),
-            ));
-        }
+                format!("{reason} (BUSINESS_START_HOUR={start_hour})"),
+            )
+        })?;
         let days_text = text(raw.business_days, "Mon-Fri");
         let days =
             WeekdaySet::parse(&days_text).map_err(|reason| Error::config("BUSINESS_DAYS", &days_text, reason))?;
@@ -253,8 +250,8 @@ impl Config {
             },
             business: BusinessHours {
                 timezone,
-                start_hour,
-                end_hour,
+                start_minute,
+                end_minute,
                 days,
                 calendar,
             },
@@ -434,7 +431,7 @@ mod tests {
         assert_eq!(c.audit_table, "task-scheduler-logs-production");
         assert_eq!(c.permissions_table, "cost-center-permissions-production");
         assert_eq!(c.business.timezone, chrono_tz::America::Bogota);
-        assert_eq!((c.business.start_hour, c.business.end_hour), (8, 18));
+        assert_eq!((c.business.start_minute, c.business.end_minute), (8 * 60, 18 * 60));
         // SPEC §2, verbatim.
         let spec = "kube-system, kube-public, kube-node-lease, default, karpenter, kyverno, argocd, \
                     istio-system, monitoring, task-scheduler, cert-manager, ingress-nginx, \

@@ -28,7 +28,7 @@ impl WeekdaySet {
         let mut bits = 0u8;
         for part in text.split(',').map(str::trim) {
             if part.is_empty() {
-                return Err("empty weekday in list".into());
+                return Err("empty weekday".into());
             }
             if let Some((from, to)) = part.split_once('-') {
                 let (mut d, to) = (day(from)?, day(to)?);
@@ -54,6 +54,46 @@ impl WeekdaySet {
     pub fn contains(&self, day: Weekday) -> bool {
         self.0 & (1 << day.num_days_from_monday()) != 0
     }
+
+    /// The shortest text [`Self::parse`] reads back as this set: runs of three or more days as
+    /// ranges (`Mon-Fri`, `Sun-Thu`), the rest listed (`Mon,Wed,Fri`, `Sat,Sun`).
+    pub fn to_compact_string(&self) -> String {
+        if self.0 & 0x7f == 0x7f {
+            return "Mon-Sun".to_string();
+        }
+        // Start at the first day that opens a run, so a run across Sunday→Monday stays whole.
+        let mut first = Weekday::Mon;
+        for _ in 0..7 {
+            if self.contains(first) && !self.contains(first.pred()) {
+                break;
+            }
+            first = first.succ();
+        }
+        let mut parts = Vec::new();
+        let mut day = first;
+        let mut seen = 0;
+        while seen < 7 {
+            if !self.contains(day) {
+                day = day.succ();
+                seen += 1;
+                continue;
+            }
+            let start = day;
+            let mut len = 0;
+            while seen < 7 && self.contains(day) {
+                day = day.succ();
+                seen += 1;
+                len += 1;
+            }
+            let last = day.pred();
+            match len {
+                1 => parts.push(format!("{start}")),
+                2 => parts.push(format!("{start},{last}")),
+                _ => parts.push(format!("{start}-{last}")),
+            }
+        }
+        parts.join(",")
+    }
 }
 
 impl fmt::Display for WeekdaySet {
@@ -74,15 +114,47 @@ impl fmt::Display for WeekdaySet {
     }
 }
 
-/// Business-hours rules: business = a business weekday, not a holiday, start ≤ local hour < end.
+/// Minutes in a local day: `24:00`, the latest end of a business window.
+pub const MINUTES_PER_DAY: u32 = 24 * 60;
+
+/// Business-hours rules: business = a business weekday, not a holiday, start ≤ local time < end.
+/// The cluster's hours (`BUSINESS_*`) and a namespace's schedule ([`crate::schedule`]) are both
+/// this type, so one piece of code decides them all.
 #[derive(Debug, Clone)]
 pub struct BusinessHours {
     pub timezone: Tz,
-    pub start_hour: u32,
-    /// 1–24; 24 means "until midnight".
-    pub end_hour: u32,
+    /// Minute of the local day business starts (0 = 00:00); `BUSINESS_START_HOUR` × 60.
+    pub start_minute: u32,
+    /// Minute of the local day business ends, exclusive; up to [`MINUTES_PER_DAY`] ("until midnight").
+    pub end_minute: u32,
     pub days: WeekdaySet,
     pub calendar: HolidayCalendar,
+}
+
+/// Parses an IANA zone name; the error is the reason, for the caller to wrap with what it parsed.
+pub fn parse_timezone(name: &str) -> std::result::Result<Tz, String> {
+    name.parse()
+        .map_err(|_| "not an IANA time zone (e.g. America/Bogota, Europe/Madrid)".to_string())
+}
+
+/// Checks a daily window `[start, end)` in minutes of the local day: start < end ≤ 24:00.
+pub fn validate_window(start_minute: u32, end_minute: u32) -> std::result::Result<(), String> {
+    if end_minute > MINUTES_PER_DAY {
+        Err(format!("end {} is after 24:00", clock(end_minute)))
+    } else if start_minute >= end_minute {
+        Err(format!(
+            "end {} is not after start {}",
+            clock(end_minute),
+            clock(start_minute)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// `HH:MM` for a minute of the day (1440 is `24:00`).
+pub fn clock(minute_of_day: u32) -> String {
+    format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
 }
 
 /// The answer for one instant, as `check` prints it.
@@ -143,9 +215,11 @@ impl BusinessHours {
     fn state(&self, at: DateTime<Utc>, years: &mut YearCache) -> Result<State> {
         let local = at.with_timezone(&self.timezone);
         let holiday = years.holiday_on(&self.calendar, local.date_naive())?;
-        let hour = local.hour();
-        let business =
-            self.days.contains(local.weekday()) && holiday.is_none() && hour >= self.start_hour && hour < self.end_hour;
+        let minute = minute_of_day(&local);
+        let business = self.days.contains(local.weekday())
+            && holiday.is_none()
+            && minute >= self.start_minute
+            && minute < self.end_minute;
         Ok(State {
             local,
             holiday,
@@ -154,7 +228,8 @@ impl BusinessHours {
     }
 
     fn reason(&self, state: &State) -> String {
-        let window = format!("{:02}:00-{:02}:00", self.start_hour, self.end_hour);
+        let (start, end) = (clock(self.start_minute), clock(self.end_minute));
+        let window = format!("{start}-{end}");
         let day = state.local.weekday();
         if let Some(name) = &state.holiday {
             format!("holiday: {name}")
@@ -168,20 +243,20 @@ impl BusinessHours {
                     self.days
                 )
             }
-        } else if state.local.hour() < self.start_hour {
-            format!("before {:02}:00 (business hours {window})", self.start_hour)
-        } else if state.local.hour() >= self.end_hour {
-            format!("{:02}:00 or later (business hours {window})", self.end_hour)
+        } else if minute_of_day(&state.local) < self.start_minute {
+            format!("before {start} (business hours {window})")
+        } else if minute_of_day(&state.local) >= self.end_minute {
+            format!("{end} or later (business hours {window})")
         } else {
             format!("business day within {window}")
         }
     }
 
     /// Walks forward from `at`, one UTC day at a time up to the horizon, over every instant at
-    /// which the answer *can* change (local hour boundaries at 00:00, start and end, both
+    /// which the answer *can* change (local times 00:00, start and end, both
     /// instants of an ambiguous local time, and every UTC-offset change, which is where a skipped
     /// local hour resumes), and returns the first one where `pick(answer before, answer now)`.
-    /// The answer only depends on the local date and hour, so it is constant between those instants.
+    /// The answer only depends on the local date and minute, so it is constant between those instants.
     fn scan(
         &self,
         at: DateTime<Utc>,
@@ -211,14 +286,16 @@ impl BusinessHours {
         let mut events = Vec::new();
         let first = from.with_timezone(tz).date_naive() - Duration::days(1);
         let last = to.with_timezone(tz).date_naive() + Duration::days(1);
-        let mut hours = vec![0, self.start_hour];
-        if self.end_hour < 24 {
-            hours.push(self.end_hour);
+        let mut minutes = vec![0, self.start_minute];
+        if self.end_minute < MINUTES_PER_DAY {
+            minutes.push(self.end_minute);
         }
         let mut date = first;
         while date <= last {
-            for &h in &hours {
-                let naive = date.and_hms_opt(h, 0, 0).expect("valid hour");
+            for &m in &minutes {
+                let Some(naive) = date.and_hms_opt(m / 60, m % 60, 0) else {
+                    continue; // only a start of 24:00, which validation refuses
+                };
                 match tz.from_local_datetime(&naive) {
                     LocalResult::Single(t) => events.push(t.with_timezone(&Utc)),
                     LocalResult::Ambiguous(a, b) => {
@@ -259,6 +336,11 @@ impl BusinessHours {
     }
 }
 
+/// Minutes since local midnight (seconds do not matter: windows are whole minutes).
+fn minute_of_day(local: &DateTime<Tz>) -> u32 {
+    local.hour() * 60 + local.minute()
+}
+
 struct State {
     local: DateTime<Tz>,
     holiday: Option<String>,
@@ -289,5 +371,46 @@ pub fn weekday_name(day: Weekday) -> &'static str {
         Weekday::Fri => "Friday",
         Weekday::Sat => "Saturday",
         Weekday::Sun => "Sunday",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_weekdays_read_back_as_the_same_set() {
+        for bits in 1u8..128 {
+            let set = WeekdaySet(bits);
+            let text = set.to_compact_string();
+            assert_eq!(WeekdaySet::parse(&text), Ok(set), "{bits:07b} -> {text}");
+        }
+        let compact = |s: &str| WeekdaySet::parse(s).unwrap().to_compact_string();
+        assert_eq!(compact("Mon,Tue,Wed,Thu,Fri"), "Mon-Fri");
+        assert_eq!(compact("Sun-Thu"), "Sun-Thu");
+        assert_eq!(compact("Fri-Mon"), "Fri-Mon");
+        assert_eq!(compact("Mon,Wed,Fri"), "Mon,Wed,Fri");
+        assert_eq!(compact("Sat,Sun"), "Sat,Sun");
+        assert_eq!(compact("Mon-Sun"), "Mon-Sun");
+        assert_eq!(compact("Wed"), "Wed");
+    }
+
+    #[test]
+    fn windows_are_checked_in_minutes() {
+        assert_eq!(validate_window(0, MINUTES_PER_DAY), Ok(()));
+        assert_eq!(validate_window(7 * 60 + 30, 7 * 60 + 31), Ok(()));
+        assert_eq!(
+            validate_window(19 * 60, 7 * 60).unwrap_err(),
+            "end 07:00 is not after start 19:00"
+        );
+        assert_eq!(
+            validate_window(600, 600).unwrap_err(),
+            "end 10:00 is not after start 10:00"
+        );
+        assert_eq!(
+            validate_window(0, MINUTES_PER_DAY + 1).unwrap_err(),
+            "end 24:01 is after 24:00"
+        );
+        assert_eq!(clock(MINUTES_PER_DAY), "24:00");
     }
 }

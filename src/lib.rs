@@ -1,9 +1,10 @@
 //! namespace-scheduler: switch non-production Kubernetes namespaces off outside business hours
 //! and back on in the morning, atomically, with an audit trail in DynamoDB.
 //!
-//! Data flows one way: [`config`] → decision ([`hours`], [`permissions`]) → [`scaling`] plan →
-//! apply → [`audit`] → [`summary`]. [`commands`] (the CLI) sits on top and hands the engine a
-//! [`context::Context`]; nothing below it knows the CLI. See `docs/reference.md`.
+//! Data flows one way: [`config`] → decision ([`hours`], per namespace [`schedule`];
+//! [`permissions`]) → [`scaling`] plan → apply → [`audit`] → [`summary`]. [`commands`] (the CLI)
+//! sits on top and hands the engine a [`context::Context`]; nothing below it knows the CLI.
+//! See `docs/reference.md`.
 
 pub mod audit;
 pub mod calendar;
@@ -17,6 +18,7 @@ pub mod hours;
 pub mod permissions;
 pub mod report;
 pub mod scaling;
+pub mod schedule;
 pub mod selector;
 pub mod summary;
 pub mod telemetry;

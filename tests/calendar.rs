@@ -229,6 +229,24 @@ fn check_json_reports_the_decision() {
 }
 
 #[test]
+fn check_json_prints_the_effective_protected_namespaces() {
+    let protected = |env: &[(&str, &str)]| -> Vec<String> {
+        let o = run(&["check", "--output", "json"], env);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        serde_json::from_value(v["protected_namespaces"].clone()).expect("an array of names")
+    };
+    let defaults = protected(&[]);
+    assert_eq!(defaults.len(), 15, "{defaults:?}");
+    assert!(defaults.contains(&"argocd".to_string()) && defaults.contains(&"task-scheduler".to_string()));
+    // A custom list keeps the floor and the scheduler's own namespace.
+    assert_eq!(
+        protected(&[("PROTECTED_NAMESPACES", "dev-shared"), ("POD_NAMESPACE", "ops")]),
+        ["dev-shared", "kube-node-lease", "kube-public", "kube-system", "ops"]
+    );
+}
+
+#[test]
 fn check_text_is_aligned_key_value_lines() {
     let o = run(&["check", "--at", "2026-03-07T10:00:00-05:00"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

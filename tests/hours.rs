@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use namespace_scheduler::calendar::HolidayCalendar;
 use namespace_scheduler::config::Config;
-use namespace_scheduler::hours::{BusinessHours, Decision, WeekdaySet};
+use namespace_scheduler::hours::{BusinessHours, Decision, WeekdaySet, MINUTES_PER_DAY};
 use proptest::prelude::*;
 
 fn config(vars: &[(&str, &str)]) -> BusinessHours {
@@ -79,6 +79,72 @@ fn end_hour_24_runs_until_midnight() {
     let d = decide(&b, "2026-03-04T00:00:00-05:00");
     assert!(!d.business_hours);
     assert_eq!(d.next_transition, Some(at("2026-03-04T20:00:00-05:00")));
+}
+
+#[test]
+fn windows_are_decided_to_the_minute() {
+    let b = BusinessHours {
+        start_minute: 7 * 60 + 30,
+        end_minute: 19 * 60 + 45,
+        ..bogota()
+    };
+    let d = decide(&b, "2026-03-03T07:29:59-05:00");
+    assert!(!d.business_hours);
+    assert_eq!(d.reason, "before 07:30 (business hours 07:30-19:45)");
+    assert_eq!(d.next_transition, Some(at("2026-03-03T07:30:00-05:00")));
+    let d = decide(&b, "2026-03-03T07:30:00-05:00");
+    assert!(d.business_hours);
+    assert_eq!(d.reason, "business day within 07:30-19:45");
+    assert_eq!(d.next_transition, Some(at("2026-03-03T19:45:00-05:00")));
+    assert!(b.is_business(at("2026-03-03T19:44:59-05:00")).unwrap());
+    let d = decide(&b, "2026-03-03T19:45:00-05:00");
+    assert!(!d.business_hours);
+    assert_eq!(d.reason, "19:45 or later (business hours 07:30-19:45)");
+    assert_eq!(d.next_transition, Some(at("2026-03-04T07:30:00-05:00")));
+    assert_eq!(
+        b.next_business_end(at("2026-03-03T07:00:00-05:00")).unwrap(),
+        Some(at("2026-03-03T19:45:00-05:00"))
+    );
+}
+
+#[test]
+fn madrid_window_across_both_european_clock_changes() {
+    // Every day 06:45-19:15 in Madrid; Europe moves on 2026-03-29 (01:00Z) and 2026-10-25 (01:00Z).
+    let b = config(&[
+        ("BUSINESS_HOURS_TIMEZONE", "Europe/Madrid"),
+        ("BUSINESS_HOLIDAYS_COUNTRY", ""),
+        ("BUSINESS_DAYS", "Mon-Sun"),
+    ]);
+    let b = BusinessHours {
+        start_minute: 6 * 60 + 45,
+        end_minute: 19 * 60 + 15,
+        ..b
+    };
+    for (day, offset) in [
+        ("2026-03-28", "+01:00"),
+        ("2026-03-29", "+02:00"),
+        ("2026-10-24", "+02:00"),
+        ("2026-10-25", "+01:00"),
+    ] {
+        let local = |hm: &str| at(&format!("{day}T{hm}:00{offset}"));
+        assert!(!b.is_business(local("06:44")).unwrap(), "{day} 06:44");
+        assert_eq!(
+            decide(&b, &format!("{day}T06:44:59{offset}")).next_transition,
+            Some(local("06:45"))
+        );
+        assert!(b.is_business(local("06:45")).unwrap(), "{day} 06:45");
+        assert!(b.is_business(local("19:14")).unwrap(), "{day} 19:14");
+        assert_eq!(
+            decide(&b, &format!("{day}T19:14:59{offset}")).next_transition,
+            Some(local("19:15"))
+        );
+        assert!(!b.is_business(local("19:15")).unwrap(), "{day} 19:15");
+    }
+    // The evening before each change, the next start lands on the other side of it.
+    let d = decide(&b, "2026-03-28T20:00:00+01:00");
+    assert_eq!(d.next_transition, Some(at("2026-03-29T04:45:00Z")));
+    let d = decide(&b, "2026-10-24T20:00:00+02:00");
+    assert_eq!(d.next_transition, Some(at("2026-10-25T05:45:00Z")));
 }
 
 #[test]
@@ -239,15 +305,14 @@ const ZONES: [Tz; 7] = [
 fn hours_strategy() -> impl Strategy<Value = BusinessHours> {
     (
         0..ZONES.len(),
-        0u32..24,
-        1u32..=24,
+        0u32..MINUTES_PER_DAY,
+        1u32..=MINUTES_PER_DAY,
         1u8..128,
         any::<bool>(),
         any::<bool>(),
     )
         .prop_map(|(zone, start, span, bits, colombia, extra)| {
-            let start = start.min(23);
-            let end = (start + span).min(24).max(start + 1);
+            let end = (start + span).min(MINUTES_PER_DAY);
             let days: Vec<Weekday> = (0..7)
                 .filter(|i| bits & (1 << i) != 0)
                 .map(|i| Weekday::try_from(i as u8).unwrap())
@@ -261,8 +326,8 @@ fn hours_strategy() -> impl Strategy<Value = BusinessHours> {
             };
             BusinessHours {
                 timezone: ZONES[zone],
-                start_hour: start,
-                end_hour: end,
+                start_minute: start,
+                end_minute: end,
                 days: WeekdaySet::from_days(&days),
                 calendar: HolidayCalendar::new(colombia.then_some("CO"), None, extra).unwrap(),
             }
@@ -287,22 +352,24 @@ const CLOCK_CHANGES: [(&str, Tz); 9] = [
     ("2011-12-30T10:00:00Z", chrono_tz::Pacific::Apia),     // Dec 30 skipped
 ];
 
-/// A configuration whose start or end hour sits on a clock change, and an instant near it.
+/// A configuration whose start or end sits on or near a clock change (to the minute), and an
+/// instant near it.
 fn around_clock_change() -> impl Strategy<Value = (BusinessHours, DateTime<Utc>)> {
     (
         hours_strategy(),
         0..CLOCK_CHANGES.len(),
         prop::sample::select(vec![0u32, 1, 2, 3, 22, 23]),
-        prop::sample::select(vec![1u32, 2, 3, 24]),
+        prop::sample::select(vec![0u32, 1, 29, 30, 31, 59]),
+        prop::sample::select(vec![1u32, 30, 60, 61, 120, 180, MINUTES_PER_DAY]),
         -30 * 3600i64..30 * 3600,
     )
-        .prop_map(|(b, i, start, span, offset)| {
+        .prop_map(|(b, i, start_hour, start_min, span, offset)| {
             let (instant, zone) = CLOCK_CHANGES[i];
-            let end = if span == 24 { 24 } else { (start + span).min(24) };
+            let start = start_hour * 60 + start_min;
             let b = BusinessHours {
                 timezone: zone,
-                start_hour: start,
-                end_hour: end,
+                start_minute: start,
+                end_minute: (start + span).min(MINUTES_PER_DAY),
                 ..b
             };
             (b, at(instant) + Duration::seconds(offset))

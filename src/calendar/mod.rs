@@ -65,27 +65,8 @@ impl HolidayCalendar {
                 (None, Source::None)
             }
             Some(code) => {
-                let upper = code.to_ascii_uppercase();
-                let valid_shape = upper.len() == 2 && upper.chars().all(|c| c.is_ascii_uppercase());
-                if !valid_shape {
-                    return Err(Error::config(
-                        "BUSINESS_HOLIDAYS_COUNTRY",
-                        code,
-                        "expected an ISO 3166-1 alpha-2 country code such as CO",
-                    ));
-                }
-                let source = if upper == "CO" {
-                    Source::Colombia
-                } else {
-                    Source::Table(Arc::new(crate_table(&upper).ok_or_else(|| {
-                        Error::config(
-                            "BUSINESS_HOLIDAYS_COUNTRY",
-                            code,
-                            "no holiday calendar for this country (use CO, another ISO 3166-1 alpha-2 code the \
-                             `holidays` data knows, or empty for none)",
-                        )
-                    })?))
-                };
+                let (upper, source) =
+                    country_source(code).map_err(|reason| Error::config("BUSINESS_HOLIDAYS_COUNTRY", code, reason))?;
                 if let Some(sub) = subdivision {
                     let why = if upper == "CO" {
                         "Colombia has no regional holiday calendars; leave it empty".to_string()
@@ -101,6 +82,28 @@ impl HolidayCalendar {
             country,
             subdivision: subdivision.map(str::to_string),
             extra,
+            source,
+        })
+    }
+
+    /// No holidays at all (a namespace's `holidays=none`).
+    pub fn none() -> Self {
+        HolidayCalendar {
+            country: None,
+            subdivision: None,
+            extra: BTreeSet::new(),
+            source: Source::None,
+        }
+    }
+
+    /// One country's calendar alone (no subdivision, no configured dates), as a namespace's
+    /// `holidays=<country>` asks for. The error is the reason, for the caller to wrap.
+    pub fn for_country(code: &str) -> std::result::Result<Self, String> {
+        let (country, source) = country_source(code)?;
+        Ok(HolidayCalendar {
+            country: Some(country),
+            subdivision: None,
+            extra: BTreeSet::new(),
             source,
         })
     }
@@ -165,6 +168,26 @@ impl HolidayCalendar {
         let mut year = self.holidays_in_year(date.year())?;
         Ok(year.remove(&date).map(|names| names.join("; ")))
     }
+}
+
+/// The calendar for an ISO 3166-1 alpha-2 code (any case) and the code in upper case. Shared by the
+/// cluster's `BUSINESS_HOLIDAYS_COUNTRY` and a namespace's `holidays=`, so both accept the same codes.
+fn country_source(code: &str) -> std::result::Result<(String, Source), String> {
+    let upper = code.trim().to_ascii_uppercase();
+    let valid_shape = upper.len() == 2 && upper.chars().all(|c| c.is_ascii_uppercase());
+    if !valid_shape {
+        return Err("expected an ISO 3166-1 alpha-2 country code such as CO".to_string());
+    }
+    let source = if upper == "CO" {
+        Source::Colombia
+    } else {
+        Source::Table(Arc::new(crate_table(&upper).ok_or_else(|| {
+            "unknown country: no holiday calendar for it (use CO or another ISO 3166-1 alpha-2 code the \
+             `holidays` data knows)"
+                .to_string()
+        })?))
+    };
+    Ok((upper, source))
 }
 
 /// The `holidays` crate's table for one country, or None if it does not know the code.

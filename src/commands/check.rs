@@ -1,21 +1,57 @@
-//! `check [--at RFC3339]`: the business-hours decision for an instant (default: now). Pure: no
-//! network, no runtime, no credentials.
+//! `check [--at RFC3339] [--schedule S]`: the business-hours decision for an instant (default:
+//! now), by the cluster's hours or by a per-namespace schedule, decided exactly as `run` decides a
+//! namespace (through [`ScheduleBook`]). Pure: no network, no runtime, no credentials.
+
+use serde::Serialize;
 
 use super::Context;
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::error::{Error, Exit, Result};
 use crate::hours::Decision;
+use crate::schedule::{excerpt, ScheduleBook, ScheduleError};
+
+/// What `check --output json` prints: the decision's fields, which schedule decided, and the
+/// effective protected namespaces (SPEC §2).
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    #[serde(flatten)]
+    decision: &'a Decision,
+    schedule: &'a str,
+    protected_namespaces: Vec<&'a str>,
+}
 
 pub fn execute(ctx: &Context, args: CheckArgs) -> Result<Exit> {
+    if ctx.output == OutputFormat::Csv {
+        return Err(csv_refused("check"));
+    }
     let at = args.at.unwrap_or_else(chrono::Utc::now);
-    let decision = ctx.config.business.decide(at)?;
-    tracing::debug!(business_hours = decision.business_hours, reason = %decision.reason, "decided");
+    let mut book = ScheduleBook::new(&ctx.config.business, at);
+    let decided = book
+        .decide(args.schedule.as_deref())
+        .map_err(|e| schedule_error(args.schedule.as_deref().unwrap_or_default(), e))?;
+    let decision = &decided.decision;
+    tracing::debug!(business_hours = decision.business_hours, reason = %decision.reason, schedule = %decided.schedule, "decided");
     match ctx.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&decision)?),
-        OutputFormat::Text => print!("{}", render_text(&decision)),
-        OutputFormat::Csv => return Err(csv_refused("check")),
+        OutputFormat::Json => {
+            let report = CheckReport {
+                decision,
+                schedule: &decided.schedule,
+                protected_namespaces: ctx.config.protected_namespaces.iter().map(String::as_str).collect(),
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        _ => print!("{}", render_text(decision, &decided.schedule)),
     }
     Ok(Exit::Ok)
+}
+
+/// A calendar that cannot answer stays a calendar error; anything else is a bad `--schedule`
+/// value (exit 2), shown cut short if it is long.
+fn schedule_error(value: &str, e: ScheduleError) -> Error {
+    match e {
+        ScheduleError::Calendar(message) => Error::Calendar(message),
+        other => Error::config("--schedule", excerpt(value), other.to_string()),
+    }
 }
 
 /// `--output csv` is for `report` only.
@@ -26,7 +62,7 @@ pub(super) fn csv_refused(command: &str) -> Error {
 }
 
 /// Aligned `key: value` lines.
-pub fn render_text(d: &Decision) -> String {
+pub fn render_text(d: &Decision, schedule: &str) -> String {
     let next = match d.next_transition {
         Some(t) => {
             let local = t.with_timezone(&d.timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC));
@@ -44,6 +80,7 @@ pub fn render_text(d: &Decision) -> String {
             if d.business_hours { "yes" } else { "no" }.to_string(),
         ),
         ("reason", d.reason.clone()),
+        ("schedule", schedule.to_string()),
         ("timezone", d.timezone.clone()),
         ("local_time", d.local_time.clone()),
         ("weekday", d.weekday.clone()),

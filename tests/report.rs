@@ -76,6 +76,9 @@ fn records() -> Vec<AuditRecord> {
                 name: format!("workload-with-a-rather-long-name-{j:03}-{}", "x".repeat(40)),
                 from: "3".into(),
                 to: "0".into(),
+                // Written before requests were recorded: their savings are unknown.
+                cpu_millicores: None,
+                memory_bytes: None,
             })
             .collect();
         v.push(noise);

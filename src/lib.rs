@@ -12,6 +12,7 @@ pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod hours;
+pub mod metrics;
 pub mod permissions;
 pub mod report;
 pub mod scaling;

@@ -86,6 +86,14 @@ impl Requested {
         }
     }
 
+    /// `n` times this amount (saturating).
+    pub fn times(self, n: u64) -> Self {
+        Requested {
+            cpu_millicores: self.cpu_millicores.saturating_mul(n),
+            memory_bytes: self.memory_bytes.saturating_mul(n),
+        }
+    }
+
     pub fn vcpu(&self) -> f64 {
         self.cpu_millicores as f64 / MILLICORES_PER_VCPU
     }

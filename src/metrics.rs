@@ -278,6 +278,13 @@ mod tests {
     }
 
     #[test]
+    fn the_line_is_the_one_docs_savings_md_shows() {
+        let doc = include_str!("../docs/savings.md");
+        let line = emf_line(&figures());
+        assert!(doc.contains(&line), "docs/savings.md does not show the line: {line}");
+    }
+
+    #[test]
     fn the_validator_catches_what_the_specification_forbids() {
         let good: Value = serde_json::from_str(&emf_line(&figures())).unwrap();
         let broken = |f: &dyn Fn(&mut Value)| {

@@ -173,7 +173,7 @@ fn print_text(week: &WeekTable, prices: &Prices) {
     let ns_width = week.rows.iter().map(|r| r.namespace.len()).max().unwrap_or(0).max(9);
     let cc_width = week.cost_centers.keys().map(String::len).max().unwrap_or(0).max(11);
     let header = format!(
-        "{:>8}  {:>8}  {:>11}  {:>11}  {:>10}",
+        "{:>8}  {:>8}  {:>12}  {:>12}  {:>10}",
         "ACTIVE H", "DOWN H", "VCPU-H SAVED", "GIB-H SAVED", "SAVED"
     );
     println!();
@@ -221,7 +221,7 @@ fn text_cells(f: &Figures, prices: &Prices) -> String {
         (Some(v), _) => format!("{v:.digits$}"),
     };
     format!(
-        "{:>8.2}  {:>8.2}  {:>11}  {:>11}  {:>10}",
+        "{:>8.2}  {:>8.2}  {:>12}  {:>12}  {:>10}",
         f.active_seconds / 3600.0,
         f.down.seconds / 3600.0,
         shown(f.vcpu_hours(), 2),

@@ -12,9 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::dynamo;
 use crate::error::{Error, Result};
+use crate::scaling::requests::{PodRequest, Requested};
 
 mod stream;
 pub use stream::{AuditSink, AuditStream, IDLE_FLUSH};
+#[cfg(test)]
+mod tests;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +79,46 @@ pub struct ResourceChange {
     /// Set when the object was not changed: why (e.g. the API's message for a refused write).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Per-replica cpu request of a Deployment or StatefulSet (SPEC §8); absent for other kinds
+    /// and in records written before requests were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millicores: Option<u64>,
+    /// Per-replica memory request, in bytes; absent like `cpu_millicores`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+}
+
+impl ResourceChange {
+    /// Whether this kind has replicas, hence requests that a change frees or restores.
+    pub fn has_replicas(&self) -> bool {
+        matches!(self.kind.as_str(), "Deployment" | "StatefulSet")
+    }
+
+    /// Replicas removed (`from − to`, a down) or restored (`to − from`, an up); 0 for other
+    /// kinds; None when a replica count does not read as a number.
+    pub fn replicas_changed(&self) -> Option<u64> {
+        if !self.has_replicas() || self.skipped.is_some() {
+            return Some(0);
+        }
+        let from: i64 = self.from.trim().parse().ok()?;
+        let to: i64 = self.to.trim().parse().ok()?;
+        Some(from.abs_diff(to))
+    }
+
+    /// Replicas changed × per-replica request; None when this entry lacks the request figures
+    /// (an older record) or its counts do not read.
+    pub fn requested(&self) -> Option<Requested> {
+        if !self.has_replicas() || self.skipped.is_some() {
+            return Some(Requested::default());
+        }
+        let replicas = self.replicas_changed()?;
+        let per_replica = PodRequest {
+            cpu_millicores: self.cpu_millicores?,
+            memory_bytes: self.memory_bytes?,
+            ..PodRequest::default()
+        };
+        Some(Requested::of(&per_replica, replicas))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +186,54 @@ impl std::str::FromStr for AuditStatus {
     }
 }
 
+impl AuditRecord {
+    /// What the namespace's changes freed (a deactivation) or restored (an activation): the sum
+    /// over `resources` of replicas changed × per-replica request. None when an entry with
+    /// replicas lacks request figures (records written before SPEC §8). Derived, never stored
+    /// apart from `resources`, so the two cannot disagree; `to_item` writes it as
+    /// `cpu_millicores_total` / `memory_bytes_total` for readers of the table.
+    pub fn totals(&self) -> Option<Requested> {
+        self.resources.iter().map(ResourceChange::requested).sum()
+    }
+}
+
+/// Attribute names of [`AuditRecord::totals`] in the item.
+pub const CPU_TOTAL_ATTRIBUTE: &str = "cpu_millicores_total";
+pub const MEMORY_TOTAL_ATTRIBUTE: &str = "memory_bytes_total";
+
+/// Reads the `resources` list of an item (absent = none). Numbers are accepted where strings
+/// are expected (an older writer); unreadable request figures read as absent.
+pub fn resources_from_attribute(value: Option<&AttributeValue>) -> std::result::Result<Vec<ResourceChange>, String> {
+    let Some(AttributeValue::L(list)) = value else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .map(|v| match v {
+            AttributeValue::M(m) => {
+                let f = |k: &str| match m.get(k) {
+                    Some(AttributeValue::S(v)) => v.clone(),
+                    Some(AttributeValue::N(v)) => v.clone(),
+                    _ => String::new(),
+                };
+                let n = |k: &str| match m.get(k) {
+                    Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
+                    _ => None,
+                };
+                Ok(ResourceChange {
+                    kind: f("kind"),
+                    name: f("name"),
+                    from: f("from"),
+                    to: f("to"),
+                    cpu_millicores: n("cpu_millicores"),
+                    memory_bytes: n("memory_bytes"),
+                    skipped: m.get("skipped").map(|_| f("skipped")),
+                })
+            }
+            other => Err(format!("resources: expected maps, got {other:?}")),
+        })
+        .collect()
+}
+
 /// A number as DynamoDB wants it: the shortest decimal that reads back as the same `f64`.
 fn number(n: f64) -> AttributeValue {
     AttributeValue::N(format!("{n}"))
@@ -172,16 +263,22 @@ impl AuditRecord {
                     self.resources
                         .iter()
                         .map(|r| {
-                            let mut m = HashMap::from([
+                            let mut entry = HashMap::from([
                                 ("kind".to_string(), s(&r.kind)),
                                 ("name".to_string(), s(&r.name)),
                                 ("from".to_string(), s(&r.from)),
                                 ("to".to_string(), s(&r.to)),
                             ]);
-                            if let Some(why) = &r.skipped {
-                                m.insert("skipped".to_string(), s(why));
+                            for (key, value) in [("cpu_millicores", r.cpu_millicores), ("memory_bytes", r.memory_bytes)]
+                            {
+                                if let Some(v) = value {
+                                    entry.insert(key.to_string(), AttributeValue::N(v.to_string()));
+                                }
                             }
-                            AttributeValue::M(m)
+                            if let Some(why) = &r.skipped {
+                                entry.insert("skipped".to_string(), s(why));
+                            }
+                            AttributeValue::M(entry)
                         })
                         .collect(),
                 ),
@@ -197,11 +294,17 @@ impl AuditRecord {
         if let Some(until) = &self.active_until {
             item.insert("active_until".to_string(), s(until));
         }
+        if let Some(totals) = self.totals() {
+            let n = |v: u64| AttributeValue::N(v.to_string());
+            item.insert(CPU_TOTAL_ATTRIBUTE.to_string(), n(totals.cpu_millicores));
+            item.insert(MEMORY_TOTAL_ATTRIBUTE.to_string(), n(totals.memory_bytes));
+        }
         item
     }
 
-    /// Reads an item back. Unknown attributes (e.g. `expires_at`) are ignored; a missing
-    /// `resources`, `run_id` or `duration_ms` (older records) reads as empty / 0.
+    /// Reads an item back. Unknown attributes (e.g. `expires_at`, and the totals, which are
+    /// derived from `resources`) are ignored; a missing `resources`, `run_id` or `duration_ms`
+    /// (older records) reads as empty / 0, missing request figures as None.
     pub fn from_item(item: &HashMap<String, AttributeValue>) -> std::result::Result<Self, String> {
         let s = |k: &str| -> std::result::Result<String, String> {
             match item.get(k) {
@@ -221,29 +324,7 @@ impl AuditRecord {
                 None => Err(format!("{k}: missing")),
             }
         };
-        let resources = match item.get("resources") {
-            Some(AttributeValue::L(list)) => list
-                .iter()
-                .map(|v| match v {
-                    AttributeValue::M(m) => {
-                        let f = |k: &str| match m.get(k) {
-                            Some(AttributeValue::S(v)) => v.clone(),
-                            Some(AttributeValue::N(v)) => v.clone(),
-                            _ => String::new(),
-                        };
-                        Ok(ResourceChange {
-                            kind: f("kind"),
-                            name: f("name"),
-                            from: f("from"),
-                            to: f("to"),
-                            skipped: m.get("skipped").map(|_| f("skipped")),
-                        })
-                    }
-                    other => Err(format!("resources: expected maps, got {other:?}")),
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?,
-            _ => Vec::new(),
-        };
+        let resources = resources_from_attribute(item.get("resources"))?;
         Ok(AuditRecord {
             namespace_name: s("namespace_name")?,
             timestamp_start: n("timestamp_start")?,

@@ -37,7 +37,7 @@ pub enum Command {
     Calendar(CalendarArgs),
     /// Seed the cost-center permissions table (never overwrites).
     Populate(PopulateArgs),
-    /// Active hours per namespace and cost center for an ISO week.
+    /// Active hours, hours down and savings per namespace and cost center for an ISO week.
     Report(ReportArgs),
     /// Create both DynamoDB tables on DYNAMODB_ENDPOINT_URL (local demo and tests only; refuses
     /// to run against AWS, where infrastructure/dynamodb-tables.yaml is the way).
@@ -118,6 +118,13 @@ pub struct ReportArgs {
     /// ISO week, e.g. 2026-W48.
     #[arg(long)]
     pub week: String,
+    /// Price of one vCPU-hour of requests (overrides PRICE_PER_VCPU_HOUR), e.g. 0.04048.
+    /// A negative value reaches the validation, which names it, instead of reading as a flag.
+    #[arg(long, value_name = "PRICE", allow_hyphen_values = true)]
+    pub price_vcpu_hour: Option<String>,
+    /// Price of one GiB-hour of memory requests (overrides PRICE_PER_GIB_HOUR), e.g. 0.004445.
+    #[arg(long, value_name = "PRICE", allow_hyphen_values = true)]
+    pub price_gib_hour: Option<String>,
 }
 
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {

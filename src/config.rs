@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::calendar::HolidayCalendar;
 use crate::error::{Error, Result};
 use crate::hours::{parse_timezone, validate_window, BusinessHours, WeekdaySet};
+use crate::metrics::MetricsFormat;
 
 /// The 15 namespaces the old system never touched (SPEC §2).
 pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
@@ -77,6 +78,9 @@ struct RawEnv {
     ns_scheduler_retry_base_ms: Option<String>,
     ns_scheduler_retry_max_ms: Option<String>,
     ns_scheduler_lease_seconds: Option<String>,
+    price_per_vcpu_hour: Option<String>,
+    price_per_gib_hour: Option<String>,
+    metrics_format: Option<String>,
 }
 
 /// Validated configuration. Built once per process; everything downstream reads it.
@@ -107,6 +111,45 @@ pub struct Config {
     pub own_namespace: String,
     /// Tuning beyond SPEC §2 (`NS_SCHEDULER_*`); the defaults suit production, tests shorten them.
     pub tuning: Tuning,
+    /// For the savings estimate of `report` (SPEC §8).
+    pub prices: Prices,
+    /// `METRICS_FORMAT`: one EMF line at the end of each run, or none.
+    pub metrics_format: MetricsFormat,
+}
+
+/// Price of a vCPU-hour and of a GiB-hour of requests, in the currency of the values (the
+/// defaults are USD).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    pub per_vcpu_hour: f64,
+    pub per_gib_hour: f64,
+}
+
+impl Prices {
+    /// AWS Fargate on-demand, Linux/x86, us-east-1: per vCPU-hour and per GB-hour of memory.
+    pub const DEFAULT: Prices = Prices {
+        per_vcpu_hour: 0.04048,
+        per_gib_hour: 0.004445,
+    };
+}
+
+/// A price: a non-negative finite decimal such as `0.04048` (no sign, exponent, `inf` or `NaN`).
+/// `var` is the variable or flag named in the error.
+pub fn parse_price(var: &str, raw: &str) -> Result<f64> {
+    let text = raw.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !digits_only(whole) || !digits_only(fraction) {
+        return Err(Error::config(
+            var,
+            raw,
+            "expected a non-negative decimal price, e.g. 0.04048",
+        ));
+    }
+    match text.parse::<f64>() {
+        Ok(price) if price.is_finite() => Ok(price),
+        _ => Err(Error::config(var, raw, "price out of range")),
+    }
 }
 
 /// Timeouts, retries and the lock's duration.
@@ -306,6 +349,22 @@ impl Config {
                     2..=3600,
                 )?,
             },
+            prices: Prices {
+                per_vcpu_hour: match raw.price_per_vcpu_hour {
+                    Some(v) => parse_price("PRICE_PER_VCPU_HOUR", &v)?,
+                    None => Prices::DEFAULT.per_vcpu_hour,
+                },
+                per_gib_hour: match raw.price_per_gib_hour {
+                    Some(v) => parse_price("PRICE_PER_GIB_HOUR", &v)?,
+                    None => Prices::DEFAULT.per_gib_hour,
+                },
+            },
+            metrics_format: match raw.metrics_format {
+                Some(v) => v
+                    .parse()
+                    .map_err(|reason: String| Error::config("METRICS_FORMAT", &v, reason))?,
+                None => MetricsFormat::None,
+            },
         })
     }
 
@@ -500,6 +559,14 @@ mod tests {
             ("NS_SCHEDULER_RETRY_ATTEMPTS", "abc"),
             ("NS_SCHEDULER_REQUEST_TIMEOUT_MS", "0"),
             ("NS_SCHEDULER_LEASE_SECONDS", "1"),
+            ("PRICE_PER_VCPU_HOUR", "-0.04"),
+            ("PRICE_PER_VCPU_HOUR", "NaN"),
+            ("PRICE_PER_GIB_HOUR", "inf"),
+            ("PRICE_PER_GIB_HOUR", "1e-3"),
+            ("PRICE_PER_GIB_HOUR", "0,004"),
+            ("PRICE_PER_VCPU_HOUR", "$0.04"),
+            ("PRICE_PER_VCPU_HOUR", "."),
+            ("METRICS_FORMAT", "prometheus"),
         ];
         for (var, value) in cases {
             let msg = err_of(&[(var, value)]);
@@ -509,6 +576,32 @@ mod tests {
                 msg.contains(shown),
                 "{var}: message {msg:?} does not show the value {shown:?}"
             );
+        }
+    }
+
+    #[test]
+    fn prices_default_to_fargate_and_accept_plain_decimals() {
+        let c = Config::from_vars([("POD_NAMESPACE", "task-scheduler")]).unwrap();
+        assert_eq!(c.prices, Prices::DEFAULT);
+        assert_eq!((c.prices.per_vcpu_hour, c.prices.per_gib_hour), (0.04048, 0.004445));
+        assert_eq!(c.metrics_format, MetricsFormat::None);
+        let c = Config::from_vars([
+            ("PRICE_PER_VCPU_HOUR", " 0.05 "),
+            ("PRICE_PER_GIB_HOUR", "0"),
+            ("METRICS_FORMAT", "emf"),
+        ])
+        .unwrap();
+        assert_eq!((c.prices.per_vcpu_hour, c.prices.per_gib_hour), (0.05, 0.0));
+        assert_eq!(c.metrics_format, MetricsFormat::Emf);
+        for ok in ["1", "1.", ".5", "0.004445", "12.5"] {
+            assert!(parse_price("--price-vcpu-hour", ok).is_ok(), "{ok}");
+        }
+        let huge = "9".repeat(400);
+        let e = parse_price("--price-gib-hour", &huge).unwrap_err().to_string();
+        assert!(e.contains("--price-gib-hour"), "{e}");
+        for empty in ["", " "] {
+            let e = err_of(&[("PRICE_PER_VCPU_HOUR", empty)]);
+            assert!(e.contains("PRICE_PER_VCPU_HOUR"), "{e}");
         }
     }
 

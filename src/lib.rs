@@ -15,6 +15,7 @@ pub mod context;
 pub mod dynamo;
 pub mod error;
 pub mod hours;
+pub mod metrics;
 pub mod permissions;
 pub mod report;
 pub mod scaling;

@@ -1,5 +1,5 @@
 //! `report` against DynamoDB Local, through the real binary, over a week of generated records
-//! with hand-checked totals.
+//! with hand-checked totals: active hours, hours down and their savings (SPEC §8).
 
 mod common;
 
@@ -8,15 +8,59 @@ use namespace_scheduler::audit::{AuditRecord, AuditStatus, AuditWriter, Operatio
 use namespace_scheduler::report::iso_week_bounds;
 use OperationType::*;
 
-const WEEK: &str = "2025-W10"; // Mon 2025-03-03 to Mon 2025-03-10, America/Bogota (UTC-5, no DST)
 const CLUSTER: &str = "eks-report";
 const H: f64 = 3600.0;
+const BOGOTA: chrono_tz::Tz = chrono_tz::America::Bogota; // UTC-5, no DST
+
+/// The ISO week (in Bogota) of `days` days ago.
+fn iso_week_of(days_ago: i64) -> String {
+    use chrono::Datelike;
+    let day = (chrono::Utc::now() - chrono::Duration::days(days_ago))
+        .with_timezone(&BOGOTA)
+        .date_naive();
+    let w = day.iso_week();
+    format!("{}-W{:02}", w.year(), w.week())
+}
+
+/// A past week, recent enough that no record is older than the audit TTL (400 days): DynamoDB
+/// Local's TTL sweeper deletes expired items, so a fixed week stops working a year later.
+fn week() -> String {
+    iso_week_of(21)
+}
+
+fn previous_week() -> String {
+    iso_week_of(28)
+}
 
 fn week_start() -> f64 {
-    iso_week_bounds(WEEK, chrono_tz::America::Bogota).unwrap().0.timestamp() as f64
+    iso_week_bounds(&week(), BOGOTA).unwrap().0.timestamp() as f64
+}
+
+/// Local midnight `hours` after the week starts, as the report prints it.
+fn local(hours: f64) -> String {
+    use chrono::TimeZone;
+    let t = chrono::Utc.timestamp_opt((week_start() + hours * H) as i64, 0).unwrap();
+    t.with_timezone(&BOGOTA)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+const MI: u64 = 1 << 20;
+
+fn change(kind: &str, name: &str, from: &str, to: &str, per_replica: Option<(u64, u64)>) -> ResourceChange {
+    ResourceChange {
+        kind: kind.into(),
+        name: name.into(),
+        from: from.into(),
+        to: to.into(),
+        cpu_millicores: per_replica.map(|p| p.0),
+        memory_bytes: per_replica.map(|p| p.1),
+        skipped: None,
+    }
 }
 
 /// A completed record whose operation finished `hours` after the week starts (local Monday 00:00).
+/// Every namespace is the same: api 3 × (800m, 512Mi), db 2 × (1 vCPU, 2Gi) and a CronJob, so a
+/// down frees 4.4 vCPU and 5.5 GiB.
 fn at(ns: &str, cc: &str, hours: f64, op: OperationType) -> AuditRecord {
     let end = week_start() + hours * H;
     let mut r = sample_record(ns, end - 2.5, op);
@@ -25,6 +69,17 @@ fn at(ns: &str, cc: &str, hours: f64, op: OperationType) -> AuditRecord {
     r.cost_center = cc.to_string();
     r.cluster_name = CLUSTER.to_string();
     r.error = None;
+    let ((on, off), (cron_on, cron_off)) = if op.activates() {
+        (("0", "3"), ("suspend=true", "suspend=false"))
+    } else {
+        (("3", "0"), ("suspend=false", "suspend=true"))
+    };
+    let db = if op.activates() { ("0", "2") } else { ("2", "0") };
+    r.resources = vec![
+        change("Deployment", "api", on, off, Some((800, 512 * MI))),
+        change("StatefulSet", "db", db.0, db.1, Some((1000, 2048 * MI))),
+        change("CronJob", "nightly", cron_on, cron_off, None),
+    ];
     r
 }
 
@@ -77,6 +132,9 @@ fn records() -> Vec<AuditRecord> {
                 from: "3".into(),
                 to: "0".into(),
                 skipped: None,
+                // Written before requests were recorded: their savings are unknown.
+                cpu_millicores: None,
+                memory_bytes: None,
             })
             .collect();
         v.push(noise);
@@ -105,13 +163,20 @@ fn report(h: &DynamoHandle, audit: &str, output: &str, week: &str) -> (i32, Stri
 #[tokio::test]
 async fn weekly_report_has_hand_checked_totals() {
     let (h, audit) = seeded().await;
-    let (code, out, err) = report(&h, &audit, "json", WEEK);
+    let (code, out, err) = report(&h, &audit, "json", &week());
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(v["start"], "2025-03-03T00:00:00-05:00");
-    assert_eq!(v["end"], "2025-03-10T00:00:00-05:00");
+    assert_eq!(v["start"], local(0.0));
+    assert!(
+        v["start"].as_str().unwrap().ends_with("T00:00:00-05:00"),
+        "{}",
+        v["start"]
+    );
+    assert_eq!(v["end"], local(168.0));
     assert_eq!(v["partial"], false);
-    assert!(v["records_read"].as_u64().unwrap() > 230, "{v}");
+    // Every completed record of this cluster up to the week's end: 238 written, 3 not completed,
+    // 1 of another cluster, 2 after the week.
+    assert_eq!(v["records_read"], 232);
 
     let namespaces: Vec<(String, String, f64)> = v["namespaces"]
         .as_array()
@@ -129,14 +194,59 @@ async fn weekly_report_has_hand_checked_totals() {
         ("demo-c", "DEMO-SANDBOX", 168.0),
         ("dev-a", "IT-DEVELOPMENT", 17.5),
         ("dev-d", "IT-DEVELOPMENT", 3.0),
-        ("qa-b", "QA-TESTING", 3.0),
+        // Down all week after 20 h, never active.
+        ("dev-e", "IT-DEVELOPMENT", 0.0),
     ];
     assert_eq!(
-        namespaces,
+        namespaces[..4],
         want.iter()
             .map(|(n, c, h)| (n.to_string(), c.to_string(), *h))
             .collect::<Vec<_>>()
     );
+    // The 220 noise namespaces, down since before the week, then qa-b.
+    assert_eq!(namespaces.len(), 4 + 220 + 1, "{v}");
+    assert_eq!(namespaces[224], ("qa-b".to_string(), "QA-TESTING".to_string(), 3.0));
+
+    // Hours down and savings, by hand. dev-a: down 2-8, 18-44 and 49.5 to the end (its next up
+    // at 170 h is after the week) = 150.5 h; dev-d: 33 h to the end = 135 h; dev-e: 20 h to the
+    // end = 148 h. Each hour down saves 4.4 vCPU-hours and 5.5 GiB-hours.
+    let row = |ns: &str| {
+        v["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["namespace"] == ns)
+            .unwrap_or_else(|| panic!("no row for {ns}: {v}"))
+            .clone()
+    };
+    for (ns, down) in [("dev-a", 150.5), ("dev-d", 135.0), ("dev-e", 148.0)] {
+        let r = row(ns);
+        assert_eq!(r["hours_down"], down, "{ns}: {r}");
+        assert_eq!(r["savings"], "known", "{ns}: {r}");
+        assert_eq!(r["vcpu_hours_saved"], round4(4.4 * down), "{ns}: {r}");
+        assert_eq!(r["gib_hours_saved"], round4(5.5 * down), "{ns}: {r}");
+        assert_eq!(
+            r["saved"],
+            round4(4.4 * down * 0.04048 + 5.5 * down * 0.004445),
+            "{ns}: {r}"
+        );
+    }
+    let dev_a = row("dev-a");
+    assert_eq!(
+        dev_a["hours"].as_f64().unwrap() + dev_a["hours_down"].as_f64().unwrap(),
+        168.0
+    );
+    for ns in ["demo-c", "qa-b"] {
+        assert_eq!(row(ns)["hours_down"], 0.0, "{ns}");
+        assert_eq!(row(ns)["vcpu_hours_saved"], 0.0, "{ns}");
+    }
+    // Records written before requests were: hours, and savings unknown (null, not 0).
+    let noise = row("noise-007");
+    assert_eq!(noise["hours_down"], 168.0);
+    assert_eq!(noise["savings"], "unknown");
+    assert_eq!(noise["vcpu_hours_saved"], serde_json::Value::Null);
+    assert_eq!(noise["saved"], serde_json::Value::Null);
+    assert_eq!(noise["hours_down_savings_unknown"], 168.0);
     let per_cc: Vec<(String, f64)> = v["cost_centers"]
         .as_array()
         .unwrap()
@@ -153,32 +263,123 @@ async fn weekly_report_has_hand_checked_totals() {
         [
             ("DEMO-SANDBOX".to_string(), 168.0),
             ("IT-DEVELOPMENT".to_string(), 20.5),
+            ("NOISE".to_string(), 0.0),
             ("QA-TESTING".to_string(), 3.0)
         ]
     );
     assert_eq!(v["total_hours"], 191.5);
+    // IT-DEVELOPMENT: 433.5 h down; the noise: 220 × 168 h, unknown; the total is a lower bound.
+    let it = &v["cost_centers"][1];
+    assert_eq!(
+        (it["hours_down"].as_f64(), it["namespaces"].as_u64()),
+        (Some(433.5), Some(3))
+    );
+    assert_eq!(it["vcpu_hours_saved"], 1907.4);
+    assert_eq!(it["gib_hours_saved"], 2384.25);
+    assert_eq!(it["saved"], round4(1907.4 * 0.04048 + 2384.25 * 0.004445));
+    assert_eq!(v["cost_centers"][2]["savings"], "unknown");
+    let totals = &v["totals"];
+    assert_eq!(totals["hours"], 191.5);
+    assert_eq!(totals["hours_down"], 433.5 + 220.0 * 168.0);
+    assert_eq!(totals["savings"], "partial");
+    assert_eq!(totals["vcpu_hours_saved"], 1907.4);
+    assert_eq!(
+        v["prices"],
+        serde_json::json!({"per_vcpu_hour": 0.04048, "per_gib_hour": 0.004445})
+    );
 
-    let (code, csv, err) = report(&h, &audit, "csv", WEEK);
+    let (code, csv, err) = report(&h, &audit, "csv", &week());
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "scope,namespace,cost_center,hours");
-    assert!(lines.contains(&"namespace,dev-a,IT-DEVELOPMENT,17.50"), "{csv}");
-    assert!(lines.contains(&"cost_center,,IT-DEVELOPMENT,20.50"), "{csv}");
-    assert_eq!(*lines.last().unwrap(), "total,,,191.50");
+    assert_eq!(
+        lines[0],
+        "scope,namespace,cost_center,hours,hours_down,vcpu_hours_saved,gib_hours_saved,saved,savings"
+    );
+    assert!(
+        lines.contains(&"namespace,dev-a,IT-DEVELOPMENT,17.50,150.50,662.2000,827.7500,30.4852,known"),
+        "{csv}"
+    );
+    assert!(
+        lines.contains(&"namespace,noise-007,NOISE,0.00,168.00,,,,unknown"),
+        "{csv}"
+    );
+    assert!(
+        lines.contains(&"cost_center,,IT-DEVELOPMENT,20.50,433.50,1907.4000,2384.2500,87.8095,known"),
+        "{csv}"
+    );
+    assert_eq!(
+        *lines.last().unwrap(),
+        "total,,,191.50,37393.50,1907.4000,2384.2500,87.8095,partial"
+    );
 
-    let (code, text, err) = report(&h, &audit, "text", WEEK);
+    let (code, text, err) = report(&h, &audit, "text", &week());
     assert_eq!(code, 0, "{err}");
     assert!(
         text.contains("dev-a") && text.contains("17.50") && text.contains("191.50"),
         "{text}"
     );
+    assert!(text.contains("662.20") && text.contains(">=1907.40"), "{text}");
+    assert!(text.contains("unknown") && text.contains("lower bound"), "{text}");
 
     // The week before: dev-a from Saturday 10:00 (-38 h) to the end (0 h) = 38 h; demo-c from
     // -300 h → 168 h; the noise records are all downs.
-    let (code, out, err) = report(&h, &audit, "json", "2025-W09");
+    let (code, out, err) = report(&h, &audit, "json", &previous_week());
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["total_hours"], 206.0, "{v}");
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+#[tokio::test]
+async fn price_flags_override_the_variables_and_bad_prices_are_usage_errors() {
+    let (h, audit) = seeded().await;
+    let (code, out, err) = run(scheduler(&h, &audit, "unused-permissions")
+        .env("EKS_CLUSTER_NAME", CLUSTER)
+        .env("PRICE_PER_VCPU_HOUR", "1")
+        .env("PRICE_PER_GIB_HOUR", "0.5")
+        .args([
+            "report",
+            "--week",
+            &week(),
+            "--output",
+            "json",
+            "--price-vcpu-hour",
+            "0.1",
+        ]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["prices"],
+        serde_json::json!({"per_vcpu_hour": 0.1, "per_gib_hour": 0.5})
+    );
+    assert_eq!(v["cost_centers"][1]["saved"], round4(1907.4 * 0.1 + 2384.25 * 0.5));
+
+    for (flag, value) in [
+        ("--price-vcpu-hour", "-1"),
+        ("--price-gib-hour", "NaN"),
+        ("--price-gib-hour", "1e9"),
+    ] {
+        let (code, out, err) = run(scheduler(&h, &audit, "unused-permissions").args([
+            "report",
+            "--week",
+            &week(),
+            "--output",
+            "json",
+            flag,
+            value,
+        ]));
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(err.contains(flag) && err.contains(value), "{err}");
+        assert!(out.is_empty(), "{out}");
+    }
+    let (code, _, err) = run(scheduler(&h, &audit, "unused-permissions")
+        .env("PRICE_PER_GIB_HOUR", "cheap")
+        .args(["report", "--week", &week()]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("PRICE_PER_GIB_HOUR") && err.contains("cheap"), "{err}");
 }
 
 #[tokio::test]
@@ -195,7 +396,7 @@ async fn a_bad_week_is_a_usage_error() {
 #[tokio::test]
 async fn an_unreadable_audit_table_fails_with_exit_1() {
     let h = dynamo().await;
-    let (code, _, err) = report(&h, &unique_name("no-such-table"), "json", WEEK);
+    let (code, _, err) = report(&h, &unique_name("no-such-table"), "json", &week());
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("ResourceNotFoundException"), "{err}");
 }
@@ -204,10 +405,13 @@ async fn an_unreadable_audit_table_fails_with_exit_1() {
 async fn an_empty_week_totals_zero() {
     let h = dynamo().await;
     let (audit, _) = unique_tables(&h).await;
-    let (code, out, err) = report(&h, &audit, "json", WEEK);
+    let (code, out, err) = report(&h, &audit, "json", &week());
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains(": -0.0"), "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["total_hours"], 0.0);
     assert_eq!(v["namespaces"], serde_json::json!([]));
+    assert_eq!(v["totals"]["hours_down"], 0.0);
+    assert_eq!(v["totals"]["savings"], "known");
+    assert_eq!(v["totals"]["saved"], 0.0);
 }

@@ -19,6 +19,7 @@ fn w(kind: Kind, name: &str, setting: Setting, marker: Option<&str>) -> Workload
         marker: marker.map(str::to_string),
         excluded: false,
         controller: None,
+        per_replica: None,
     }
 }
 
@@ -241,4 +242,118 @@ fn a_request_is_pending_until_its_exact_value_is_answered() {
         ],
     );
     assert!(changed.pending_request().is_some(), "a new value is a new request");
+}
+
+/// A workload as the apiserver lists it, decoded by the engine's slim types.
+fn listed(kind: Kind, name: &str, replicas: i32, pod_spec: serde_json::Value) -> Workload {
+    let object = json!({
+        "metadata": {"name": name, "namespace": "dev-a", "resourceVersion": "1", "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}},
+    });
+    Workload::from_slim(kind, serde_json::from_value(object).unwrap())
+}
+
+fn requests(cpu: &str, memory: &str) -> serde_json::Value {
+    json!({"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu, "memory": memory}}})
+}
+
+fn plan_for(workloads: &[Workload], target: Target) -> namespace_scheduler::scaling::plan::NamespacePlan {
+    let intent = Intent {
+        target,
+        until: Until::Keep,
+        operation: OperationType::Deactivate,
+        requested_by: "cli".into(),
+        answer: None,
+    };
+    plan_namespace(&namespace(&[], &[]), workloads, &intent)
+}
+
+#[test]
+fn a_down_frees_replicas_times_the_effective_pod_request() {
+    let workloads = [
+        // Per replica max(250m + 250m, 800m) = 800m and 0.5Gi: × 3 = 2.4 vCPU, 1.5 GiB.
+        listed(
+            Kind::Deployment,
+            "api",
+            3,
+            json!({"containers": [requests("250m", "256Mi"), requests("250m", "256Mi")],
+                   "initContainers": [{"name": "migrate", "resources": {"requests": {"cpu": "800m"}}}]}),
+        ),
+        // 2 × (1 vCPU, 2Gi) = 2 vCPU, 4 GiB.
+        listed(
+            Kind::StatefulSet,
+            "db",
+            2,
+            json!({"containers": [requests("1", "2Gi")]}),
+        ),
+        // No requests at all: frees 0 and is listed.
+        listed(
+            Kind::Deployment,
+            "bare",
+            4,
+            json!({"containers": [{"name": "c", "image": "x"}]}),
+        ),
+        w(Kind::CronJob, "nightly", Setting::Suspend(false), None),
+    ];
+    let plan = plan_for(&workloads, Target::Down);
+    assert_eq!(plan.changes.len(), 4);
+    let totals = plan.resource_totals();
+    assert_eq!(totals.frees.cpu_millicores, 4400);
+    assert_eq!(totals.frees.memory_bytes, 5632 << 20);
+    assert_eq!((totals.frees.vcpu(), totals.frees.gib()), (4.4, 5.5));
+    assert!(totals.restores.is_zero());
+    let gaps: Vec<(Kind, &str, &str)> = totals
+        .without_requests
+        .iter()
+        .map(|g| (g.kind, g.name.as_str(), g.reason.as_str()))
+        .collect();
+    assert_eq!(gaps, [(Kind::Deployment, "bare", "no requests")]);
+    let bare = plan.changes.iter().find(|c| c.name == "bare").unwrap();
+    assert!(bare.frees().is_zero());
+    assert_eq!(bare.replicas_removed(), 4);
+
+    // The audit entries carry the per-replica figures; the record's totals are the plan's.
+    let api = plan.changes.iter().find(|c| c.name == "api").unwrap().resource();
+    assert_eq!((api.cpu_millicores, api.memory_bytes), (Some(800), Some(512 << 20)));
+    let cron = plan
+        .changes
+        .iter()
+        .find(|c| c.kind == Kind::CronJob)
+        .unwrap()
+        .resource();
+    assert_eq!((cron.cpu_millicores, cron.memory_bytes), (None, None));
+    let json = serde_json::to_value(&totals).unwrap();
+    assert_eq!(json["frees"]["vcpu"], 4.4);
+    assert_eq!(json["frees"]["gib"], 5.5);
+}
+
+#[test]
+fn an_up_restores_what_it_brings_back_and_a_kept_count_restores_nothing() {
+    let mut api = listed(
+        Kind::Deployment,
+        "api",
+        0,
+        json!({"containers": [requests("500m", "1Gi")]}),
+    );
+    api.marker = Some("3".into());
+    // Scaled to 2 by someone while down: the up keeps 2, those pods already run.
+    let mut worker = listed(
+        Kind::Deployment,
+        "worker",
+        2,
+        json!({"containers": [requests("1", "1Gi")]}),
+    );
+    worker.marker = Some("5".into());
+    let plan = plan_for(&[api, worker], Target::Up);
+    let totals = plan.resource_totals();
+    assert_eq!(
+        (totals.restores.cpu_millicores, totals.restores.memory_bytes),
+        (1500, 3 << 30)
+    );
+    assert!(totals.frees.is_zero());
+    // Summing namespaces.
+    let both: namespace_scheduler::scaling::plan::ResourceTotals =
+        [plan.resource_totals(), plan.resource_totals()].into_iter().sum();
+    assert_eq!(both.restores.cpu_millicores, 3000);
 }

@@ -265,6 +265,9 @@ fn record(ctx: &Context, plan: &NamespacePlan, o: NamespaceOutcome) -> Option<Au
         name: r.name,
         from: r.from,
         to: r.to,
+        // It freed nothing: no request figures.
+        cpu_millicores: None,
+        memory_bytes: None,
         skipped: Some(r.message),
     }));
     Some(AuditRecord {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::objects::{self, Kind, Slim};
+use super::requests::PodRequest;
 use super::retry::{self, RetryPolicy};
 use super::*;
 use crate::config::Config;
@@ -50,6 +51,9 @@ pub struct Workload {
     pub excluded: bool,
     /// `Kind/name` of a controller ownerReference (an operator manages this workload).
     pub controller: Option<String>,
+    /// What one replica requests (Deployments and StatefulSets; None for other kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_replica: Option<PodRequest>,
 }
 
 /// The annotation that records what `down` changed, per kind.
@@ -85,6 +89,9 @@ impl Workload {
             excluded: ann.get(ANN_EXCLUDE).is_some_and(|v| v.eq_ignore_ascii_case("true")),
             controller,
             setting,
+            // A template without containers (never from a real apiserver) requests nothing.
+            per_replica: matches!(kind, Kind::Deployment | Kind::StatefulSet)
+                .then(|| o.spec.pod_request.unwrap_or_default()),
         }
     }
 }

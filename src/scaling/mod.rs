@@ -3,6 +3,7 @@
 //! - [`inventory`]: the cluster as plain data (namespaces and workloads), listed cluster-wide
 //!   with pagination.
 //! - [`plan`]: a pure function from inventory + intent to the writes a run will make.
+//! - [`requests`]: what one replica requests (cpu, memory), read from the pod template.
 //! - [`apply`]: the writes, bounded in parallel, with retries and per-namespace rollback.
 //! - [`lease`], [`events`]: one run at a time; one Event per changed namespace.
 //! - [`write`]: the one conditional-write path (precondition, classified answer) every write uses.
@@ -16,6 +17,7 @@ pub mod inventory;
 pub mod lease;
 pub mod objects;
 pub mod plan;
+pub mod requests;
 pub mod retry;
 pub mod stop;
 pub mod write;

@@ -1,7 +1,8 @@
 //! The few fields of Kubernetes objects the engine reads, and the raw REST calls it makes.
 //!
 //! Objects are deserialized into slim structs (serde ignores everything else), so listing
-//! thousands of workloads keeps memory small: pod templates and managedFields are never held.
+//! thousands of workloads keeps memory small: pod templates and managedFields are never held
+//! (of a pod template only its requests are read, as a few numbers).
 
 use std::collections::BTreeMap;
 
@@ -177,6 +178,14 @@ pub struct Spec {
     pub replicas: Option<i32>,
     #[serde(default)]
     pub suspend: Option<bool>,
+    /// A Deployment's or StatefulSet's `spec.template`, read only for its requests (see
+    /// [`super::requests`]); the rest of the pod spec is skipped while parsing.
+    #[serde(
+        default,
+        rename = "template",
+        deserialize_with = "super::requests::from_pod_template"
+    )]
+    pub pod_request: Option<super::requests::PodRequest>,
 }
 
 /// Only a Namespace's `status.phase` is read (`Terminating` while it is being deleted).

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::inventory::{marker_key, ManagedNamespace, Setting, Workload};
 use super::objects::Kind;
+use super::requests::{PodRequest, Requested};
 use super::*;
 use crate::audit::{OperationType, ResourceChange};
 
@@ -83,6 +84,8 @@ pub struct Change {
     pub before: FieldState,
     pub after: FieldState,
     pub resource_version: Option<String>,
+    /// What one replica requests (Deployments and StatefulSets), from the workload as listed.
+    pub per_replica: Option<PodRequest>,
 }
 
 /// Shown in a dry-run plan as `kind`, `name`, `from`, `to` and the merge patch.
@@ -111,7 +114,42 @@ impl Change {
             before,
             after,
             resource_version: w.resource_version.clone(),
+            per_replica: w.per_replica,
         }
+    }
+
+    /// `after − before` in replicas (0 for kinds without replicas): negative for a down.
+    fn replica_delta(&self) -> i64 {
+        match (&self.before.setting, &self.after.setting) {
+            (Setting::Replicas(from), Setting::Replicas(to)) => i64::from(*to) - i64::from(*from),
+            _ => 0,
+        }
+    }
+
+    /// Replicas this change removes (a down: from − to).
+    pub fn replicas_removed(&self) -> u64 {
+        (-self.replica_delta()).max(0) as u64
+    }
+
+    /// Replicas this change brings back (an up: to − from). An up that keeps a count someone
+    /// set while the workload was down restores nothing: those pods are running already.
+    pub fn replicas_restored(&self) -> u64 {
+        self.replica_delta().max(0) as u64
+    }
+
+    /// What the change frees: replicas removed × per-replica request (0 for an up, a CronJob or
+    /// a ScaledObject).
+    pub fn frees(&self) -> Requested {
+        self.per_replica
+            .map(|p| Requested::of(&p, self.replicas_removed()))
+            .unwrap_or_default()
+    }
+
+    /// What the change restores: replicas brought back × per-replica request.
+    pub fn restores(&self) -> Requested {
+        self.per_replica
+            .map(|p| Requested::of(&p, self.replicas_restored()))
+            .unwrap_or_default()
     }
 
     /// The merge patch (sent with `metadata.resourceVersion` added).
@@ -126,7 +164,45 @@ impl Change {
             from: self.from.clone(),
             to: self.to.clone(),
             skipped: None,
+            cpu_millicores: self.per_replica.map(|p| p.cpu_millicores),
+            memory_bytes: self.per_replica.map(|p| p.memory_bytes),
         }
+    }
+}
+
+/// A planned change whose pod template does not request everything: it counts 0 for what is
+/// missing, and the plan says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestGap {
+    pub kind: Kind,
+    pub name: String,
+    /// e.g. `no requests`, `no cpu request on 1 of 3 containers`.
+    pub reason: String,
+}
+
+/// What a plan frees and restores, and the changes whose figures are incomplete. Sums over
+/// namespaces with `+=` or `Iterator::sum`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResourceTotals {
+    pub frees: Requested,
+    pub restores: Requested,
+    pub without_requests: Vec<RequestGap>,
+}
+
+impl std::ops::AddAssign for ResourceTotals {
+    fn add_assign(&mut self, other: ResourceTotals) {
+        self.frees += other.frees;
+        self.restores += other.restores;
+        self.without_requests.extend(other.without_requests);
+    }
+}
+
+impl std::iter::Sum for ResourceTotals {
+    fn sum<I: Iterator<Item = ResourceTotals>>(iter: I) -> ResourceTotals {
+        iter.fold(ResourceTotals::default(), |mut a, b| {
+            a += b;
+            a
+        })
     }
 }
 
@@ -329,6 +405,27 @@ impl NamespacePlan {
 
     pub fn writes(&self) -> usize {
         self.changes.len() + usize::from(self.namespace_change.is_some())
+    }
+
+    /// What this namespace's changes free (a down) and restore (an up), in total, and which
+    /// of the changes that move replicas have pod templates with missing requests.
+    pub fn resource_totals(&self) -> ResourceTotals {
+        ResourceTotals {
+            frees: self.changes.iter().map(Change::frees).sum(),
+            restores: self.changes.iter().map(Change::restores).sum(),
+            without_requests: self
+                .changes
+                .iter()
+                .filter(|c| c.replica_delta() != 0)
+                .filter_map(|c| {
+                    Some(RequestGap {
+                        kind: c.kind,
+                        name: c.name.clone(),
+                        reason: c.per_replica?.shortfall()?,
+                    })
+                })
+                .collect(),
+        }
     }
 }
 

@@ -259,6 +259,8 @@ pub fn sample_record(namespace: &str, timestamp_start: f64, operation: Operation
                 from: "0".to_string(),
                 to: "3".to_string(),
                 skipped: None,
+                cpu_millicores: Some(250),
+                memory_bytes: Some(512 * 1024 * 1024),
             },
             ResourceChange {
                 kind: "CronJob".to_string(),
@@ -266,6 +268,8 @@ pub fn sample_record(namespace: &str, timestamp_start: f64, operation: Operation
                 from: "suspend=true".to_string(),
                 to: "suspend=false".to_string(),
                 skipped: Some("admission webhook \"freeze\" denied the request (403)".to_string()),
+                cpu_millicores: None,
+                memory_bytes: None,
             },
         ],
         error: Some("none really".to_string()),

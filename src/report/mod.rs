@@ -1,10 +1,17 @@
-//! Weekly active-hours report from the audit table (SPEC §1 `report`).
+//! Weekly report from the audit table (SPEC §1 `report`, §8): active hours, hours down and
+//! what they saved.
 //!
 //! A namespace becomes active at the `timestamp_end` of a completed activating operation
 //! (`activate`, `auto_startup_business_hours`) and inactive at that of a completed deactivating
 //! one (`deactivate`, `auto_shutdown_business_hours`). Intervals are clipped to the ISO week (in
-//! the business time zone) and to "now" for the current week. The interval arithmetic here is
-//! pure; [`load_transitions`] reads the audit table.
+//! the business time zone) and to "now" for the current week. The interval arithmetic is pure:
+//! active hours here, hours down and savings in [`savings`], the table with its totals in
+//! [`table`]; [`load_transitions`] reads the audit table.
+
+pub mod savings;
+pub mod table;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,9 +20,10 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::audit::{AuditStatus, OperationType};
+use crate::audit::{self, AuditStatus, OperationType};
 use crate::dynamo;
 use crate::error::{Error, Result};
+use crate::scaling::requests::Requested;
 
 /// The GSI the report queries: (cluster_name, timestamp_start).
 pub const CLUSTER_INDEX: &str = "cluster-timestamp-index";
@@ -28,6 +36,21 @@ pub struct Transition {
     /// Epoch seconds at which the namespace reached its new state (the record's `timestamp_end`).
     pub at: f64,
     pub activates: bool,
+    /// What a deactivation scaled down (empty for an activation).
+    pub scaled_down: Vec<ScaledDown>,
+    /// The record carries request figures (its namespace totals): written since SPEC §8. A
+    /// deactivation without them still gives hours down, with savings unknown.
+    pub requests_known: bool,
+}
+
+/// One workload a deactivation scaled down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaledDown {
+    /// `Kind/name`.
+    pub workload: String,
+    /// Replicas removed.
+    pub replicas: u64,
+    pub per_replica: Requested,
 }
 
 /// Active time of one namespace, charged to the cost center of the operation that activated it.
@@ -85,15 +108,6 @@ pub fn active_seconds(transitions: &[Transition], start: f64, end: f64) -> Vec<U
         .collect()
 }
 
-/// Seconds per cost center, from the per-namespace rows.
-pub fn by_cost_center(usage: &[Usage]) -> BTreeMap<String, f64> {
-    let mut totals = BTreeMap::new();
-    for u in usage {
-        *totals.entry(u.cost_center.clone()).or_insert(0.0) += u.seconds;
-    }
-    totals
-}
-
 /// `YYYY-Www` (e.g. `2026-W48`): Monday 00:00 to the next Monday 00:00 in `tz`, as UTC instants.
 pub fn iso_week_bounds(week: &str, tz: Tz) -> std::result::Result<(DateTime<Utc>, DateTime<Utc>), String> {
     let bad = || format!("{week:?} is not an ISO week like 2026-W48");
@@ -143,10 +157,13 @@ pub async fn load_transitions(
             .key_condition_expression("cluster_name = :cluster AND timestamp_start <= :until")
             .filter_expression("#status = :completed")
             // cluster_name is not needed in the result, but DynamoDB Local builds the page's
-            // LastEvaluatedKey from the projected item: without it, pages are skipped.
+            // LastEvaluatedKey from the projected item: without it (or without the table's own
+            // keys, namespace_name and timestamp_start), pages are skipped. Keep all three.
             .projection_expression(
-                "namespace_name, timestamp_start, timestamp_end, operation_type, cost_center, cluster_name",
+                "namespace_name, timestamp_start, timestamp_end, operation_type, cost_center, cluster_name, \
+                 #resources, cpu_millicores_total, memory_bytes_total",
             )
+            .expression_attribute_names("#resources", "resources")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()))
             .expression_attribute_values(":until", AttributeValue::N(format!("{until}")))
@@ -180,138 +197,41 @@ fn transition(item: &HashMap<String, AttributeValue>) -> Option<Transition> {
         _ => None,
     };
     let operation: OperationType = s("operation_type")?.parse().ok()?;
+    let activates = operation.activates();
+    let requests_known = n(audit::CPU_TOTAL_ATTRIBUTE).is_some() && n(audit::MEMORY_TOTAL_ATTRIBUTE).is_some();
+    // Only a deactivation's workloads matter (an activation ends every saving of its namespace).
+    let scaled_down = if activates || !requests_known {
+        Vec::new()
+    } else {
+        audit::resources_from_attribute(item.get("resources"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| {
+                let from: u64 = r.from.trim().parse().ok()?;
+                let to: u64 = r.to.trim().parse().ok()?;
+                (r.has_replicas() && from > to).then_some(())?;
+                Some(ScaledDown {
+                    workload: format!("{}/{}", r.kind, r.name),
+                    replicas: from - to,
+                    per_replica: Requested {
+                        cpu_millicores: r.cpu_millicores?,
+                        memory_bytes: r.memory_bytes?,
+                    },
+                })
+            })
+            .collect()
+    };
     Some(Transition {
         namespace: s("namespace_name")?,
         cost_center: s("cost_center").unwrap_or_else(|| "unassigned".to_string()),
         at: n("timestamp_end").or_else(|| n("timestamp_start"))?,
-        activates: operation.activates(),
+        activates,
+        scaled_down,
+        requests_known,
     })
 }
 
 /// The error for a bad `--week`.
 pub fn week_error(week: &str, reason: String) -> Error {
     Error::config("--week", week, reason)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const H: f64 = 3600.0;
-    // 2026-W10 in Bogota (UTC-5): Mon 2026-03-02 05:00 UTC to Mon 2026-03-09 05:00 UTC.
-    const START: f64 = 1_772_427_600.0;
-    const END: f64 = START + 7.0 * 24.0 * H;
-
-    fn t(ns: &str, at: f64, activates: bool) -> Transition {
-        Transition {
-            namespace: ns.into(),
-            cost_center: "CC".into(),
-            at,
-            activates,
-        }
-    }
-
-    fn hours(usage: &[Usage], ns: &str) -> f64 {
-        usage
-            .iter()
-            .filter(|u| u.namespace == ns)
-            .map(|u| u.seconds)
-            .sum::<f64>()
-            / H
-    }
-
-    #[test]
-    fn week_bounds_are_local_mondays() {
-        let (s, e) = iso_week_bounds("2026-W10", chrono_tz::America::Bogota).unwrap();
-        assert_eq!(s.to_rfc3339(), "2026-03-02T05:00:00+00:00");
-        assert_eq!(e.timestamp() as f64, END);
-        assert_eq!(s.timestamp() as f64, START);
-        // ISO week 1 of 2026 starts in 2025.
-        let (s, _) = iso_week_bounds("2026-W01", chrono_tz::UTC).unwrap();
-        assert_eq!(s.to_rfc3339(), "2025-12-29T00:00:00+00:00");
-        assert!(iso_week_bounds("2020-W53", chrono_tz::UTC).is_ok());
-        for bad in ["2026-W54", "2025-W53", "2026-10", "2026-W1", "W10", "2026-Wxx", ""] {
-            assert!(iso_week_bounds(bad, chrono_tz::UTC).is_err(), "{bad}");
-        }
-        // A zone with DST: the week is 167 hours when it contains the spring change.
-        let (s, e) = iso_week_bounds("2026-W10", chrono_tz::America::New_York).unwrap();
-        assert_eq!((e - s).num_hours(), 167);
-    }
-
-    #[test]
-    fn a_day_and_a_night_across_midnight() {
-        let tr = [
-            t("dev-a", START + 8.0 * H, true),
-            t("dev-a", START + 18.0 * H, false),
-            // Tuesday 20:00 to Wednesday 02:30.
-            t("dev-a", START + 44.0 * H, true),
-            t("dev-a", START + 50.5 * H, false),
-        ];
-        assert_eq!(hours(&active_seconds(&tr, START, END), "dev-a"), 16.5);
-    }
-
-    #[test]
-    fn active_before_the_week_counts_from_its_start() {
-        let tr = [t("dev-a", START - 30.0 * H, true), t("dev-a", START + 2.0 * H, false)];
-        assert_eq!(hours(&active_seconds(&tr, START, END), "dev-a"), 2.0);
-    }
-
-    #[test]
-    fn still_active_at_the_end_counts_to_the_end() {
-        let tr = [t("dev-a", END - 3.0 * H, true), t("dev-a", END + 5.0 * H, false)];
-        assert_eq!(hours(&active_seconds(&tr, START, END), "dev-a"), 3.0);
-        // Active all week, with no record inside it.
-        let tr = [t("dev-b", START - 100.0 * H, true)];
-        assert_eq!(hours(&active_seconds(&tr, START, END), "dev-b"), 168.0);
-    }
-
-    #[test]
-    fn the_current_week_stops_at_now() {
-        let tr = [t("dev-a", START + H, true)];
-        let now = START + 10.0 * H;
-        assert_eq!(hours(&active_seconds(&tr, START, now), "dev-a"), 9.0);
-    }
-
-    #[test]
-    fn repeated_ups_keep_the_first_start() {
-        let tr = [
-            t("dev-a", START + H, true),
-            t("dev-a", START + 2.0 * H, true),
-            t("dev-a", START + 4.0 * H, false),
-        ];
-        assert_eq!(hours(&active_seconds(&tr, START, END), "dev-a"), 3.0);
-    }
-
-    #[test]
-    fn a_down_without_a_prior_up_is_ignored() {
-        let tr = [
-            t("dev-a", START + H, false),
-            t("dev-a", START + 2.0 * H, false),
-            t("dev-a", START + 5.0 * H, true),
-            t("dev-a", START + 6.0 * H, false),
-        ];
-        assert_eq!(hours(&active_seconds(&tr, START, END), "dev-a"), 1.0);
-    }
-
-    #[test]
-    fn down_before_the_week_means_inactive_at_its_start() {
-        let tr = [t("dev-a", START - 10.0 * H, true), t("dev-a", START - 5.0 * H, false)];
-        assert!(active_seconds(&tr, START, END).is_empty());
-    }
-
-    #[test]
-    fn unordered_input_and_cost_centers() {
-        let mut tr = vec![
-            t("dev-a", START + 4.0 * H, false),
-            t("dev-a", START + H, true),
-            t("qa-b", START + H, true),
-            t("qa-b", START + 2.0 * H, false),
-        ];
-        tr[2].cost_center = "QA".into();
-        tr[3].cost_center = "QA".into();
-        let usage = active_seconds(&tr, START, END);
-        let cc = by_cost_center(&usage);
-        assert_eq!(cc["CC"] / H, 3.0);
-        assert_eq!(cc["QA"] / H, 1.0);
-    }
 }

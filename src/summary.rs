@@ -1,4 +1,6 @@
-//! What a run prints on stdout: the plan (`--dry-run`) or one summary, as text or one JSON object.
+//! What a run prints on stdout: the plan (`--dry-run`) or one summary, as text or one JSON object,
+//! with what the downs free and the ups restore (vCPU and GiB requested by the pods removed or
+//! brought back) per namespace and in total.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -6,22 +8,47 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::context::OutputFormat;
-use crate::scaling::plan::NamespacePlan;
+use crate::scaling::plan::{NamespacePlan, ResourceTotals};
+use crate::scaling::requests::Requested;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub namespace: String,
     pub cost_center: String,
-    /// `up`, `down`, or `activate` for a rejected request.
+    /// `up`, `down`, `activate` for a rejected request, `-` for a namespace left alone.
     pub action: String,
+    /// Which hours decided: `cluster` or the namespace's own schedule.
+    pub schedule: String,
     /// Workloads changed.
     pub changes: usize,
     /// Workloads skipped by rule (excluded, operator-owned, off on purpose).
     pub skipped: usize,
     /// Objects the API refused to change (left as they are; tried again next run).
     pub refused: usize,
+    /// What the changes made freed (downs) and restored (ups).
+    pub freed: Requested,
+    pub restored: Requested,
     pub status: String,
     pub error: Option<String>,
+}
+
+impl Row {
+    /// A namespace decided before planning (a rejected request, one left alone).
+    pub fn decided(namespace: &str, cost_center: &str, action: &str, status: &str, why: &str) -> Row {
+        Row {
+            namespace: namespace.to_string(),
+            cost_center: cost_center.to_string(),
+            action: action.to_string(),
+            schedule: String::new(),
+            changes: 0,
+            skipped: 0,
+            refused: 0,
+            freed: Requested::default(),
+            restored: Requested::default(),
+            status: status.to_string(),
+            error: Some(why.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,11 +75,23 @@ pub struct Summary {
     /// Namespaces that changed, failed, were rejected or were not processed (unchanged ones
     /// are only counted, so a no-op run over thousands of namespaces stays one short line).
     pub namespaces: Vec<Row>,
+    /// Totals of the rows: what this run's downs freed and its ups restored.
+    pub freed: Requested,
+    pub restored: Requested,
     pub audit_records: usize,
     pub audit_error: Option<String>,
     pub duration_ms: u64,
     pub exit_code: u8,
     pub note: Option<String>,
+}
+
+/// One namespace of a dry-run plan, with what it would free or restore.
+#[derive(Debug, Clone, Serialize)]
+struct PlanView<'a> {
+    #[serde(flatten)]
+    plan: &'a NamespacePlan,
+    #[serde(flatten)]
+    totals: ResourceTotals,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,25 +100,43 @@ struct PlanDoc<'a> {
     header: &'a Header,
     dry_run: bool,
     writes: usize,
+    /// What the plan would free and restore, over every namespace.
+    frees: Requested,
+    restores: Requested,
     /// Namespaces with something to change or to report (unchanged ones are only counted).
-    namespaces: Vec<&'a NamespacePlan>,
+    namespaces: Vec<PlanView<'a>>,
     /// Namespaces decided before planning: rejected requests, namespaces left alone.
     not_planned: Vec<&'a Row>,
     unchanged: usize,
+}
+
+fn amount(r: &Requested) -> String {
+    format!("{:.2} vCPU, {:.2} GiB", r.vcpu(), r.gib())
 }
 
 /// The plan of a dry run, with the rows decided before planning (rejected requests, namespaces
 /// left alone) in `extra`.
 pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespacePlan], extra: &[(R, Row)]) -> String {
     let extra: Vec<&Row> = extra.iter().map(|(_, row)| row).collect();
-    let shown: Vec<&NamespacePlan> = plans.iter().filter(|p| !p.is_noop() || !p.skipped.is_empty()).collect();
+    let shown: Vec<PlanView> = plans
+        .iter()
+        .filter(|p| !p.is_noop() || !p.skipped.is_empty())
+        .map(|plan| PlanView {
+            plan,
+            totals: plan.resource_totals(),
+        })
+        .collect();
     let writes = plans.iter().map(NamespacePlan::writes).sum();
     let unchanged = plans.iter().filter(|p| p.is_noop()).count();
+    let frees: Requested = shown.iter().map(|v| v.totals.frees).sum();
+    let restores: Requested = shown.iter().map(|v| v.totals.restores).sum();
     if format == OutputFormat::Json {
         let doc = PlanDoc {
             header,
             dry_run: true,
             writes,
+            frees,
+            restores,
             namespaces: shown,
             not_planned: extra,
             unchanged,
@@ -89,23 +146,26 @@ pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespaceP
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "DRY RUN {} at {} (business hours: {}): {} write(s) planned in {} namespace(s); {} unchanged",
+        "DRY RUN {} at {} (business hours: {}): {} write(s) planned in {} namespace(s); {} unchanged; frees {}, restores {}",
         header.command,
         header.at,
         header.business_hours.map_or("n/a".into(), |b| b.to_string()),
         writes,
         plans.len() - unchanged,
-        unchanged
+        unchanged,
+        amount(&frees),
+        amount(&restores)
     );
-    for p in shown {
+    for PlanView { plan: p, totals } in &shown {
         let _ = writeln!(
             out,
-            "\n{} [{}] -> {} ({}, requested by {})",
+            "\n{} [{}] -> {} ({}, requested by {}; schedule {})",
             p.namespace,
             p.cost_center,
             p.target.as_str(),
             p.operation,
-            p.requested_by
+            p.requested_by,
+            p.schedule
         );
         for c in &p.changes {
             let _ = writeln!(out, "  {:<12} {:<40} {} -> {}", c.kind.as_str(), c.name, c.from, c.to);
@@ -138,6 +198,21 @@ pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespaceP
         if p.at_target > 0 {
             let _ = writeln!(out, "  ({} workload(s) already at target)", p.at_target);
         }
+        if !totals.frees.is_zero() {
+            let _ = writeln!(out, "  frees {}", amount(&totals.frees));
+        }
+        if !totals.restores.is_zero() {
+            let _ = writeln!(out, "  restores {}", amount(&totals.restores));
+        }
+        for gap in &totals.without_requests {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<40} counted 0: {}",
+                gap.kind.as_str(),
+                gap.name,
+                gap.reason
+            );
+        }
     }
     for r in extra {
         let _ = writeln!(
@@ -169,15 +244,28 @@ pub fn render_summary(format: OutputFormat, s: &Summary) -> String {
     if !s.namespaces.is_empty() {
         let _ = writeln!(
             out,
-            "{:<32} {:<22} {:<9} {:>7} {:>7} {:>7}  STATUS",
-            "NAMESPACE", "COST CENTER", "ACTION", "CHANGES", "SKIPPED", "REFUSED"
+            "{:<32} {:<22} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7}  STATUS",
+            "NAMESPACE", "COST CENTER", "ACTION", "CHANGES", "SKIPPED", "REFUSED", "VCPU", "GIB"
         );
         for r in &s.namespaces {
+            // What the row moved: freed by a down, restored by an up.
+            let moved = r.freed + r.restored;
             let _ = write!(
                 out,
-                "{:<32} {:<22} {:<9} {:>7} {:>7} {:>7}  {}",
-                r.namespace, r.cost_center, r.action, r.changes, r.skipped, r.refused, r.status
+                "{:<32} {:<22} {:<9} {:>7} {:>7} {:>7} {:>7.2} {:>7.2}  {}",
+                r.namespace,
+                r.cost_center,
+                r.action,
+                r.changes,
+                r.skipped,
+                r.refused,
+                moved.vcpu(),
+                moved.gib(),
+                r.status
             );
+            if !r.schedule.is_empty() && r.schedule != crate::schedule::CLUSTER_SCHEDULE {
+                let _ = write!(out, " [schedule {}]", r.schedule);
+            }
             if let Some(e) = &r.error {
                 let _ = write!(out, " ({e})");
             }
@@ -187,13 +275,15 @@ pub fn render_summary(format: OutputFormat, s: &Summary) -> String {
     let counts: Vec<String> = s.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(
         out,
-        "{} managed namespace(s): {}; {} write(s); {} audit record(s){}; {} ms; exit {}",
+        "{} managed namespace(s): {}; freed {}; restored {}; {} write(s); {} audit record(s){}; {} ms; exit {}",
         s.header.namespaces_managed,
         if counts.is_empty() {
             "nothing to do".into()
         } else {
             counts.join(" ")
         },
+        amount(&s.freed),
+        amount(&s.restored),
         s.writes,
         s.audit_records,
         s.audit_error

@@ -11,6 +11,7 @@ use crate::audit::{AuditRecord, OperationType};
 use crate::cli::RunArgs;
 use crate::error::{Exit, Result};
 use crate::permissions::{self, ActivationRequest};
+use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
 use crate::scaling::engine::{self, Session};
 use crate::scaling::inventory::{Inventory, ManagedNamespace};
 use crate::scaling::plan::{plan_namespace, rfc3339, Intent, Target, Until};
@@ -20,15 +21,21 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
     let session = Session::open(ctx).await?;
-    match decide_run(ctx, &session, at, business).await {
+    match decide_run(ctx, &session, at).await {
         Ok((inv, intents, extra)) => {
             let header = engine::header(ctx, "run", at, Some(business), inv.namespaces.len());
-            // Planned lazily, one namespace at a time as the engine starts it.
+            // Planned lazily, one namespace at a time as the engine starts it; a namespace left
+            // alone (its schedule does not parse) has no plan at all.
             let plans = inv
                 .namespaces
                 .values()
                 .zip(intents)
-                .map(|(ns, intent)| plan_namespace(ns, inv.workloads_of(&ns.name), &intent));
+                .filter_map(|(ns, decided)| {
+                    let (intent, schedule) = decided?;
+                    let mut plan = plan_namespace(ns, inv.workloads_of(&ns.name), &intent);
+                    plan.schedule = schedule;
+                    Some(plan)
+                });
             // Answering a request "rejected" is the run doing its job: exit 0.
             session.finish(ctx, header, plans, extra, Exit::Ok).await
         }
@@ -39,9 +46,10 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     }
 }
 
-/// The inventory, one intent per managed namespace (in the inventory's order) and the
-/// rejected requests' records.
-type Decided = (Inventory, Vec<Intent>, Vec<(Option<AuditRecord>, Row)>);
+/// The inventory, per managed namespace (in the inventory's order) its intent and the schedule
+/// that decided it (None: left exactly as it is), and the rows decided before planning
+/// (rejected requests with their audit records, namespaces left alone).
+type Decided = (Inventory, Vec<Option<(Intent, String)>>, Vec<(Option<AuditRecord>, Row)>);
 
 /// How a pending request was answered.
 enum Answer {
@@ -49,14 +57,37 @@ enum Answer {
     Rejected(String),
 }
 
-async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>, business: bool) -> Result<Decided> {
+async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Result<Decided> {
     let inv = session.discover(ctx).await?;
-    let answers = answer_requests(ctx, &inv, at).await?;
-    let mut intents = Vec::with_capacity(inv.namespaces.len());
+    // Each namespace by its own schedule (one decision per distinct schedule); the caps stay
+    // on the cluster's hours. A schedule that does not parse leaves its namespace alone.
+    let mut book = ScheduleBook::new(&ctx.config.business, at);
     let mut extra = Vec::new();
+    let hours: BTreeMap<&str, NamespaceHours> = inv
+        .namespaces
+        .values()
+        .filter_map(|ns| {
+            match book.decide(ns.annotations.get(SCHEDULE_ANNOTATION).map(String::as_str)) {
+                Ok(h) => Some((ns.name.as_str(), h)),
+                Err(e) => {
+                    let why = format!("left as it is: {SCHEDULE_ANNOTATION}: {e}");
+                    tracing::warn!(namespace = %ns.name, reason = %why, "namespace skipped");
+                    extra.push((None, Row::decided(&ns.name, &ns.cost_center, "-", "skipped", &why)));
+                    None
+                }
+            }
+        })
+        .collect();
+    tracing::debug!(schedules = book.distinct_schedules(), "schedules decided");
+    let answers = answer_requests(ctx, &inv, at, |ns| hours.contains_key(ns)).await?;
+    let mut intents = Vec::with_capacity(inv.namespaces.len());
     for ns in inv.namespaces.values() {
+        let Some(h) = hours.get(ns.name.as_str()) else {
+            intents.push(None);
+            continue;
+        };
         let live_window = ns.active_until().is_some_and(|t| t > at);
-        let mut intent = scheduled_intent(business, live_window);
+        let mut intent = scheduled_intent(h.business(), live_window);
         if let Some((raw, requested_by, answer)) = answers.get(&ns.name) {
             match answer {
                 Answer::Accepted { until } => {
@@ -75,13 +106,13 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>, busines
                 }
             }
         }
-        intents.push(intent);
+        intents.push(Some((intent, h.schedule.clone())));
     }
     Ok((inv, intents, extra))
 }
 
-/// What the clock says for a namespace: up in business hours (a spent window removed), up while
-/// its window is open, down otherwise.
+/// What the clock says for a namespace: up in its business hours (a spent window removed), up
+/// while its window is open, down otherwise.
 fn scheduled_intent(business: bool, live_window: bool) -> Intent {
     let (target, until, operation) = match (business, live_window) {
         (true, true) => (Target::Up, Until::Keep, OperationType::AutoStartupBusinessHours),
@@ -99,7 +130,8 @@ fn scheduled_intent(business: bool, live_window: bool) -> Intent {
     }
 }
 
-/// Pending self-service requests, answered: namespace → (request value, requested_by, answer).
+/// Pending self-service requests of the namespaces `decided` (not left alone), answered:
+/// namespace → (request value, requested_by, answer).
 /// Each is authorized exactly like `up`, oldest request first; the permissions table is read
 /// once, and only when there is a request (scheduled scale-downs never depend on it). When the
 /// table cannot be read, requests that need it stay unanswered (the next healthy run decides
@@ -108,10 +140,11 @@ async fn answer_requests(
     ctx: &Context,
     inv: &Inventory,
     at: DateTime<Utc>,
+    decided: impl Fn(&str) -> bool,
 ) -> Result<BTreeMap<String, (String, String, Answer)>> {
     let mut answers = BTreeMap::new();
     let mut candidates: Vec<(&ManagedNamespace, String, DateTime<Utc>, Option<String>)> = Vec::new();
-    for ns in inv.namespaces.values() {
+    for ns in inv.namespaces.values().filter(|ns| decided(&ns.name)) {
         let Some(req) = ns.pending_request() else { continue };
         let by = req.requested_by.clone().unwrap_or_else(|| "self-service".into());
         match req.until {

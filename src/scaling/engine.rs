@@ -13,12 +13,14 @@ use futures::StreamExt;
 use super::apply::{Applier, NamespaceOutcome, NsStatus};
 use super::inventory::{self, Inventory};
 use super::lease::{self, LeaseGuard};
-use super::plan::{rfc3339, NamespacePlan};
+use super::plan::{rfc3339, NamespacePlan, Target};
+use super::requests::Requested;
 use super::retry::RetryPolicy;
 use super::stop::Stop;
 use crate::audit::{AuditRecord, AuditSink, AuditStatus, OperationType, ResourceChange};
 use crate::context::Context;
 use crate::error::{Exit, Result};
+use crate::metrics::RunFigures;
 use crate::summary::{self, Header, Row, Summary};
 
 fn holder_identity(ctx: &Context) -> String {
@@ -145,13 +147,25 @@ impl Session {
                 async move {
                     let o = applier.apply_namespace(&p).await;
                     super::events::emit(applier, &p, &o, &ctx.run_id).await;
+                    // What took effect (a rolled-back namespace moved nothing).
+                    let moved: Requested = match o.status {
+                        NsStatus::Completed => o.resources.iter().filter_map(ResourceChange::requested).sum(),
+                        _ => Requested::default(),
+                    };
+                    let (freed, restored) = match p.target {
+                        Target::Down => (moved, Requested::default()),
+                        Target::Up => (Requested::default(), moved),
+                    };
                     let row = Row {
                         namespace: p.namespace.clone(),
                         cost_center: p.cost_center.clone(),
                         action: p.target.as_str().into(),
+                        schedule: p.schedule.clone(),
                         changes: o.resources.len(),
                         skipped: p.skipped.len(),
                         refused: o.refused.len(),
+                        freed,
+                        restored,
                         status: o.status.as_str().into(),
                         error: o.error.clone().or_else(|| refusal_note(&o)),
                     };
@@ -205,12 +219,29 @@ impl Session {
                 )
             })
         };
+        let freed: Requested = rows.iter().map(|r| r.freed).sum();
+        let restored: Requested = rows.iter().map(|r| r.restored).sum();
+        let figures = RunFigures {
+            at: Utc::now(),
+            cluster_name: ctx.config.cluster_name.clone(),
+            command: header.command.to_string(),
+            run_id: ctx.run_id.clone(),
+            namespaces_changed: changed as u64,
+            namespaces_failed: failed as u64,
+            namespaces_rejected: count("rejected") as u64,
+            workloads_changed: rows.iter().filter(|r| r.status == "completed").map(|r| r.changes as u64).sum(),
+            freed,
+            restored,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
         let s = Summary {
             header,
             dry_run: false,
             namespaces_changed: changed,
             writes: applier.writes(),
             counts,
+            freed,
+            restored,
             namespaces: rows,
             audit_records,
             audit_error,
@@ -219,6 +250,10 @@ impl Session {
             note,
         };
         println!("{}", summary::render_summary(ctx.output, &s).trim_end());
+        // CloudWatch turns this one line on the log stream into metrics (METRICS_FORMAT=emf).
+        if let Some(line) = crate::metrics::render(ctx.config.metrics_format, &figures) {
+            println!("{line}");
+        }
         Ok(exit)
     }
 }
@@ -315,16 +350,7 @@ pub fn rejection(
             error: Some(why.to_string()),
             active_until: None,
         },
-        Row {
-            namespace: namespace.to_string(),
-            cost_center: cost_center.to_string(),
-            action: "activate".into(),
-            changes: 0,
-            skipped: 0,
-            refused: 0,
-            status: "rejected".into(),
-            error: Some(why.to_string()),
-        },
+        Row::decided(namespace, cost_center, "activate", "rejected", why),
     )
 }
 

@@ -92,12 +92,16 @@ pub struct Change {
 impl Serialize for Change {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Change", 5)?;
+        let mut st = s.serialize_struct("Change", 7)?;
         st.serialize_field("kind", &self.kind)?;
         st.serialize_field("name", &self.name)?;
         st.serialize_field("from", &self.from)?;
         st.serialize_field("to", &self.to)?;
         st.serialize_field("patch", &self.patch())?;
+        st.serialize_field("per_replica", &self.per_replica)?;
+        // A change moves replicas one way: what a down frees or an up restores.
+        let key = if self.replicas_restored() > 0 { "restores" } else { "frees" };
+        st.serialize_field(key, &(self.frees() + self.restores()))?;
         st.end()
     }
 }
@@ -383,6 +387,8 @@ pub struct NamespacePlan {
     pub at_target: usize,
     /// Our labels/annotations on the Namespace, written after the workloads.
     pub namespace_change: Option<NamespaceChange>,
+    /// Which hours decided: `cluster`, or the namespace's own schedule (normal form).
+    pub schedule: String,
     #[serde(skip)]
     pub operation_type: OperationType,
     #[serde(skip)]
@@ -488,5 +494,6 @@ pub fn plan_namespace(ns: &ManagedNamespace, workloads: &[Workload], intent: &In
         namespace_change,
         operation_type: intent.operation,
         resource_version: ns.resource_version.clone(),
+        schedule: crate::schedule::CLUSTER_SCHEDULE.into(),
     }
 }

@@ -10,8 +10,12 @@ mod faults;
 #[path = "e2e/harness.rs"]
 mod harness;
 mod k8s_manifests;
+#[path = "e2e/lease.rs"]
+mod lease;
 #[path = "e2e/rbac.rs"]
 mod rbac;
+#[path = "e2e/refusals.rs"]
+mod refusals;
 
 use harness::*;
 use namespace_scheduler::audit::{AuditStatus, OperationType};

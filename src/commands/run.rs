@@ -11,10 +11,10 @@ use crate::audit::{AuditRecord, OperationType};
 use crate::cli::RunArgs;
 use crate::error::{Exit, Result};
 use crate::permissions::{self, ActivationRequest};
-use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
 use crate::scaling::engine::{self, Session};
 use crate::scaling::inventory::{Inventory, ManagedNamespace};
 use crate::scaling::plan::{plan_namespace, rfc3339, Intent, Target, Until};
+use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
 use crate::summary::Row;
 
 pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
@@ -26,16 +26,12 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
             let header = engine::header(ctx, "run", at, Some(business), inv.namespaces.len());
             // Planned lazily, one namespace at a time as the engine starts it; a namespace left
             // alone (its schedule does not parse) has no plan at all.
-            let plans = inv
-                .namespaces
-                .values()
-                .zip(intents)
-                .filter_map(|(ns, decided)| {
-                    let (intent, schedule) = decided?;
-                    let mut plan = plan_namespace(ns, inv.workloads_of(&ns.name), &intent);
-                    plan.schedule = schedule;
-                    Some(plan)
-                });
+            let plans = inv.namespaces.values().zip(intents).filter_map(|(ns, decided)| {
+                let (intent, schedule) = decided?;
+                let mut plan = plan_namespace(ns, inv.workloads_of(&ns.name), &intent);
+                plan.schedule = schedule;
+                Some(plan)
+            });
             // Answering a request "rejected" is the run doing its job: exit 0.
             session.finish(ctx, header, plans, extra, Exit::Ok).await
         }
@@ -49,7 +45,11 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
 /// The inventory, per managed namespace (in the inventory's order) its intent and the schedule
 /// that decided it (None: left exactly as it is), and the rows decided before planning
 /// (rejected requests with their audit records, namespaces left alone).
-type Decided = (Inventory, Vec<Option<(Intent, String)>>, Vec<(Option<AuditRecord>, Row)>);
+type Decided = (
+    Inventory,
+    Vec<Option<(Intent, String)>>,
+    Vec<(Option<AuditRecord>, Row)>,
+);
 
 /// How a pending request was answered.
 enum Answer {
@@ -66,8 +66,8 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
     let hours: BTreeMap<&str, NamespaceHours> = inv
         .namespaces
         .values()
-        .filter_map(|ns| {
-            match book.decide(ns.annotations.get(SCHEDULE_ANNOTATION).map(String::as_str)) {
+        .filter_map(
+            |ns| match book.decide(ns.annotations.get(SCHEDULE_ANNOTATION).map(String::as_str)) {
                 Ok(h) => Some((ns.name.as_str(), h)),
                 Err(e) => {
                     let why = format!("left as it is: {SCHEDULE_ANNOTATION}: {e}");
@@ -75,8 +75,8 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
                     extra.push((None, Row::decided(&ns.name, &ns.cost_center, "-", "skipped", &why)));
                     None
                 }
-            }
-        })
+            },
+        )
         .collect();
     tracing::debug!(schedules = book.distinct_schedules(), "schedules decided");
     let answers = answer_requests(ctx, &inv, at, |ns| hours.contains_key(ns)).await?;

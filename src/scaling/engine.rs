@@ -229,7 +229,11 @@ impl Session {
             namespaces_changed: changed as u64,
             namespaces_failed: failed as u64,
             namespaces_rejected: count("rejected") as u64,
-            workloads_changed: rows.iter().filter(|r| r.status == "completed").map(|r| r.changes as u64).sum(),
+            workloads_changed: rows
+                .iter()
+                .filter(|r| r.status == "completed")
+                .map(|r| r.changes as u64)
+                .sum(),
             freed,
             restored,
             duration_ms: started.elapsed().as_millis() as u64,

@@ -57,5 +57,8 @@ pub async fn client(timeout: Duration) -> Result<kube::Client> {
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
+    // One retry policy, ours (scaling::write, retry::transient): the client's own retries of
+    // 429/503/504 would multiply our attempts and hide the answers we classify.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))
 }

@@ -100,7 +100,11 @@ impl Serialize for Change {
         st.serialize_field("patch", &self.patch())?;
         st.serialize_field("per_replica", &self.per_replica)?;
         // A change moves replicas one way: what a down frees or an up restores.
-        let key = if self.replicas_restored() > 0 { "restores" } else { "frees" };
+        let key = if self.replicas_restored() > 0 {
+            "restores"
+        } else {
+            "frees"
+        };
         st.serialize_field(key, &(self.frees() + self.restores()))?;
         st.end()
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
@@ -282,6 +282,74 @@ async fn dynamodb_stopped_mid_run_loses_no_record_silently() {
     assert_eq!(err.exit(), Exit::Failed);
     assert!(err.to_string().contains("40 of 40"), "{err}");
     assert_all_logged(&logs.text(), &after);
+}
+
+/// One batch that fails for good (as often as it is retried) must not stop the others: each
+/// batch is retried on its own. Every other record is written; the lost ones are logged whole.
+#[tokio::test]
+async fn a_batch_that_keeps_failing_does_not_stop_the_others() {
+    let h = dynamo().await;
+    let (audit, _) = unique_tables(&h).await;
+    let proxy = FailingProxy::start(&h.endpoint, "poisoned-batch").await;
+    let client = client_for(&proxy.endpoint).await;
+    // Four batches of 25; the second one carries the marker and always fails.
+    let records: Vec<AuditRecord> = (0..100)
+        .map(|i| {
+            let ns = if (25..50).contains(&i) {
+                format!("poisoned-batch-{i:03}")
+            } else {
+                format!("ns-{i:03}")
+            };
+            sample_record(&ns, 1_767_225_600.0 + i as f64, OperationType::Deactivate)
+        })
+        .collect();
+    for streamed in [false, true] {
+        let (audit, _) = if streamed {
+            unique_tables(&h).await
+        } else {
+            (audit.clone(), String::new())
+        };
+        let (logs, _guard) = LogCapture::install();
+        let writer = AuditWriter::new(client.clone(), &audit);
+        let err = if streamed {
+            // The later records arrive only once the poisoned batch has given up, as in a long
+            // run: they must still be tried (not abandoned with it).
+            let mut stream = writer.stream();
+            for r in &records[..50] {
+                stream.send(r.clone());
+            }
+            tokio::time::sleep(namespace_scheduler::audit::RETRY_BUDGET + Duration::from_secs(1)).await;
+            for r in &records[50..] {
+                stream.send(r.clone());
+            }
+            stream.finish().await.unwrap_err()
+        } else {
+            writer.write_all(&records).await.unwrap_err()
+        };
+        assert_eq!(err.exit(), Exit::Failed);
+        assert!(
+            err.to_string().contains("25 of 100 audit records could not be written"),
+            "{err}"
+        );
+        assert_all_logged(&logs.text(), &records[25..50]);
+        let mut written: Vec<String> = audit_records(&h, &audit)
+            .await
+            .into_iter()
+            .map(|r| r.namespace_name)
+            .collect();
+        written.sort();
+        let mut want: Vec<String> = records
+            .iter()
+            .filter(|r| !r.namespace_name.starts_with("poisoned"))
+            .map(|r| r.namespace_name.clone())
+            .collect();
+        want.sort();
+        assert_eq!(written, want, "streamed={streamed}: every other record is written");
+    }
+    assert!(
+        proxy.failed.load(std::sync::atomic::Ordering::SeqCst) > 2,
+        "the poisoned batch was retried"
+    );
 }
 
 #[tokio::test]

@@ -364,3 +364,85 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
         self.clone()
     }
 }
+
+/// An HTTP proxy in front of DynamoDB Local that answers 500 InternalServerError to every request
+/// whose body contains `marker` (as often as it is retried) and forwards the rest: a table that
+/// fails one batch for good while the others go through. One request per connection.
+pub struct FailingProxy {
+    pub endpoint: String,
+    /// Requests answered with the injected error so far.
+    pub failed: Arc<AtomicU32>,
+}
+
+impl FailingProxy {
+    pub async fn start(upstream: &str, marker: &str) -> FailingProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let (marker, failed) = (marker.to_string(), Arc::new(AtomicU32::new(0)));
+        let counter = failed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (upstream, marker, counter) = (upstream.clone(), marker.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let Some(request) = read_http_message(&mut client).await else {
+                        return;
+                    };
+                    let reply = if request.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected by the test"}"#;
+                        format!(
+                            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes()
+                    } else {
+                        let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        if up.write_all(&request).await.is_err() {
+                            return;
+                        }
+                        let Some(response) = read_http_message(&mut up).await else {
+                            return;
+                        };
+                        // The client must not reuse this connection: one request each.
+                        let split = response.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+                        [&response[..split + 2], b"Connection: close\r\n", &response[split + 2..]].concat()
+                    };
+                    let _ = client.write_all(&reply).await;
+                    let _ = client.shutdown().await;
+                    let _ = client.read(&mut [0u8; 1]).await;
+                });
+            }
+        });
+        FailingProxy { endpoint, failed }
+    }
+}
+
+/// One HTTP/1.1 message with a Content-Length body (all DynamoDB speaks), headers included.
+async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                buf.truncate(end + 4 + length);
+                return Some(buf);
+            }
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

@@ -4,6 +4,8 @@
 
 #[path = "e2e/apiserver_rules.rs"]
 mod apiserver_rules;
+#[path = "e2e/caps.rs"]
+mod caps;
 mod common;
 #[path = "e2e/faults.rs"]
 mod faults;

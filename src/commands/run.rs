@@ -79,7 +79,7 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
         )
         .collect();
     tracing::debug!(schedules = book.distinct_schedules(), "schedules decided");
-    let answers = answer_requests(ctx, &inv, at, |ns| hours.contains_key(ns)).await?;
+    let answers = answer_requests(ctx, &inv, at, |ns| hours.contains_key(ns), &mut extra).await?;
     let mut intents = Vec::with_capacity(inv.namespaces.len());
     for ns in inv.namespaces.values() {
         let Some(h) = hours.get(ns.name.as_str()) else {
@@ -134,13 +134,14 @@ fn scheduled_intent(business: bool, live_window: bool) -> Intent {
 /// namespace → (request value, requested_by, answer).
 /// Each is authorized exactly like `up`, oldest request first; the permissions table is read
 /// once, and only when there is a request (scheduled scale-downs never depend on it). When the
-/// table cannot be read, requests that need it stay unanswered (the next healthy run decides
-/// them) and the rest of the run goes on.
+/// table cannot be read, requests that need it stay unanswered (rows `unanswered` in
+/// `unanswered`, exit 1; the next healthy run decides them) and the rest of the run goes on.
 async fn answer_requests(
     ctx: &Context,
     inv: &Inventory,
     at: DateTime<Utc>,
     decided: impl Fn(&str) -> bool,
+    unanswered: &mut Vec<(Option<AuditRecord>, Row)>,
 ) -> Result<BTreeMap<String, (String, String, Answer)>> {
     let mut answers = BTreeMap::new();
     let mut candidates: Vec<(&ManagedNamespace, String, DateTime<Utc>, Option<String>)> = Vec::new();
@@ -188,7 +189,16 @@ async fn answer_requests(
     let verdicts = match permissions::authorize(&ctx.config, &requests, &inv.open_windows(at), at).await {
         Ok(v) => v,
         Err(e) => {
+            // Not a rejection: the request is not answered at all, and the run fails (exit 1)
+            // so the Job is retried and the next healthy run decides it.
             tracing::error!(error = %e, requests = requests.len(), "self-service requests left unanswered until the next run");
+            let why = format!("left unanswered until the next run: {e}");
+            unanswered.extend(requests.iter().map(|r| {
+                (
+                    None,
+                    Row::decided(&r.namespace, &r.cost_center, "activate", "unanswered", &why),
+                )
+            }));
             return Ok(answers);
         }
     };

@@ -197,7 +197,7 @@ impl Session {
         self.close().await;
 
         let count = |s: &str| counts.get(s).copied().unwrap_or(0);
-        let failed = count("rolled_back") + count("failed") + count("not_processed");
+        let failed = count("rolled_back") + count("failed") + count("not_processed") + count("unanswered");
         let exit = if failed > 0 || audit_error.is_some() || lease_lost {
             Exit::Failed
         } else if count("rejected") > 0 {

@@ -18,6 +18,10 @@ mod lease;
 mod rbac;
 #[path = "e2e/refusals.rs"]
 mod refusals;
+#[path = "e2e/savings.rs"]
+mod savings;
+#[path = "e2e/schedules.rs"]
+mod schedules;
 
 use harness::*;
 use namespace_scheduler::audit::{AuditStatus, OperationType};

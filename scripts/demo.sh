@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The embedded-default demo: a local DynamoDB plus the local Kubernetes API stand-in, no cloud
 # account. Seeds sample namespaces, then shows a night (scale down), an off-hours activation
-# with `up`, a morning (scale back up to the exact replica counts) and the weekly report.
+# with `up`, a morning (scale back up to the exact replica counts), a pretend week of nights
+# (audited with the instants its runs decided for) and that week's savings report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,5 +67,31 @@ say "Thursday 08:00: business hours, everything back to its exact replica count"
 "$BIN" run --at 2026-11-26T08:00:00-05:00
 workloads
 
-say "this week's report from the audit table (records carry the real clock, so the hours are the demo's seconds)"
+say "this week's report (these records carry the wall clock: the demo's runs took seconds, so its hours and savings are tiny)"
 "$BIN" report --week "$(TZ=America/Bogota date +%G-W%V)"
+
+# A pretend week, through the same binary and code paths: every weekday of last ISO week the
+# 18:00 run scales down and the next morning's 08:00 run scales back up (Friday's down lasts the
+# weekend). NS_SCHEDULER_AUDIT_CLOCK=decision makes each audit record carry the instant its run
+# decided for (--at) instead of the wall clock; nothing else differs from a real week.
+read -r LAST_WEEK MONDAY < <(python3 -c 'import datetime as d; t=d.datetime.now(d.timezone(d.timedelta(hours=-5))).date(); m=t-d.timedelta(days=t.weekday()+7); y,w,_=m.isocalendar(); print(f"{y}-W{w:02d}", m.isoformat())')
+say "a pretend week ($LAST_WEEK): runs at 18:00 and 08:00 each weekday, audited with the instants they decided for (NS_SCHEDULER_AUDIT_CLOCK=decision), not the wall clock"
+for day in 0 1 2 3 4; do
+  evening=$(date -d "$MONDAY + $day days" +%F)T18:00:00-05:00
+  next=$((day == 4 ? 7 : day + 1))
+  morning=$(date -d "$MONDAY + $next days" +%F)T08:00:00-05:00
+  NS_SCHEDULER_AUDIT_CLOCK=decision "$BIN" --output json run --at "$evening" > "$WORK/down-$day.json"
+  NS_SCHEDULER_AUDIT_CLOCK=decision "$BIN" --output json run --at "$morning" > "$WORK/up-$day.json"
+  python3 - "$WORK/down-$day.json" "$WORK/up-$day.json" "$evening" << 'PY'
+import json, sys
+down, up = (json.load(open(f)) for f in sys.argv[1:3])
+print(f"  {sys.argv[3]}: down freed {down['freed']['vcpu']:.2f} vCPU / {down['freed']['gib']:.2f} GiB;"
+      f" the next morning's run restored {up['restored']['vcpu']:.2f} vCPU / {up['restored']['gib']:.2f} GiB")
+PY
+done
+
+say "what that week saved, per namespace and cost center (report --week $LAST_WEEK)"
+"$BIN" report --week "$LAST_WEEK"
+
+say "one CloudWatch Embedded Metric Format line per run (METRICS_FORMAT=emf), for dashboards without an agent"
+METRICS_FORMAT=emf "$BIN" --output json run --at 2026-11-25T22:30:00-05:00 | tail -n 1

@@ -78,6 +78,7 @@ struct RawEnv {
     ns_scheduler_retry_base_ms: Option<String>,
     ns_scheduler_retry_max_ms: Option<String>,
     ns_scheduler_lease_seconds: Option<String>,
+    ns_scheduler_audit_clock: Option<String>,
     price_per_vcpu_hour: Option<String>,
     price_per_gib_hour: Option<String>,
     metrics_format: Option<String>,
@@ -164,6 +165,16 @@ pub struct Tuning {
     pub retry_max: Duration,
     /// How long a silent holder keeps the Lease (`NS_SCHEDULER_LEASE_SECONDS`, 60).
     pub lease_seconds: u32,
+    /// Which clock audit records carry (`NS_SCHEDULER_AUDIT_CLOCK`, `wall`).
+    pub audit_clock: AuditClock,
+}
+
+/// `NS_SCHEDULER_AUDIT_CLOCK`: `wall` (the default: when it happened) or `decision` (the instant
+/// the run decided for, `--at`: a demo's pretend week, a backfill; never for production).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditClock {
+    Wall,
+    Decision,
 }
 
 impl Config {
@@ -348,6 +359,11 @@ impl Config {
                     60,
                     2..=3600,
                 )?,
+                audit_clock: match text(raw.ns_scheduler_audit_clock, "wall").to_ascii_lowercase().as_str() {
+                    "wall" => AuditClock::Wall,
+                    "decision" => AuditClock::Decision,
+                    other => return Err(Error::config("NS_SCHEDULER_AUDIT_CLOCK", other, "expected wall or decision")),
+                },
             },
             prices: Prices {
                 per_vcpu_hour: match raw.price_per_vcpu_hour {
@@ -559,6 +575,7 @@ mod tests {
             ("NS_SCHEDULER_RETRY_ATTEMPTS", "abc"),
             ("NS_SCHEDULER_REQUEST_TIMEOUT_MS", "0"),
             ("NS_SCHEDULER_LEASE_SECONDS", "1"),
+            ("NS_SCHEDULER_AUDIT_CLOCK", "sundial"),
             ("PRICE_PER_VCPU_HOUR", "-0.04"),
             ("PRICE_PER_VCPU_HOUR", "NaN"),
             ("PRICE_PER_GIB_HOUR", "inf"),

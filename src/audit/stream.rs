@@ -159,14 +159,22 @@ async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<Audit
 pub struct AuditSink<'a> {
     config: &'a Config,
     stream: Option<AuditStream>,
+    /// Seconds added to every record's timestamps (0 but for `NS_SCHEDULER_AUDIT_CLOCK=decision`).
+    shift: f64,
 }
 
 impl<'a> AuditSink<'a> {
-    pub fn new(config: &'a Config) -> Self {
-        AuditSink { config, stream: None }
+    pub fn new(config: &'a Config, shift: f64) -> Self {
+        AuditSink {
+            config,
+            stream: None,
+            shift,
+        }
     }
 
-    pub async fn send(&mut self, record: AuditRecord) {
+    pub async fn send(&mut self, mut record: AuditRecord) {
+        record.timestamp_start += self.shift;
+        record.timestamp_end += self.shift;
         if self.stream.is_none() {
             let client = crate::dynamo::client(self.config).await;
             self.stream = Some(AuditWriter::new(client, self.config.audit_table.clone()).stream());

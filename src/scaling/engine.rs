@@ -18,6 +18,7 @@ use super::requests::Requested;
 use super::retry::RetryPolicy;
 use super::stop::Stop;
 use crate::audit::{AuditRecord, AuditSink, AuditStatus, OperationType, ResourceChange};
+use crate::config::AuditClock;
 use crate::context::Context;
 use crate::error::{Exit, Result};
 use crate::metrics::RunFigures;
@@ -36,6 +37,7 @@ pub struct Session {
     pub stop: Arc<Stop>,
     lease: Option<LeaseGuard>,
     started: Instant,
+    started_at: DateTime<Utc>,
 }
 
 impl Session {
@@ -66,6 +68,7 @@ impl Session {
             stop: ctx.stop.clone(),
             lease,
             started,
+            started_at: Utc::now(),
         })
     }
 
@@ -112,7 +115,13 @@ impl Session {
             ctx.config.rollback_enabled,
             self.stop.clone(),
         );
-        let mut audit = AuditSink::new(&ctx.config);
+        // Records carry the wall clock, unless NS_SCHEDULER_AUDIT_CLOCK=decision asks for the
+        // instant the run decided for (`--at`): a demo's pretend week, a backfill.
+        let shift = match ctx.config.tuning.audit_clock {
+            AuditClock::Wall => 0.0,
+            AuditClock::Decision => (header.decided_at - self.started_at).num_milliseconds() as f64 / 1000.0,
+        };
+        let mut audit = AuditSink::new(&ctx.config, shift);
         let mut rows: Vec<Row> = Vec::new();
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (r, row) in extra {
@@ -370,6 +379,7 @@ pub fn header(
         run_id: ctx.run_id.clone(),
         cluster: ctx.config.cluster_name.clone(),
         at: rfc3339(at),
+        decided_at: at,
         business_hours: business,
         namespaces_managed: managed,
     }

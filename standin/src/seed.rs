@@ -132,6 +132,29 @@ pub fn demo() -> Vec<Value> {
     // dev-legacy (namespace excluded)
     out.push(deployment("dev-legacy", "legacy-monolith", 2));
     out.push(cronjob("dev-legacy", "legacy-batch", false));
+    // What the pods request, so the plan and the report show what a night frees: APIs and
+    // web tiers 250m/256Mi, workers 500m/512Mi, databases and search 1 vCPU/2Gi. The
+    // payments-api pod also runs an 800m migration init container (its effective request is
+    // 800m); dev-orders' orders-consumer requests nothing (counted 0, and the plan says so).
+    for o in &mut out {
+        let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+        if !o["spec"]["template"].is_object() || name == "orders-consumer" {
+            continue;
+        }
+        let (cpu, memory) = match name.as_str() {
+            n if n.ends_with("-db") || n.ends_with("-search") || n.ends_with("-redis") => ("1", "2Gi"),
+            n if n.ends_with("-worker") || n.ends_with("-consumer") || n.ends_with("-backend") => ("500m", "512Mi"),
+            _ => ("250m", "256Mi"),
+        };
+        let spec = &mut o["spec"]["template"]["spec"];
+        spec["containers"][0]["resources"] = json!({"requests": {"cpu": cpu, "memory": memory}});
+        if name == "payments-api" {
+            spec["initContainers"] = json!([{
+                "name": "migrate", "image": "busybox:1.36",
+                "resources": {"requests": {"cpu": "800m", "memory": "128Mi"}},
+            }]);
+        }
+    }
     out
 }
 

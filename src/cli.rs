@@ -63,22 +63,27 @@ pub struct UpArgs {
     /// Who asked (audited).
     #[arg(long, default_value = "cli", env = "NS_SCHEDULER_REQUESTED_BY")]
     pub requested_by: String,
-    /// Window length outside business hours, e.g. 4h, 90m, 1h30m.
+    /// The activation window's length from now, e.g. 4h, 90m, 1h30m (at most MAX_ACTIVATION_HOURS;
+    /// the part outside business hours needs a cap slot).
     #[arg(long = "for", value_parser = parse_duration, default_value = "4h")]
     pub duration: chrono::Duration,
+    /// Decide as if it were this instant (RFC 3339) instead of now.
     #[arg(long, value_parser = parse_instant)]
     pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
+    /// Namespaces to deactivate (repeat the flag or separate with commas).
     #[arg(long = "namespace", short = 'n', required = true, num_args = 1.., value_delimiter = ',')]
     pub namespaces: Vec<String>,
     /// Cost center to record (defaults to the namespace's label).
     #[arg(long)]
     pub cost_center: Option<String>,
+    /// Who asked (audited).
     #[arg(long, default_value = "cli", env = "NS_SCHEDULER_REQUESTED_BY")]
     pub requested_by: String,
+    /// Record as if it were this instant (RFC 3339) instead of now.
     #[arg(long, value_parser = parse_instant)]
     pub at: Option<DateTime<Utc>>,
 }

@@ -89,6 +89,19 @@ pub struct ResourceChange {
 }
 
 impl ResourceChange {
+    /// A change made, with its per-replica (cpu millicores, memory bytes) when the kind has them.
+    pub fn changed(kind: &str, name: &str, from: &str, to: &str, per_replica: Option<(u64, u64)>) -> Self {
+        ResourceChange {
+            kind: kind.into(),
+            name: name.into(),
+            from: from.into(),
+            to: to.into(),
+            skipped: None,
+            cpu_millicores: per_replica.map(|p| p.0),
+            memory_bytes: per_replica.map(|p| p.1),
+        }
+    }
+
     /// Whether this kind has replicas, hence requests that a change frees or restores.
     pub fn has_replicas(&self) -> bool {
         matches!(self.kind.as_str(), "Deployment" | "StatefulSet")

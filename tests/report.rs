@@ -46,18 +46,6 @@ fn local(hours: f64) -> String {
 
 const MI: u64 = 1 << 20;
 
-fn change(kind: &str, name: &str, from: &str, to: &str, per_replica: Option<(u64, u64)>) -> ResourceChange {
-    ResourceChange {
-        kind: kind.into(),
-        name: name.into(),
-        from: from.into(),
-        to: to.into(),
-        cpu_millicores: per_replica.map(|p| p.0),
-        memory_bytes: per_replica.map(|p| p.1),
-        skipped: None,
-    }
-}
-
 /// A completed record whose operation finished `hours` after the week starts (local Monday 00:00).
 /// Every namespace is the same: api 3 × (800m, 512Mi), db 2 × (1 vCPU, 2Gi) and a CronJob, so a
 /// down frees 4.4 vCPU and 5.5 GiB.
@@ -76,9 +64,9 @@ fn at(ns: &str, cc: &str, hours: f64, op: OperationType) -> AuditRecord {
     };
     let db = if op.activates() { ("0", "2") } else { ("2", "0") };
     r.resources = vec![
-        change("Deployment", "api", on, off, Some((800, 512 * MI))),
-        change("StatefulSet", "db", db.0, db.1, Some((1000, 2048 * MI))),
-        change("CronJob", "nightly", cron_on, cron_off, None),
+        ResourceChange::changed("Deployment", "api", on, off, Some((800, 512 * MI))),
+        ResourceChange::changed("StatefulSet", "db", db.0, db.1, Some((1000, 2048 * MI))),
+        ResourceChange::changed("CronJob", "nightly", cron_on, cron_off, None),
     ];
     r
 }

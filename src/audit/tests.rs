@@ -9,18 +9,6 @@ use super::*;
 
 const MI: u64 = 1 << 20;
 
-fn change(kind: &str, name: &str, from: &str, to: &str, per_replica: Option<(u64, u64)>) -> ResourceChange {
-    ResourceChange {
-        kind: kind.into(),
-        name: name.into(),
-        from: from.into(),
-        to: to.into(),
-        cpu_millicores: per_replica.map(|p| p.0),
-        memory_bytes: per_replica.map(|p| p.1),
-        skipped: None,
-    }
-}
-
 fn record(resources: Vec<ResourceChange>) -> AuditRecord {
     AuditRecord {
         namespace_name: "qa-a".into(),
@@ -49,9 +37,9 @@ fn n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
 #[test]
 fn request_figures_and_totals_round_trip() {
     let r = record(vec![
-        change("Deployment", "api", "3", "0", Some((800, 512 * MI))),
-        change("StatefulSet", "db", "2", "0", Some((1000, 2048 * MI))),
-        change("CronJob", "nightly", "suspend=false", "suspend=true", None),
+        ResourceChange::changed("Deployment", "api", "3", "0", Some((800, 512 * MI))),
+        ResourceChange::changed("StatefulSet", "db", "2", "0", Some((1000, 2048 * MI))),
+        ResourceChange::changed("CronJob", "nightly", "suspend=false", "suspend=true", None),
     ]);
     let totals = r.totals().expect("every entry with replicas has its figures");
     assert_eq!(totals.cpu_millicores, 3 * 800 + 2 * 1000);
@@ -75,9 +63,9 @@ fn request_figures_and_totals_round_trip() {
 #[test]
 fn an_up_records_what_it_restores() {
     let r = record(vec![
-        change("Deployment", "api", "0", "3", Some((800, 512 * MI))),
+        ResourceChange::changed("Deployment", "api", "0", "3", Some((800, 512 * MI))),
         // Someone set 2 while it was down: the up keeps it and restores nothing.
-        change("Deployment", "worker", "2", "2", Some((500, MI))),
+        ResourceChange::changed("Deployment", "worker", "2", "2", Some((500, MI))),
     ]);
     let totals = r.totals().unwrap();
     assert_eq!((totals.cpu_millicores, totals.memory_bytes), (2400, 1536 * MI));
@@ -86,7 +74,7 @@ fn an_up_records_what_it_restores() {
 #[test]
 fn records_without_requests_still_read_and_have_no_totals() {
     // An item as the previous version wrote it: no request figures, no totals.
-    let old = record(vec![change("Deployment", "api", "3", "0", None)]);
+    let old = record(vec![ResourceChange::changed("Deployment", "api", "3", "0", None)]);
     let mut item = old.to_item();
     assert!(!item.contains_key(CPU_TOTAL_ATTRIBUTE) && !item.contains_key(MEMORY_TOTAL_ATTRIBUTE));
     let back = AuditRecord::from_item(&item).unwrap();
@@ -102,7 +90,14 @@ fn records_without_requests_still_read_and_have_no_totals() {
 
 #[test]
 fn unreadable_figures_read_as_absent() {
-    let mut item = record(vec![change("Deployment", "api", "3", "0", Some((1, 1)))]).to_item();
+    let mut item = record(vec![ResourceChange::changed(
+        "Deployment",
+        "api",
+        "3",
+        "0",
+        Some((1, 1)),
+    )])
+    .to_item();
     let Some(AttributeValue::L(entries)) = item.get_mut("resources") else {
         panic!()
     };
@@ -121,7 +116,13 @@ fn unreadable_figures_read_as_absent() {
 
 #[test]
 fn replica_counts_that_do_not_read_make_totals_unknown() {
-    let r = record(vec![change("Deployment", "api", "three", "0", Some((100, 100)))]);
+    let r = record(vec![ResourceChange::changed(
+        "Deployment",
+        "api",
+        "three",
+        "0",
+        Some((100, 100)),
+    )]);
     assert_eq!(r.totals(), None);
     assert!(!r.to_item().contains_key(CPU_TOTAL_ATTRIBUTE));
 }

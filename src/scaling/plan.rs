@@ -166,15 +166,13 @@ impl Change {
     }
 
     pub fn resource(&self) -> ResourceChange {
-        ResourceChange {
-            kind: self.kind.as_str().into(),
-            name: self.name.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            skipped: None,
-            cpu_millicores: self.per_replica.map(|p| p.cpu_millicores),
-            memory_bytes: self.per_replica.map(|p| p.memory_bytes),
-        }
+        ResourceChange::changed(
+            self.kind.as_str(),
+            &self.name,
+            &self.from,
+            &self.to,
+            self.per_replica.map(|p| (p.cpu_millicores, p.memory_bytes)),
+        )
     }
 }
 

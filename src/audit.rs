@@ -1,4 +1,4 @@
-//! Audit trail (SPEC §6): one record per namespace per operation, compatible with the existing
+//! Audit trail (docs/reference.md §6): one record per namespace per operation, compatible with the existing
 //! `task-scheduler-logs-{env}` table and its four GSIs.
 //! OWNER of the writer: DynamoDB engineer. The record types are the contract with `scaling`.
 
@@ -79,7 +79,7 @@ pub struct ResourceChange {
     /// Set when the object was not changed: why (e.g. the API's message for a refused write).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
-    /// Per-replica cpu request of a Deployment or StatefulSet (SPEC §8); absent for other kinds
+    /// Per-replica cpu request of a Deployment or StatefulSet (docs/reference.md §8); absent for other kinds
     /// and in records written before requests were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_millicores: Option<u64>,
@@ -202,7 +202,7 @@ impl std::str::FromStr for AuditStatus {
 impl AuditRecord {
     /// What the namespace's changes freed (a deactivation) or restored (an activation): the sum
     /// over `resources` of replicas changed × per-replica request. None when an entry with
-    /// replicas lacks request figures (records written before SPEC §8). Derived, never stored
+    /// replicas lacks request figures (records written before docs/reference.md §8). Derived, never stored
     /// apart from `resources`, so the two cannot disagree; `to_item` writes it as
     /// `cpu_millicores_total` / `memory_bytes_total` for readers of the table.
     pub fn totals(&self) -> Option<Requested> {
@@ -253,7 +253,7 @@ fn number(n: f64) -> AttributeValue {
 }
 
 impl AuditRecord {
-    /// The DynamoDB item (SPEC §6), plus `expires_at` (epoch seconds) for the table's TTL.
+    /// The DynamoDB item (docs/reference.md §6), plus `expires_at` (epoch seconds) for the table's TTL.
     pub fn to_item(&self) -> HashMap<String, AttributeValue> {
         let s = |v: &str| AttributeValue::S(v.to_string());
         let mut item = HashMap::from([
@@ -361,7 +361,7 @@ impl AuditRecord {
     }
 }
 
-/// Writes audit records to the audit table (SPEC §6): batched, retried, never dropped silently.
+/// Writes audit records to the audit table (docs/reference.md §6): batched, retried, never dropped silently.
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
     client: Client,

@@ -1,4 +1,4 @@
-//! Command line (SPEC §1). Every flag can also come from the environment (`NS_SCHEDULER_*`),
+//! Command line (docs/reference.md §1). Every flag can also come from the environment (`NS_SCHEDULER_*`),
 //! so a CronJob can be reconfigured without changing its arguments.
 
 use chrono::{DateTime, Utc};
@@ -113,7 +113,7 @@ pub struct CalendarArgs {
 
 #[derive(Debug, Args)]
 pub struct PopulateArgs {
-    /// JSON or YAML list of cost centers (same fields as the table); defaults to the six of SPEC §5.
+    /// JSON or YAML list of cost centers (same fields as the table); defaults to the six of docs/reference.md §5.
     #[arg(long)]
     pub file: Option<std::path::PathBuf>,
 }

@@ -1,8 +1,8 @@
-//! One error type for the whole crate, and the exit code each kind of failure maps to (SPEC §1).
+//! One error type for the whole crate, and the exit code each kind of failure maps to (docs/reference.md §1).
 
 use std::process::ExitCode;
 
-/// Exit codes of SPEC §1, in one place so every command agrees on them.
+/// Exit codes of docs/reference.md §1, in one place so every command agrees on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Done, including "nothing to do".

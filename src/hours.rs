@@ -1,4 +1,4 @@
-//! The business-hours decision (SPEC §3): a pure function of (configuration, instant).
+//! The business-hours decision (docs/reference.md §3): a pure function of (configuration, instant).
 //! OWNER: calendar/hours engineer — signatures here are the contract other modules use.
 
 use std::collections::btree_map::Entry;

@@ -1,4 +1,4 @@
-//! Run metrics as one CloudWatch Embedded Metric Format line (SPEC §8, `METRICS_FORMAT=emf`).
+//! Run metrics as one CloudWatch Embedded Metric Format line (docs/reference.md §8, `METRICS_FORMAT=emf`).
 //!
 //! A pure rendering of a run's figures: the engine calls [`render`] once at the end of a run and
 //! prints the line on stdout, on a line of its own. CloudWatch Logs turns such a line into

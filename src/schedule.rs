@@ -1,4 +1,4 @@
-//! Per-namespace schedules (SPEC §9): the `namespace-scheduler/schedule` annotation, parsed into
+//! Per-namespace schedules (docs/reference.md §9): the `namespace-scheduler/schedule` annotation, parsed into
 //! the same [`BusinessHours`] as the cluster's `BUSINESS_*` variables and decided by the same code,
 //! with the same zone, weekday, window and calendar checks (see `config.rs`), so the two cannot drift.
 //!

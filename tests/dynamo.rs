@@ -1,6 +1,6 @@
 //! Against DynamoDB Local: local tables follow the CloudFormation template, the audit writer
 //! writes every field and never loses a record silently, the permissions store reads in batches.
-//! Plus the pure authorization rules of SPEC §5.
+//! Plus the pure authorization rules of docs/reference.md §5.
 
 mod common;
 

@@ -36,7 +36,7 @@ fn row<'a>(summary: &'a Value, ns: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row for {ns} in {summary}"))
 }
 
-/// A namespace with every case of SPEC §4: counts 1/3/7, a StatefulSet, CronJobs on and off,
+/// A namespace with every case of docs/reference.md §4: counts 1/3/7, a StatefulSet, CronJobs on and off,
 /// a Deployment off on purpose, an excluded one and an operator-controlled one.
 async fn mixed_namespace(c: &Cluster, short: &str) -> String {
     let ns = c

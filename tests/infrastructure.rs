@@ -1,4 +1,4 @@
-//! Offline checks of the non-Kubernetes deployment artifacts (SPEC §7, issue 5):
+//! Offline checks of the non-Kubernetes deployment artifacts (docs/reference.md §7, issue 5):
 //! the CloudFormation template (read with serde_yaml, as the Rust code that creates local
 //! tables reads it), the Dockerfile, and the GitHub Actions workflows.
 //! `scripts/lint-artifacts.sh` runs cfn-lint and action-validator on the same files.

@@ -1,5 +1,5 @@
 //! `report` against DynamoDB Local, through the real binary, over a week of generated records
-//! with hand-checked totals: active hours, hours down and their savings (SPEC §8).
+//! with hand-checked totals: active hours, hours down and their savings (docs/reference.md §8).
 
 mod common;
 

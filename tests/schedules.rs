@@ -1,4 +1,4 @@
-//! Per-namespace schedules (SPEC §9): Madrid and Bogotá namespaces on one cluster, to the minute
+//! Per-namespace schedules (docs/reference.md §9): Madrid and Bogotá namespaces on one cluster, to the minute
 //! across Europe's clock changes, holiday calendars, bad values, and the engine-facing
 //! `ScheduleBook` agreeing with the offline `check --schedule` of the built binary.
 

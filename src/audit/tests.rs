@@ -1,4 +1,4 @@
-//! Items written and read back: the request figures and totals of SPEC §8, and records written
+//! Items written and read back: the request figures and totals of docs/reference.md §8, and records written
 //! before them.
 
 use std::collections::HashMap;

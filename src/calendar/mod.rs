@@ -1,4 +1,4 @@
-//! Holiday calendars (SPEC §3): Colombia computed by law for any year, other countries from the
+//! Holiday calendars (docs/reference.md §3): Colombia computed by law for any year, other countries from the
 //! `holidays` crate (with a clear error where its data ends), plus the manual `BUSINESS_HOLIDAYS`.
 //! OWNER: calendar/hours engineer — signatures here are the contract other modules use.
 

@@ -11,7 +11,7 @@ use crate::hours::Decision;
 use crate::schedule::{excerpt, ScheduleBook, ScheduleError};
 
 /// What `check --output json` prints: the decision's fields, which schedule decided, and the
-/// effective protected namespaces (SPEC §2).
+/// effective protected namespaces (docs/reference.md §2).
 #[derive(Serialize)]
 struct CheckReport<'a> {
     #[serde(flatten)]

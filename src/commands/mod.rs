@@ -90,7 +90,7 @@ pub fn main() -> Exit {
     }
 }
 
-/// A run that ends in an error still ends with its one summary (SPEC §1), in the format asked.
+/// A run that ends in an error still ends with its one summary (docs/reference.md §1), in the format asked.
 /// (Only for the commands whose output is a summary.)
 fn error_summary(ctx: &Context, command: &str, e: &crate::Error) -> String {
     let exit = e.exit() as u8;

@@ -1,6 +1,6 @@
 //! `populate [--file F]`: seed the cost-center permissions table with conditional puts
 //! (`attribute_not_exists(cost_center)`: an existing item is never overwritten). Without `--file`
-//! the six cost centers of SPEC §5; with it, a JSON or YAML list of the same fields, validated in
+//! the six cost centers of docs/reference.md §5; with it, a JSON or YAML list of the same fields, validated in
 //! full before anything is written (a bad field is exit 2, naming the item and the field).
 //! With `DYNAMODB_ENDPOINT_URL` (a local DynamoDB for the demo) it first creates both tables if
 //! absent, with the schema of infrastructure/dynamodb-tables.yaml.
@@ -40,7 +40,7 @@ pub async fn execute(ctx: &Context, args: PopulateArgs) -> Result<Exit> {
     let now = chrono::Utc::now().timestamp();
     let (source, items) = match &args.file {
         Some(path) => (path.display().to_string(), load_file(path, now)?),
-        None => ("defaults (SPEC §5)".to_string(), default_cost_centers(now)),
+        None => ("the six default cost centers".to_string(), default_cost_centers(now)),
     };
     let table = ctx.config.permissions_table.clone();
     let client = crate::dynamo::client(&ctx.config).await;

@@ -1,6 +1,6 @@
 //! `report --week YYYY-Www [--output text|json|csv] [--price-vcpu-hour P] [--price-gib-hour P]`:
 //! active hours, hours down and what they saved, per namespace and per cost center for one ISO
-//! week (business time zone), from the audit table, with totals (SPEC §8).
+//! week (business time zone), from the audit table, with totals (docs/reference.md §8).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! Configuration from the environment (SPEC §2), parsed with `envy` and validated in full before
+//! Configuration from the environment (docs/reference.md §2), parsed with `envy` and validated in full before
 //! anything is touched. Every error names the variable and the bad value (exit 2).
 
 use std::collections::BTreeSet;
@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::hours::{parse_timezone, validate_window, BusinessHours, WeekdaySet};
 use crate::metrics::MetricsFormat;
 
-/// The 15 namespaces the old system never touched (SPEC §2).
+/// The 15 namespaces the old system never touched (docs/reference.md §2).
 pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
     "kube-system",
     "kube-public",
@@ -32,7 +32,7 @@ pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
     "tigera-operator",
 ];
 
-/// Protected whatever `PROTECTED_NAMESPACES` says (SPEC §2): the cluster's own namespaces. The
+/// Protected whatever `PROTECTED_NAMESPACES` says (docs/reference.md §2): the cluster's own namespaces. The
 /// scheduler's own namespace is added to these at start-up.
 pub const PROTECTED_FLOOR: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
@@ -110,9 +110,9 @@ pub struct Config {
     pub permissions_cache_enabled: bool,
     /// The scheduler's own namespace: holds the Lease and is always protected.
     pub own_namespace: String,
-    /// Tuning beyond SPEC §2 (`NS_SCHEDULER_*`); the defaults suit production, tests shorten them.
+    /// Tuning beyond docs/reference.md §2 (`NS_SCHEDULER_*`); the defaults suit production, tests shorten them.
     pub tuning: Tuning,
-    /// For the savings estimate of `report` (SPEC §8).
+    /// For the savings estimate of `report` (docs/reference.md §8).
     pub prices: Prices,
     /// `METRICS_FORMAT`: one EMF line at the end of each run, or none.
     pub metrics_format: MetricsFormat,

@@ -12,7 +12,7 @@ fn defaults_match_the_spec() {
     assert_eq!(c.permissions_table, "cost-center-permissions-production");
     assert_eq!(c.business.timezone, chrono_tz::America::Bogota);
     assert_eq!((c.business.start_minute, c.business.end_minute), (8 * 60, 18 * 60));
-    // SPEC §2, verbatim.
+    // docs/reference.md §2, verbatim.
     let spec = "kube-system, kube-public, kube-node-lease, default, karpenter, kyverno, argocd, \
                 istio-system, monitoring, task-scheduler, cert-manager, ingress-nginx, \
                 amazon-cloudwatch, calico-system, tigera-operator";

@@ -70,7 +70,7 @@ impl Rejection {
     }
 }
 
-/// The six cost centers `populate` seeds by default (SPEC §5), stamped `now` (epoch seconds).
+/// The six cost centers `populate` seeds by default (docs/reference.md §5), stamped `now` (epoch seconds).
 pub fn default_cost_centers(now: i64) -> Vec<CostCenter> {
     let cc = |name: &str, codigo: &str, authorized: bool, max: u32, globs: &[&str], description: &str| CostCenter {
         cost_center: name.to_string(),
@@ -136,7 +136,7 @@ pub fn default_cost_centers(now: i64) -> Vec<CostCenter> {
 }
 
 impl CostCenter {
-    /// The DynamoDB item (SPEC §5 attribute names and types).
+    /// The DynamoDB item (docs/reference.md §5 attribute names and types).
     pub fn to_item(&self) -> HashMap<String, AttributeValue> {
         let s = |v: &str| AttributeValue::S(v.to_string());
         let list = |v: &[String]| AttributeValue::L(v.iter().map(|x| s(x)).collect());

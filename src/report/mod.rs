@@ -1,4 +1,4 @@
-//! Weekly report from the audit table (SPEC §1 `report`, §8): active hours, hours down and
+//! Weekly report from the audit table (docs/reference.md §1 `report`, §8): active hours, hours down and
 //! what they saved.
 //!
 //! A namespace becomes active at the `timestamp_end` of a completed activating operation
@@ -38,7 +38,7 @@ pub struct Transition {
     pub activates: bool,
     /// What a deactivation scaled down (empty for an activation).
     pub scaled_down: Vec<ScaledDown>,
-    /// The record carries request figures (its namespace totals): written since SPEC §8. A
+    /// The record carries request figures (its namespace totals): written since docs/reference.md §8. A
     /// deactivation without them still gives hours down, with savings unknown.
     pub requests_known: bool,
 }

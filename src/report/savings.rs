@@ -1,4 +1,4 @@
-//! Hours down and what they saved (SPEC §8), from the same transitions as the active hours.
+//! Hours down and what they saved (docs/reference.md §8), from the same transitions as the active hours.
 //!
 //! A namespace is down from a completed deactivation until its next completed activation. Each
 //! workload that deactivation scaled down saves `replicas removed × per-replica request` from

@@ -1,4 +1,4 @@
-//! Scaling engine (SPEC §4): discover → plan (plain data) → apply with rollback.
+//! Scaling engine (docs/reference.md §4): discover → plan (plain data) → apply with rollback.
 //!
 //! - [`inventory`]: the cluster as plain data (namespaces and workloads), listed cluster-wide
 //!   with pagination.

@@ -1,4 +1,4 @@
-//! What one replica of a Deployment or StatefulSet asks the scheduler for (SPEC §8): the pod's
+//! What one replica of a Deployment or StatefulSet asks the scheduler for (docs/reference.md §8): the pod's
 //! effective `cpu` and `memory` request, read from the pod template while the list is parsed.
 //!
 //! Only `spec.containers[].resources.requests`, `spec.initContainers[].resources.requests` and

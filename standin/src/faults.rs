@@ -245,6 +245,11 @@ impl Faults {
         self.rules.clear();
     }
 
+    /// How many times rule `id` has fired; `None` once it is removed.
+    pub fn fired(&self, id: u64) -> Option<u64> {
+        self.rules.iter().find(|a| a.id == id).map(|a| a.fired)
+    }
+
     pub fn list(&self) -> Vec<serde_json::Value> {
         self.rules
             .iter()
@@ -337,6 +342,19 @@ mod tests {
         let again: Vec<bool> = (0..200).map(|_| g.decide(&probe()).action.is_some()).collect();
         assert_eq!(hits, again, "same seed, same sequence");
         assert_eq!(f.counts.status[&500], n as u64);
+    }
+
+    #[test]
+    fn fired_is_counted_per_rule() {
+        let mut f = Faults::default();
+        let once = f.add(FaultRule::new(FaultAction::Drop).verb("patch").once());
+        let other = f.add(FaultRule::new(FaultAction::status(500)).verb("list"));
+        for _ in 0..3 {
+            f.decide(&probe());
+        }
+        assert_eq!((f.fired(once), f.fired(other)), (Some(1), Some(0)));
+        f.remove(once);
+        assert_eq!(f.fired(once), None);
     }
 
     #[test]

@@ -402,6 +402,12 @@ impl Standin {
         self.inner.faults.lock().expect("faults lock").counts.clone()
     }
 
+    /// How many times fault rule `id` has fired (counted when the request is matched, before
+    /// any latency it adds); `None` once the rule is removed.
+    pub fn fault_fired(&self, id: u64) -> Option<u64> {
+        self.inner.faults.lock().expect("faults lock").fired(id)
+    }
+
     /// Set the global per-request latency.
     pub fn set_latency(&self, latency: Duration) {
         self.inner

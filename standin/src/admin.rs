@@ -177,6 +177,14 @@ pub(crate) fn handle(inner: &Inner, method: &str, rest: &str, query: &[(String, 
             }
             None => err(400, "expected {\"ms\": N}"),
         },
+        ("POST", "compact") => ok(&json!({"compacted": inner.store.lock().expect("store lock").compact(false)})),
+        ("PUT" | "POST", "watch-cache") => match body["enabled"].as_bool() {
+            Some(on) => {
+                inner.store.lock().expect("store lock").watch_cache = on;
+                ok(&json!({"enabled": on}))
+            }
+            None => err(400, "expected {\"enabled\": true|false}"),
+        },
         ("POST", "objects") => match inner.insert_many(body) {
             Ok(objs) => ok(&json!(objs)),
             Err(e) => err(400, e),

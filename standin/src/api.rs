@@ -231,6 +231,8 @@ pub(crate) fn handle_resource(
                     ),
                 },
                 continue_token: q(query, "continue").filter(|c| !c.is_empty()).map(str::to_string),
+                resource_version: q(query, "resourceVersion").map(str::to_string),
+                version_match: q(query, "resourceVersionMatch").map(str::to_string),
             };
             Ok((200, store.list(def, ns, &lq)?))
         }

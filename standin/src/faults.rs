@@ -29,6 +29,9 @@ pub enum FaultAction {
     Drop,
     /// Process the request (the write happens), then close the connection without a response.
     CommitThenDrop,
+    /// One write lands elsewhere (a Lease renewal), etcd compacts at the new revision, then the
+    /// request is served normally: on a list's next page, its continue token has expired (410).
+    Compact,
 }
 
 impl FaultAction {
@@ -56,6 +59,7 @@ impl FaultAction {
             FaultAction::Latency { ms } => format!("latency:{ms}ms"),
             FaultAction::Drop => "drop".into(),
             FaultAction::CommitThenDrop => "commitThenDrop".into(),
+            FaultAction::Compact => "compact".into(),
         }
     }
 }
@@ -173,6 +177,9 @@ pub struct FaultCounts {
     pub drop: u64,
     /// Writes committed and then the connection dropped.
     pub commit_then_drop: u64,
+    /// Compactions before a request.
+    #[serde(default)]
+    pub compact: u64,
     /// Everything above.
     pub total: u64,
 }
@@ -190,6 +197,8 @@ pub(crate) struct Probe<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Decision {
     pub latency_ms: u64,
+    /// Compact before serving (see [`FaultAction::Compact`]).
+    pub compact: bool,
     pub action: Option<FaultAction>,
     pub labels: Vec<String>,
 }
@@ -270,7 +279,7 @@ impl Faults {
             {
                 continue;
             }
-            if d.action.is_some() && !matches!(r.action, FaultAction::Latency { .. }) {
+            if d.action.is_some() && !matches!(r.action, FaultAction::Latency { .. } | FaultAction::Compact) {
                 continue;
             }
             a.matched += 1;
@@ -289,6 +298,10 @@ impl Faults {
                 FaultAction::Latency { ms } => {
                     self.counts.latency += 1;
                     d.latency_ms += ms;
+                }
+                FaultAction::Compact => {
+                    self.counts.compact += 1;
+                    d.compact = true;
                 }
                 FaultAction::Status { code, .. } => {
                     *self.counts.status.entry(*code).or_default() += 1;

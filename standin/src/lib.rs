@@ -31,6 +31,13 @@
 //!   [`Options::strict_updates`] is set; it is always rejected (422) for custom resources;
 //! * list pagination continues strictly after the last returned key, so objects that exist
 //!   throughout are never skipped or duplicated;
+//! * a list at `resourceVersion=0` is answered whole (`limit` ignored), as the apiserver's watch
+//!   cache does, unless [`Options::watch_cache`] is off; list options are validated as the
+//!   apiserver does (422 for a `resourceVersionMatch` it cannot honour, 400 for a
+//!   resourceVersion beside a continue token);
+//! * [`Standin::compact`] (or the `compact` fault action) compacts "etcd": a continue token
+//!   from before is answered 410 `Expired` with the apiserver's message and a continue token
+//!   in the Status;
 //! * strategic merge patch is a merge patch that also merges lists of objects by `name`; it is
 //!   rejected with 415 for custom resources (ScaledObjects), as by the apiserver;
 //! * server-side apply (`application/apply-patch+yaml`) is approximated as a merge patch that
@@ -51,6 +58,8 @@
 //! | `POST /_standin/faults` | add a [`FaultRule`] (JSON object or array) → `{"ids": [..]}` |
 //! | `DELETE /_standin/faults`, `DELETE /_standin/faults/ID` | remove all / one rule |
 //! | `PUT /_standin/latency` `{"ms": N}` | global per-request latency |
+//! | `POST /_standin/compact` | [`Standin::compact`] → `{"compacted": RV}` |
+//! | `PUT /_standin/watch-cache` `{"enabled": bool}` | [`Standin::set_watch_cache`] |
 //! | `POST /_standin/objects` | insert an object, an array or a `*List` (JSON or YAML) |
 //! | `GET /_standin/objects?apiVersion=&kind=[&namespace=][&name=]` | list, or get one |
 //! | `PATCH /_standin/objects?apiVersion=&kind=&namespace=&name=` | merge-patch as another actor would (bumps resourceVersion) |
@@ -60,7 +69,9 @@
 //! Fault rule JSON: `{"verb": "patch", "resource": "deployments", "subresource": "scale",
 //! "namespace": "dev-a", "name": "web", "nth": 2, "probability": 0.1, "seed": 7, "times": 1,
 //! "action": {"type": "status", "code": 429, "retryAfterSeconds": 1}}`; other actions:
-//! `{"type": "latency", "ms": 200}`, `{"type": "drop"}`, `{"type": "commitThenDrop"}`.
+//! `{"type": "latency", "ms": 200}`, `{"type": "drop"}`, `{"type": "commitThenDrop"}`,
+//! `{"type": "compact"}` (a write elsewhere, then etcd compacts, then the request is served:
+//! on the second page of a list it expires the first page's continue token).
 //!
 //! ## kubectl
 //!
@@ -113,6 +124,9 @@ pub struct Options {
     pub fault_seed: u64,
     /// Objects inserted before serving (see [`seed::demo`] and [`seed::parse_seed`]).
     pub seed: Vec<Value>,
+    /// Serve lists at `resourceVersion=0` whole, `limit` ignored, as kube-apiserver's watch
+    /// cache does (default); false pages them like any list (`--watch-cache=false`).
+    pub watch_cache: bool,
 }
 
 impl Default for Options {
@@ -124,6 +138,7 @@ impl Default for Options {
             strict_updates: false,
             fault_seed: 0,
             seed: Vec::new(),
+            watch_cache: true,
         }
     }
 }
@@ -286,6 +301,17 @@ impl Standin {
         self.inner.store.lock().expect("store lock").resource_version()
     }
 
+    /// Compact "etcd" at the current resourceVersion (`etcdctl compact`): continue tokens of
+    /// lists made at an older one are answered 410 Expired. Returns the compaction revision.
+    pub fn compact(&self) -> u64 {
+        self.inner.store.lock().expect("store lock").compact(false)
+    }
+
+    /// Turn the watch cache off (lists at `resourceVersion=0` are paged) or on again.
+    pub fn set_watch_cache(&self, on: bool) {
+        self.inner.store.lock().expect("store lock").watch_cache = on;
+    }
+
     /// Insert a Namespace with labels.
     pub fn add_namespace(&self, name: &str, labels: &[(&str, &str)]) -> Value {
         self.insert(seed::namespace(name, labels))
@@ -433,7 +459,7 @@ async fn bind(opts: Options) -> std::io::Result<(Arc<Inner>, tokio::net::TcpList
     let mut faults = faults::Faults::default();
     faults.seed = opts.fault_seed;
     let inner = Arc::new(Inner {
-        store: Mutex::new(store::Store::default()),
+        store: Mutex::new(store::Store::with_watch_cache(opts.watch_cache)),
         faults: Mutex::new(faults),
         requests: Mutex::new(Vec::new()),
         seq: AtomicU64::new(0),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use standin::{seed, Options, Standin};
 
 const USAGE: &str = "usage: kube-standin [--listen 127.0.0.1:PORT] [--kubeconfig-out PATH] \
-[--seed demo|FILE.yaml|FILE.json] [--latency-ms N] [--enable-keda] [--strict-updates] [--fault-seed N]";
+[--seed demo|FILE.yaml|FILE.json] [--latency-ms N] [--enable-keda] [--strict-updates] [--fault-seed N] [--no-watch-cache]";
 
 fn parse_args() -> Result<(Options, Option<String>), String> {
     let mut opts = Options::default();
@@ -42,6 +42,7 @@ fn parse_args() -> Result<(Options, Option<String>), String> {
             "--fault-seed" => opts.fault_seed = value()?.parse().map_err(|e| format!("--fault-seed: {e}"))?,
             "--enable-keda" => opts.enable_keda = true,
             "--strict-updates" => opts.strict_updates = true,
+            "--no-watch-cache" => opts.watch_cache = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -147,6 +147,9 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
         namespace: &r.namespace,
         name: &r.name,
     });
+    if decision.compact {
+        inner.store.lock().expect("store lock").compact(true);
+    }
     let delay = inner.latency_ms.load(Ordering::Relaxed) + decision.latency_ms;
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

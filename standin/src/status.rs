@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// Optional `details` object.
     pub details: Option<Value>,
+    /// `metadata.continue` of the Status (a 410 for an expired continue token offers one).
+    pub list_continue: Option<String>,
 }
 
 impl ApiError {
@@ -25,7 +27,14 @@ impl ApiError {
             reason: reason.into(),
             message: message.into(),
             details: None,
+            list_continue: None,
         }
+    }
+
+    /// With a continue token in the Status's `metadata`.
+    pub fn with_list_continue(mut self, token: String) -> Self {
+        self.list_continue = Some(token);
+        self
     }
 
     fn with_details(mut self, def: &ResourceDef, name: &str) -> Self {
@@ -107,6 +116,9 @@ impl ApiError {
         });
         if let Some(d) = &self.details {
             s["details"] = d.clone();
+        }
+        if let Some(c) = &self.list_continue {
+            s["metadata"]["continue"] = json!(c);
         }
         s
     }

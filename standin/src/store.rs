@@ -6,29 +6,23 @@ use serde_json::{json, Map, Value};
 
 use crate::patch::{self, PatchType};
 use crate::resources::ResourceDef;
-use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::token;
+
+mod list;
+
+pub use list::ListQuery;
 
 type Key = (String, String);
-
-/// Parameters of a list call.
-#[derive(Debug, Default, Clone)]
-pub struct ListQuery {
-    /// Parsed `labelSelector`.
-    pub labels: Option<LabelSelector>,
-    /// Parsed `fieldSelector`.
-    pub fields: Option<FieldSelector>,
-    /// `limit` (0 or absent = no limit).
-    pub limit: Option<usize>,
-    /// `continue` token from a previous page.
-    pub continue_token: Option<String>,
-}
 
 /// All objects plus the global resourceVersion counter.
 #[derive(Debug, Default)]
 pub struct Store {
     rv: u64,
+    /// etcd's compaction revision: continue tokens of an older list are expired (410).
+    compacted: u64,
+    /// Lists at `resourceVersion=0` are served whole, as kube-apiserver's watch cache does
+    /// (`limit` ignored); off, they are paged like any other list (`--watch-cache=false`).
+    pub watch_cache: bool,
     rng: u64,
     data: BTreeMap<(&'static str, &'static str), BTreeMap<Key, Value>>,
 }
@@ -47,9 +41,28 @@ fn key(def: &ResourceDef, ns: Option<&str>, name: &str) -> Key {
 }
 
 impl Store {
+    /// An empty store, its watch cache on or off.
+    pub fn with_watch_cache(on: bool) -> Self {
+        Store {
+            watch_cache: on,
+            ..Store::default()
+        }
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.rv
+    }
+
+    /// Like `etcdctl compact <current revision>`: a continue token of a list made before
+    /// (at an older revision) is now expired. With `after_a_write`, one write elsewhere in the
+    /// cluster (a Lease renewal) lands first, so even a token made at the current revision is.
+    pub fn compact(&mut self, after_a_write: bool) -> u64 {
+        if after_a_write {
+            self.rv += 1;
+        }
+        self.compacted = self.rv;
+        self.compacted
     }
 
     fn uid(&mut self) -> String {
@@ -234,62 +247,6 @@ impl Store {
             .and_then(|t| t.get(&key(def, ns, name)))
             .cloned()
             .ok_or_else(|| ApiError::not_found(def, name))
-    }
-
-    /// List (optionally within one namespace) with selectors and pagination.
-    pub fn list(&self, def: &ResourceDef, ns: Option<&str>, q: &ListQuery) -> Result<Value, ApiError> {
-        let (after, list_rv) = match &q.continue_token {
-            Some(tok) => {
-                let bad = || ApiError::bad_request("continue key is not valid: malformed continue token");
-                let raw = token::decode(tok).ok_or_else(bad)?;
-                let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-                let ns = v["ns"].as_str().ok_or_else(bad)?.to_string();
-                let name = v["name"].as_str().ok_or_else(bad)?.to_string();
-                (Some((ns, name)), v["rv"].as_u64().unwrap_or(self.rv))
-            }
-            None => (None, self.rv),
-        };
-        let empty = BTreeMap::new();
-        let matching = self
-            .table(def)
-            .unwrap_or(&empty)
-            .iter()
-            .filter(|(k, _)| ns.is_none_or(|ns| k.0 == ns))
-            .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
-            .filter(|(_, v)| {
-                q.labels
-                    .as_ref()
-                    .is_none_or(|s| s.matches(v["metadata"]["labels"].as_object()))
-            })
-            .filter(|(_, v)| q.fields.as_ref().is_none_or(|s| s.matches(v)));
-        let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let mut items = Vec::new();
-        let mut remaining = 0usize;
-        let mut last: Option<&Key> = None;
-        for (k, v) in matching {
-            if items.len() < limit {
-                items.push(v.clone());
-                last = Some(k);
-            } else {
-                remaining += 1;
-            }
-        }
-        let mut meta = Map::new();
-        meta.insert("resourceVersion".into(), json!(list_rv.to_string()));
-        if remaining > 0 {
-            let last = last.expect("a page before the remainder");
-            let tok = json!({"ns": last.0, "name": last.1, "rv": list_rv});
-            meta.insert("continue".into(), json!(token::encode(tok.to_string().as_bytes())));
-            if q.labels.is_none() && q.fields.is_none() {
-                meta.insert("remainingItemCount".into(), json!(remaining));
-            }
-        }
-        Ok(json!({
-            "kind": format!("{}List", def.kind),
-            "apiVersion": def.api_version(),
-            "metadata": meta,
-            "items": items,
-        }))
     }
 
     /// POST: create a new object.

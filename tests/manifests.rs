@@ -1,18 +1,17 @@
 //! Offline checks of the Kubernetes manifests (SPEC §7, issue 5).
 //!
-//! Renders `manifests/base`, `manifests/overlays/production` and the base with the Kyverno
-//! component (`manifests/tests/kyverno`) with `kubectl kustomize`, deserializes every object
-//! into its typed `k8s-openapi` struct (CRDs such as Kyverno's ClusterPolicy and ArgoCD's
-//! Application stay `serde_json::Value`), checks that the typed struct loses no field (a
-//! misspelt or misplaced field would otherwise be silently dropped), and asserts the
-//! CronJob/Job settings, the hardening, the RBAC and the production environment.
+//! Renders `manifests/base`, `manifests/overlays/production` (with the label-guard component),
+//! `manifests/components/label-guard` and the base with the Kyverno component
+//! (`manifests/tests/kyverno`) with `kubectl kustomize`, deserializes every object into its typed
+//! `k8s-openapi` struct (CRDs such as Kyverno's ClusterPolicy and ArgoCD's Application stay
+//! `serde_json::Value`), checks that the typed struct loses no field (a misspelt or misplaced
+//! field would otherwise be silently dropped), and asserts the CronJob/Job settings, the
+//! hardening, the RBAC, the label guard and the production environment.
 //!
-//! The RBAC check is reusable: [`rbac_missing_grants`] / [`assert_rbac_grants`] take the
-//! (verb, group, resource, namespace) of API requests, and [`api_request_from_http`] turns an
-//! HTTP method and path (as an API stand-in observes them) into such a request. Set
-//! `RBAC_OBSERVED_REQUESTS=<file>` (a JSON array of `{"method","path"}` or
-//! `{"verb","group","resource","namespace","name"}` objects) and
-//! `rbac_grants_observed_requests` checks those too.
+//! Offline only. That the same manifests apply to a real apiserver, that the RBAC is enough for
+//! a full cycle with the ServiceAccount's own token, and that the label guard refuses a team
+//! user, is proved on a real control plane by the e2e tests in `tests/e2e/manifests_real.rs`;
+//! that the RBAC grants every request the binary makes, by `rbac_grants_every_request_the_binary_makes`.
 
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::core::v1::PodSpec;
@@ -183,6 +182,15 @@ fn assert_job_spec(what: &str, spec: &JobSpec, r: Option<&Rendered>) -> Vec<Stri
             "{what}: podFailurePolicy must FailJob on exit code {code} (do not retry)"
         );
     }
+    for rule in &pfp.rules {
+        for cond in rule.on_pod_conditions.iter().flatten() {
+            assert!(
+                !cond.status.is_empty(),
+                "{what}: podFailurePolicy onPodConditions {} needs status (required by a 1.28 apiserver)",
+                cond.type_
+            );
+        }
+    }
     for code in [1, 3] {
         assert!(
             !pfp.rules.iter().any(|rule| rule.action == "FailJob"
@@ -228,17 +236,16 @@ fn assert_cron_jobs(r: &Rendered) {
             "CronJob {name}: schedule must match the business hours of the ConfigMap"
         );
     }
-    // the safety run looks at least every hour
+    // per-namespace schedules are minute-precise: the reconcile run looks every 15 minutes,
+    // every day (docs/schedules.md, "When changes happen")
     let reconcile = &cron_job(r, "namespace-scheduler-reconcile")
         .spec
         .as_ref()
         .unwrap()
         .schedule;
-    let fields: Vec<&str> = reconcile.split_whitespace().collect();
-    assert_eq!(fields.len(), 5, "reconcile schedule {reconcile}");
-    assert!(
-        fields[1..] == ["*", "*", "*", "*"],
-        "reconcile must run every hour of every day: {reconcile}"
+    assert_eq!(
+        reconcile, "*/15 * * * *",
+        "reconcile must run every 15 minutes of every day"
     );
 
     for cj in &r.cron_jobs {
@@ -506,44 +513,6 @@ fn http_requests_map_to_rbac_requests() {
     assert_eq!(r("GET", "/version"), None);
 }
 
-/// Checks the requests an end-to-end run really made, when a file of them is given:
-/// `RBAC_OBSERVED_REQUESTS=path/to/requests.json` (JSON array of `{"method","path"}` or of
-/// `{"verb","group","resource","namespace","name"}`).
-#[test]
-fn rbac_grants_observed_requests() {
-    let Some(path) = std::env::var_os("RBAC_OBSERVED_REQUESTS") else {
-        eprintln!("RBAC_OBSERVED_REQUESTS not set: checked the listed requests only");
-        return;
-    };
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read RBAC_OBSERVED_REQUESTS={path:?}: {e}"));
-    let items: Vec<Value> = serde_json::from_str(&text).expect("RBAC_OBSERVED_REQUESTS: JSON array");
-    let s = |v: &Value, k: &str| v[k].as_str().map(str::to_string);
-    let mut reqs: Vec<ApiRequest> = items
-        .iter()
-        .filter_map(|v| match (s(v, "method"), s(v, "path")) {
-            (Some(m), Some(p)) => api_request_from_http(&m, &p),
-            _ => Some(ApiRequest {
-                verb: s(v, "verb").expect("verb"),
-                group: s(v, "group").unwrap_or_default(),
-                resource: s(v, "resource").expect("resource"),
-                namespace: s(v, "namespace").filter(|n| !n.is_empty()),
-                name: s(v, "name").filter(|n| !n.is_empty()),
-            }),
-        })
-        .collect();
-    reqs.sort();
-    reqs.dedup();
-    assert!(!reqs.is_empty(), "{path:?} holds no API request");
-    let r = type_all(&kustomize("manifests/base"), "manifests/base");
-    let missing = rbac_missing_requests(&r, &reqs, true);
-    assert!(
-        missing.is_empty(),
-        "requests observed in {path:?} that the RBAC denies:\n  {}",
-        missing.join("\n  ")
-    );
-}
-
 #[test]
 fn production_overlay() {
     let docs = kustomize("manifests/overlays/production");
@@ -595,6 +564,7 @@ fn production_overlay() {
         }
     }
     assert_eq!(n, 4, "three CronJobs and the populate Job");
+    assert_label_guard(&r, "manifests/overlays/production");
 
     // the tag is managed through kustomize `images:` so CI can `kustomize edit set image`
     let k: Value = serde_yaml::from_str(
@@ -617,8 +587,11 @@ fn kyverno_component() {
     let r = type_all(&docs, "manifests/tests/kyverno");
     assert_common(&r, "manifests/tests/kyverno");
     let policies: Vec<&Value> = r.custom.iter().filter(|v| kind_of(v) == "ClusterPolicy").collect();
-    assert_eq!(policies.len(), 1, "one Kyverno ClusterPolicy");
-    let p = policies[0];
+    assert_eq!(policies.len(), 2, "two Kyverno ClusterPolicies");
+    let p = policies
+        .iter()
+        .find(|p| name_of(p) == "namespace-scheduler-block-pods-in-inactive-namespaces")
+        .expect("the block-pods ClusterPolicy");
     assert!(p["metadata"]["namespace"].is_null(), "ClusterPolicy is cluster-scoped");
     let rules = p["spec"]["rules"].as_array().expect("spec.rules");
     assert_eq!(rules.len(), 1);
@@ -703,4 +676,143 @@ fn admin_job_examples() {
             assert!(args.iter().any(|a| a == "--cost-center"), "{file}: --cost-center");
         }
     }
+}
+
+/// The label guard as shipped: a v1 ValidatingAdmissionPolicy on Namespace CREATE and UPDATE,
+/// bound to every namespace with its parameter ConfigMap, guarding exactly the keys the
+/// scheduler writes plus the cost center and the schedule, letting the scheduler's
+/// ServiceAccount and the parameter's platform group through.
+fn assert_label_guard(r: &Rendered, origin: &str) {
+    use k8s_manifests::label_guard::*;
+    assert_eq!(r.admission_policies.len(), 1, "{origin}: one ValidatingAdmissionPolicy");
+    let p = &r.admission_policies[0];
+    assert_eq!(p.metadata.name.as_deref(), Some(POLICY_NAME));
+    let spec = p.spec.as_ref().expect("policy spec");
+    assert_eq!(spec.failure_policy.as_deref(), Some("Fail"), "{origin}: fail closed");
+    let param = spec.param_kind.as_ref().expect("paramKind");
+    assert_eq!(
+        (param.api_version.as_deref(), param.kind.as_deref()),
+        (Some("v1"), Some("ConfigMap"))
+    );
+    let rules = spec
+        .match_constraints
+        .as_ref()
+        .and_then(|m| m.resource_rules.as_ref())
+        .expect("matchConstraints.resourceRules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].resources.as_deref(), Some(&["namespaces".to_string()][..]));
+    assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
+    let mut ops = rules[0].operations.clone().unwrap_or_default();
+    ops.sort();
+    assert_eq!(ops, ["CREATE", "UPDATE"], "{origin}: CREATE counts as setting a key");
+
+    let vars = policy_variables(p);
+    let guard = guard_of(&vars, origin);
+    let bad = guard_mismatches(&guard, origin);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let may_change = &vars.iter().find(|(n, _)| n == "mayChange").expect("mayChange").1;
+    assert!(
+        may_change.contains(&format!("'system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}'")),
+        "{origin}: the scheduler's ServiceAccount may change: {may_change}"
+    );
+    let validations = spec.validations.as_deref().unwrap_or_default();
+    assert_eq!(validations.len(), 1);
+    assert!(validations[0].expression.contains("variables.mayChange"));
+    assert!(validations[0]
+        .message_expression
+        .as_deref()
+        .is_some_and(|m| m.contains("request-until")));
+
+    assert_eq!(r.admission_policy_bindings.len(), 1, "{origin}: one binding");
+    let b = r.admission_policy_bindings[0].spec.as_ref().expect("binding spec");
+    assert_eq!(b.policy_name.as_deref(), Some(POLICY_NAME));
+    assert_eq!(b.validation_actions.as_deref(), Some(&["Deny".to_string()][..]));
+    assert!(
+        b.match_resources.is_none(),
+        "{origin}: the guard covers every namespace"
+    );
+    let param_ref = b.param_ref.as_ref().expect("paramRef");
+    assert_eq!(param_ref.parameter_not_found_action.as_deref(), Some("Deny"));
+    let cm = r
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name == param_ref.name && c.metadata.namespace == param_ref.namespace)
+        .unwrap_or_else(|| panic!("{origin}: the parameter ConfigMap {param_ref:?} is not rendered"));
+    let groups = cm.data.as_ref().and_then(|d| d.get("platform-groups"));
+    assert!(
+        groups.is_some_and(|g| !g.trim().is_empty()),
+        "{origin}: platform-groups names the platform group"
+    );
+}
+
+#[test]
+fn label_guard_component() {
+    let docs = kustomize("manifests/components/label-guard");
+    let r = type_all(&docs, "manifests/components/label-guard");
+    assert_label_guard(&r, "manifests/components/label-guard");
+}
+
+#[test]
+fn kyverno_guard_is_the_same_rule_as_the_admission_policy() {
+    use k8s_manifests::label_guard::*;
+    let r = type_all(&kustomize("manifests/tests/kyverno"), "manifests/tests/kyverno");
+    let p = r
+        .custom
+        .iter()
+        .find(|p| name_of(p) == "namespace-scheduler-guard-money-labels")
+        .expect("the guard ClusterPolicy");
+    assert_eq!(p["spec"]["background"], false, "userInfo exists only at admission");
+    let rule = &p["spec"]["rules"][0];
+    let m = &rule["match"]["any"][0]["resources"];
+    assert_eq!(m["kinds"], serde_json::json!(["Namespace"]));
+    assert_eq!(m["operations"], serde_json::json!(["CREATE", "UPDATE"]));
+    let subjects = rule["exclude"]["any"][0]["subjects"]
+        .as_array()
+        .expect("exclude subjects");
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == SERVICE_ACCOUNT && s["namespace"] == NAMESPACE),
+        "the scheduler's ServiceAccount may change: {subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s["kind"] == "Group"),
+        "a platform group may change"
+    );
+    assert_eq!(rule["validate"]["failureAction"], "Enforce");
+
+    let kyverno = kyverno_variables(rule);
+    let bad = guard_mismatches(&guard_of(&kyverno, "kyverno"), "kyverno");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    // What changed is decided by the same CEL, so the rule tested on a real apiserver is this one.
+    let vap = type_all(
+        &kustomize("manifests/components/label-guard"),
+        "manifests/components/label-guard",
+    );
+    let shared: Vec<(String, String)> = policy_variables(&vap.admission_policies[0])
+        .into_iter()
+        .filter(|(n, _)| !IDENTITY_VARIABLES.contains(&n.as_str()))
+        .collect();
+    assert_eq!(
+        kyverno, shared,
+        "Kyverno's CEL variables differ from the admission policy's"
+    );
+    let exprs = rule["validate"]["cel"]["expressions"]
+        .as_array()
+        .expect("cel.expressions");
+    let vap_validation = &vap.admission_policies[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .validations
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        format!("{} || variables.mayChange", exprs[0]["expression"].as_str().unwrap()),
+        vap_validation.expression
+    );
+    assert_eq!(
+        exprs[0]["messageExpression"].as_str(),
+        vap_validation.message_expression.as_deref()
+    );
 }

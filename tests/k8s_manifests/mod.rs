@@ -3,9 +3,12 @@
 //! suite, which feeds it the requests the binary really made against the API stand-in.
 #![allow(dead_code)]
 
+pub mod label_guard;
+
 use std::path::PathBuf;
 use std::process::Command;
 
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -190,6 +193,8 @@ pub struct Rendered {
     pub role_bindings: Vec<RoleBinding>,
     pub cron_jobs: Vec<CronJob>,
     pub jobs: Vec<Job>,
+    pub admission_policies: Vec<ValidatingAdmissionPolicy>,
+    pub admission_policy_bindings: Vec<ValidatingAdmissionPolicyBinding>,
     /// Custom resources (Kyverno ClusterPolicy, ArgoCD Application), untyped.
     pub custom: Vec<Value>,
 }
@@ -208,6 +213,10 @@ pub fn type_all(docs: &[Value], origin: &str) -> Rendered {
             ("rbac.authorization.k8s.io/v1", "RoleBinding") => r.role_bindings.push(typed(d)),
             ("batch/v1", "CronJob") => r.cron_jobs.push(typed(d)),
             ("batch/v1", "Job") => r.jobs.push(typed(d)),
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => r.admission_policies.push(typed(d)),
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+                r.admission_policy_bindings.push(typed(d))
+            }
             ("kyverno.io/v1", "ClusterPolicy") | ("argoproj.io/v1alpha1", "Application") => r.custom.push(d.clone()),
             (a, k) => panic!(
                 "{origin}: unexpected object {a} {k} {}: add it to type_all with its k8s-openapi type",

@@ -1,21 +1,21 @@
 //! Discovery: the managed namespaces and their workloads as plain data.
 //!
-//! One paginated cluster-wide list per kind (never one call per namespace per kind), so a run's
-//! read cost does not grow with the number of namespaces beyond the pages.
+//! One cluster-wide list per kind (never one call per namespace per kind), answered by the
+//! apiserver's watch cache and decoded item by item ([`super::list`]), so a run's read cost does
+//! not grow with the number of namespaces beyond the bytes.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::objects::{self, Kind, Slim};
+use super::list::{list_all, ApiPages, Listed};
+use super::objects::{Kind, Slim};
 use super::requests::PodRequest;
-use super::retry::{self, RetryPolicy};
+use super::retry::RetryPolicy;
 use super::*;
 use crate::config::Config;
 use crate::error::Result;
-
-const PAGE_SIZE: u32 = 500;
 
 /// The value the engine switches on a workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -229,60 +229,44 @@ impl Inventory {
     }
 }
 
-/// Every object of `kind`, one page at a time: each page is handed to `each` and dropped before
-/// the next is fetched, so a kind's whole list is never held as parsed objects.
-async fn list_each(
-    client: &kube::Client,
-    policy: &RetryPolicy,
-    kind: Kind,
-    selector: Option<&str>,
-    mut each: impl FnMut(Slim),
-) -> Result<()> {
-    let mut token = None;
-    loop {
-        let what = format!("list {kind}");
-        let tok = token.clone();
-        let (items, next) = retry::transient(policy, &what, || {
-            objects::list_page(client, kind, selector, PAGE_SIZE, tok.clone())
-        })
-        .await?;
-        items.into_iter().for_each(&mut each);
-        match next {
-            Some(t) => token = Some(t),
-            None => return Ok(()),
-        }
-    }
-}
-
 /// Lists namespaces (with `NAMESPACE_SELECTOR`), then every workload kind cluster-wide.
 pub async fn discover(client: &kube::Client, config: &Config, policy: &RetryPolicy) -> Result<Inventory> {
     let mut inv = Inventory::default();
-    list_each(
-        client,
+    let pages = |kind, selector| ApiPages { client, kind, selector };
+    let selector = config.namespace_selector.as_deref();
+    let namespaces = &mut inv.namespaces;
+    list_all(
+        &mut pages(Kind::Namespace, selector),
         policy,
-        Kind::Namespace,
-        config.namespace_selector.as_deref(),
-        |ns| {
-            if unmanaged_reason(config, &ns).is_none() {
+        "list Namespace",
+        |l| match l {
+            Listed::Item(ns) if unmanaged_reason(config, &ns).is_none() => {
                 let m = ManagedNamespace::from_slim(ns);
-                inv.namespaces.insert(m.name.clone(), m);
+                namespaces.insert(m.name.clone(), m);
             }
+            Listed::Item(_) => {}
+            Listed::Restart => namespaces.clear(),
         },
     )
     .await?;
     for kind in Kind::WORKLOADS {
         let (namespaces, workloads) = (&inv.namespaces, &mut inv.workloads);
-        let listed = list_each(client, policy, kind, None, |o| {
-            let ns = o.metadata.namespace.as_deref().unwrap_or_default();
-            if namespaces.contains_key(ns) {
-                let w = Workload::from_slim(kind, o);
-                match workloads.get_mut(&w.namespace) {
-                    Some(list) => list.push(w),
-                    None => {
-                        workloads.insert(w.namespace.clone(), vec![w]);
+        let what = format!("list {kind}");
+        let listed = list_all(&mut pages(kind, None), policy, &what, |l| match l {
+            Listed::Item(o) => {
+                let ns = o.metadata.namespace.as_deref().unwrap_or_default();
+                if namespaces.contains_key(ns) {
+                    let w = Workload::from_slim(kind, o);
+                    match workloads.get_mut(&w.namespace) {
+                        Some(list) => list.push(w),
+                        None => {
+                            workloads.insert(w.namespace.clone(), vec![w]);
+                        }
                     }
                 }
             }
+            // This kind's items listed so far are forgotten; other kinds' stay.
+            Listed::Restart => workloads.values_mut().for_each(|l| l.retain(|w| w.kind != kind)),
         })
         .await;
         match listed {

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod events;
 pub mod inventory;
 pub mod lease;
+pub mod list;
 pub mod objects;
 pub mod plan;
 pub mod requests;

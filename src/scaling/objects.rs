@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::{GetParams, ListParams, Patch, PatchParams};
+use kube::api::{GetParams, Patch, PatchParams};
 use kube::core::Request;
 use serde::{Deserialize, Serialize};
 
@@ -211,42 +211,6 @@ impl Slim {
     pub fn is_being_deleted(&self) -> bool {
         self.metadata.deletion_timestamp.is_some() || self.status.phase.as_deref() == Some("Terminating")
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct ListMeta {
-    #[serde(default, rename = "continue")]
-    continue_: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SlimList {
-    #[serde(default)]
-    items: Vec<Slim>,
-    metadata: Option<ListMeta>,
-}
-
-/// One page of a list: its items and the continue token for the next page.
-pub async fn list_page(
-    client: &kube::Client,
-    kind: Kind,
-    label_selector: Option<&str>,
-    limit: u32,
-    continue_token: Option<String>,
-) -> Result<(Vec<Slim>, Option<String>), kube::Error> {
-    let mut lp = ListParams::default().limit(limit);
-    if let Some(sel) = label_selector {
-        lp = lp.labels(sel);
-    }
-    if let Some(tok) = continue_token {
-        lp = lp.continue_token(&tok);
-    }
-    let req = Request::new(kind.path(None))
-        .list(&lp)
-        .map_err(kube::Error::BuildRequest)?;
-    let list: SlimList = client.request(req).await?;
-    let next = list.metadata.and_then(|m| m.continue_).filter(|t| !t.is_empty());
-    Ok((list.items, next))
 }
 
 pub async fn get(client: &kube::Client, kind: Kind, namespace: Option<&str>, name: &str) -> Result<Slim, kube::Error> {

@@ -10,6 +10,8 @@ use crate::runner::Signal;
 /// The client timeout the campaign runs the binary with, and the latency that exceeds it.
 pub const CLIENT_TIMEOUT_MS: u64 = 300;
 pub const TIMEOUT_LATENCY_MS: u64 = 700;
+/// The message of an injected refusal, as an admission policy would word it.
+pub const REFUSAL_MESSAGE: &str = "denied by policy freeze-legacy: this workload is frozen";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
@@ -19,10 +21,15 @@ pub enum FaultKind {
     Timeout,
     Drop,
     CommitThenDrop,
+    /// A refusal for good (admission policy, RBAC): 403 Forbidden.
+    Refused403,
+    /// A refusal for good (validation, ValidatingAdmissionPolicy): 422 Invalid.
+    Refused422,
 }
 
 impl FaultKind {
-    const ALL: [FaultKind; 6] = [
+    /// The faults a retry can get past.
+    pub const TRANSIENT: [FaultKind; 6] = [
         FaultKind::S500,
         FaultKind::S409,
         FaultKind::S429,
@@ -30,6 +37,11 @@ impl FaultKind {
         FaultKind::Drop,
         FaultKind::CommitThenDrop,
     ];
+    /// Persistent faults that fail a write for good: the request is never processed. (A
+    /// persistent timeout or commit-then-drop lets the write commit, and the re-read finds it
+    /// done: not a failure.)
+    const FAILING: [FaultKind; 4] = [FaultKind::S500, FaultKind::S409, FaultKind::S429, FaultKind::Drop];
+    const REFUSALS: [FaultKind; 2] = [FaultKind::Refused403, FaultKind::Refused422];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -39,10 +51,17 @@ impl FaultKind {
             FaultKind::Timeout => "latency beyond client timeout",
             FaultKind::Drop => "dropped connection",
             FaultKind::CommitThenDrop => "commit-then-drop",
+            FaultKind::Refused403 => "refusal 403",
+            FaultKind::Refused422 => "refusal 422",
         }
     }
 
     fn action(self) -> FaultAction {
+        let refusal = |code| FaultAction::Status {
+            code,
+            retry_after_seconds: None,
+            message: Some(REFUSAL_MESSAGE.into()),
+        };
         match self {
             FaultKind::S500 => FaultAction::status(500),
             FaultKind::S409 => FaultAction::status(409),
@@ -50,17 +69,31 @@ impl FaultKind {
             FaultKind::Timeout => FaultAction::Latency { ms: TIMEOUT_LATENCY_MS },
             FaultKind::Drop => FaultAction::Drop,
             FaultKind::CommitThenDrop => FaultAction::CommitThenDrop,
+            FaultKind::Refused403 => refusal(403),
+            FaultKind::Refused422 => refusal(422),
         }
     }
 }
 
-/// One planned fault, for the report.
+/// What a planned fault is for, which decides what must follow once it has fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Fires once: retries must get past it.
+    OneShot,
+    /// Fails every write of one object (more times than the retry budget): its namespace must
+    /// roll back.
+    Failing { ns: String, name: String },
+    /// Refuses every write of one object for good: that object is skipped and named, the rest
+    /// of its namespace reaches its target.
+    Refusal { ns: String, name: String },
+}
+
+/// One planned fault.
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub kind: FaultKind,
     pub rule: FaultRule,
-    /// A persistent fault outlasts the retries, so its namespace must roll back.
-    pub persistent: bool,
+    pub role: Role,
 }
 
 /// When the signal is sent.
@@ -84,6 +117,24 @@ pub struct Scenario {
     pub concurrency: usize,
 }
 
+/// Which rounds a campaign plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Everything: one-shot faults anywhere, persistent failures, refusals, signals, outages.
+    Full,
+    /// Only one-shot faults on workload writes the run must make (each fires if the binary
+    /// writes at all), no signal, no outage: what a broken retry cannot hide from.
+    TransientOnWrites,
+}
+
+/// A workload the run must write (it is not at the round's target), for faults that must fire.
+#[derive(Debug, Clone)]
+pub struct Needing {
+    pub ns: String,
+    pub name: String,
+    pub resource: &'static str,
+}
+
 impl Scenario {
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> = self
@@ -91,10 +142,14 @@ impl Scenario {
             .iter()
             .map(|p| {
                 let r = &p.rule;
+                let role = match p.role {
+                    Role::OneShot => "",
+                    Role::Failing { .. } => " (persistent)",
+                    Role::Refusal { .. } => " (for good)",
+                };
                 format!(
-                    "{}{} on {} {}{}{}",
+                    "{}{role} on {} {}{}{}",
                     p.kind.name(),
-                    if p.persistent { " (persistent)" } else { "" },
                     r.verb.as_deref().unwrap_or("any request"),
                     r.resource.as_deref().unwrap_or(""),
                     r.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
@@ -120,14 +175,37 @@ impl Scenario {
     }
 }
 
-/// Picks a round's scenario. `writes` is how many workload writes the run needs, `workloads`
-/// the names of the managed workloads (persistent faults pick one), `attempts` the binary's
-/// retry budget.
-pub fn choose(rng: &mut fastrand::Rng, writes: usize, workloads: &[(String, &'static str)], attempts: u64) -> Scenario {
+fn on_object(kind: FaultKind, n: &Needing) -> FaultRule {
+    FaultRule::new(kind.action())
+        .verb("patch")
+        .resource(n.resource)
+        .namespace(&n.ns)
+        .name(&n.name)
+}
+
+/// Picks a round's scenario. `needing` are the workloads the run must write (persistent faults
+/// and refusals pick one, so they meet a write), `attempts` the retry budget the invariants
+/// assume: one-shot faults stay below it.
+pub fn choose(rng: &mut fastrand::Rng, mix: Mix, needing: &[Needing], attempts: u64) -> Scenario {
+    let writes = needing.len();
     let mut s = Scenario {
         concurrency: [1, 2, 4, 16][rng.usize(..4)],
         ..Scenario::default()
     };
+    if mix == Mix::TransientOnWrites {
+        // One to three one-shot faults, each on the first write of a workload that must be written.
+        for _ in 0..rng.usize(1..=3).min(writes).min(attempts as usize - 1) {
+            let kind = FaultKind::TRANSIENT[rng.usize(..FaultKind::TRANSIENT.len())];
+            let n = &needing[rng.usize(..writes)];
+            s.faults.push(Planned {
+                kind,
+                rule: on_object(kind, n).once(),
+                role: Role::OneShot,
+            });
+        }
+        s.latency_ms = rng.u64(0..=2);
+        return s;
+    }
     let roll = rng.f64();
     let (with_faults, with_signal) = match roll {
         r if r < 0.55 => (true, false),
@@ -136,10 +214,11 @@ pub fn choose(rng: &mut fastrand::Rng, writes: usize, workloads: &[(String, &'st
     };
     s.audit_outage = rng.f64() < 0.06;
     if with_faults {
-        // At most three one-shot faults: fewer than the retry budget, so an unlucky write can be
-        // hit by all of them and still succeed; rollback writes are retried the same way.
+        // At most three one-shot faults (four with the Lease's): fewer than the retry budget, so
+        // an unlucky write can be hit by all of them and still succeed; rollback writes are
+        // retried the same way.
         for _ in 0..rng.usize(1..=3) {
-            let kind = FaultKind::ALL[rng.usize(..FaultKind::ALL.len())];
+            let kind = FaultKind::TRANSIENT[rng.usize(..FaultKind::TRANSIENT.len())];
             // An apiserver answers 409 only to writes (a conflict or AlreadyExists), so a 409
             // goes to a workload write; the other kinds may hit any request.
             let pick = if kind == FaultKind::S409 { 0 } else { rng.usize(..10) };
@@ -154,35 +233,45 @@ pub fn choose(rng: &mut fastrand::Rng, writes: usize, workloads: &[(String, &'st
             s.faults.push(Planned {
                 kind,
                 rule: rule.once(),
-                persistent: false,
+                role: Role::OneShot,
             });
         }
         if rng.f64() < 0.1 {
             // The Lease write (create on a world's first run, update after), which every
             // mutating run starts with.
-            let kind = FaultKind::ALL[rng.usize(..FaultKind::ALL.len())];
+            let kind = FaultKind::TRANSIENT[rng.usize(..FaultKind::TRANSIENT.len())];
             let verb = if rng.bool() { "update" } else { "create" };
             s.faults.push(Planned {
                 kind,
                 rule: FaultRule::new(kind.action()).verb(verb).resource("leases").once(),
-                persistent: false,
+                role: Role::OneShot,
             });
         }
-        if !workloads.is_empty() && rng.f64() < 0.35 {
-            let (ns_name, resource) = &workloads[rng.usize(..workloads.len())];
-            let (ns, name) = ns_name.split_once('/').expect("ns/name");
-            let kind = FaultKind::ALL[rng.usize(..FaultKind::ALL.len())];
-            let rule = FaultRule::new(kind.action())
-                .verb("patch")
-                .resource(resource)
-                .namespace(ns)
-                .name(name)
-                .times(attempts + 2);
-            s.faults.push(Planned {
-                kind,
-                rule,
-                persistent: true,
-            });
+        // At most one object with a persistent fault per round: a failure or a refusal.
+        if writes > 0 {
+            let n = &needing[rng.usize(..writes)];
+            let (ns, name) = (n.ns.clone(), n.name.clone());
+            match rng.f64() {
+                r if r < 0.25 => {
+                    let kind = FaultKind::FAILING[rng.usize(..FaultKind::FAILING.len())];
+                    s.faults.push(Planned {
+                        kind,
+                        // Past the budget, so the forward write fails; the rest for the
+                        // rollback's own writes of that object, which must then get through.
+                        rule: on_object(kind, n).times(attempts + 2),
+                        role: Role::Failing { ns, name },
+                    });
+                }
+                r if r < 0.45 => {
+                    let kind = FaultKind::REFUSALS[rng.usize(..2)];
+                    s.faults.push(Planned {
+                        kind,
+                        rule: on_object(kind, n),
+                        role: Role::Refusal { ns, name },
+                    });
+                }
+                _ => {}
+            }
         }
     }
     if with_signal {

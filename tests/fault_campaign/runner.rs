@@ -69,20 +69,36 @@ impl Outcome {
             .collect()
     }
 
-    /// Audit records logged whole because they could not be written: (namespace, status).
-    pub fn logged_records(&self) -> Vec<(String, String)> {
+    /// Audit records logged whole because they could not be written, as logged.
+    pub fn logged_record_values(&self) -> Vec<Value> {
         self.stderr
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| {
-                let rec = v["fields"]["record"].as_str()?;
-                let r: Value = serde_json::from_str(rec).ok()?;
+            .filter_map(|v| serde_json::from_str(v["fields"]["record"].as_str()?).ok())
+            .collect()
+    }
+
+    /// Audit records logged whole because they could not be written: (namespace, status).
+    pub fn logged_records(&self) -> Vec<(String, String)> {
+        self.logged_record_values()
+            .iter()
+            .filter_map(|r| {
                 Some((
                     r["namespace_name"].as_str()?.to_string(),
                     r["status"].as_str().unwrap_or_default().to_string(),
                 ))
             })
             .collect()
+    }
+
+    /// The summary row of `namespace`, if the run printed one.
+    pub fn row(&self, namespace: &str) -> Option<Value> {
+        let s = self.summary()?;
+        s["namespaces"]
+            .as_array()?
+            .iter()
+            .find(|r| r["namespace"] == namespace)
+            .cloned()
     }
 
     pub fn describe(&self) -> String {

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use standin::{Options, Standin};
 
+use crate::faults::Needing;
+
 pub const ANN_REPLICAS: &str = "namespace-scheduler/original-replicas";
 pub const ANN_SUSPEND: &str = "namespace-scheduler/original-suspend";
 pub const LABEL_STATUS: &str = "namespace-scheduler/status";
@@ -21,6 +23,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Deployment => "deployments",
+            Kind::StatefulSet => "statefulsets",
+            Kind::CronJob => "cronjobs",
+        }
+    }
+
     pub fn api(self) -> (&'static str, &'static str) {
         match self {
             Kind::Deployment => ("apps/v1", "Deployment"),
@@ -44,6 +54,14 @@ impl Target {
         }
     }
     /// The `--at` instant for which `run` decides this target (a Wednesday in Bogotá).
+    /// The other target: every round asks for the state the world is not in, so it writes.
+    pub fn other(self) -> Target {
+        match self {
+            Target::Down => Target::Up,
+            Target::Up => Target::Down,
+        }
+    }
+
     pub fn at(self) -> &'static str {
         match self {
             Target::Down => "2026-11-25T20:00:00-05:00",
@@ -180,7 +198,12 @@ impl World {
     fn populate(&mut self, ns: &str, rng: &mut fastrand::Rng, touchable: bool) {
         let replicas = |rng: &mut fastrand::Rng| rng.i64(0..=7);
         for d in 0..rng.usize(1..=3) {
-            let r = replicas(rng);
+            // A managed namespace always has one workload to scale, so every round writes.
+            let r = if d == 0 && touchable {
+                rng.i64(1..=7)
+            } else {
+                replicas(rng)
+            };
             self.add(Kind::Deployment, ns, &format!("deploy-{d}"), r, touchable);
         }
         if rng.bool() {
@@ -335,11 +358,16 @@ impl World {
         );
     }
 
-    /// Number of writes a run to `target` must make from `snap` (for timing kills).
-    pub fn writes_needed(&self, snap: &Snapshot, target: Target) -> usize {
+    /// The workloads a run to `target` must write from `snap`.
+    pub fn needing(&self, snap: &Snapshot, target: Target) -> Vec<Needing> {
         self.workloads
             .iter()
             .filter(|w| snap[&w.id()] != w.target_state(target))
-            .count()
+            .map(|w| Needing {
+                ns: w.ns.clone(),
+                name: w.name.clone(),
+                resource: w.kind.resource(),
+            })
+            .collect()
     }
 }

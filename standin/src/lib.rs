@@ -2,7 +2,8 @@
 //!
 //! `standin` speaks the real Kubernetes REST protocol (JSON over plain HTTP/1.1) well enough
 //! that the `kube` client and `kubectl` work against it unchanged. It serves namespaces,
-//! events, Deployments and StatefulSets (with the `scale` subresource), CronJobs, Leases,
+//! events, Pods (plain objects: nothing creates them), Deployments and StatefulSets (with the
+//! `scale` subresource), CronJobs, Leases,
 //! `events.k8s.io/v1` Events and, when enabled, KEDA ScaledObjects.
 //!
 //! ```no_run

@@ -94,6 +94,19 @@ pub static RESOURCES: &[ResourceDef] = &[
         scale: false,
         custom: false,
     },
+    // Plain objects: no controller creates them (py-kube-downscaler lists them cluster-wide).
+    ResourceDef {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        has_generation: false,
+        scale: false,
+        custom: false,
+    },
     ResourceDef {
         group: "apps",
         version: "v1",

@@ -174,3 +174,12 @@ async fn admin_surface_compacts_and_switches_the_watch_cache() {
     let (code, _) = get(&s, &format!("/apis/apps/v1/deployments?limit=2&continue={token}")).await;
     assert_eq!(code, 410);
 }
+
+#[tokio::test]
+async fn pods_are_listed_cluster_wide_like_any_kind() {
+    let s = Standin::start_with(seeded(true)).await;
+    let (code, list) = get(&s, "/api/v1/pods?limit=500").await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["kind"], "PodList");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "nothing creates Pods here");
+}

@@ -640,6 +640,22 @@ fn argocd_application_points_at_the_production_overlay() {
 }
 
 #[test]
+fn argocd_ignore_differences_cover_every_field_the_scheduler_writes() {
+    use k8s_manifests::argocd::*;
+    let want = fields_the_scheduler_writes();
+    for file in ["README.md", "docs/deploying.md"] {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        let got = ignore_differences_in(&text, file);
+        let missing: Vec<_> = want.difference(&got).collect();
+        let extra: Vec<_> = got.difference(&want).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{file}: ignoreDifferences missing {missing:?}, not written by the scheduler {extra:?}"
+        );
+    }
+}
+
+#[test]
 fn admin_job_examples() {
     let base = type_all(&kustomize("manifests/base"), "manifests/base");
     for (file, verb) in [

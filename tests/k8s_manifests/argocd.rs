@@ -1,0 +1,88 @@
+//! The ArgoCD `ignoreDifferences` the docs give for Applications that manage scaled workloads:
+//! every field the scheduler writes, taken from the code, so the docs cannot miss one.
+
+use std::collections::BTreeSet;
+
+use namespace_scheduler::scaling::plan::NsMeta;
+use namespace_scheduler::scaling::{
+    ANN_KEDA_PAUSED_BY_US, ANN_KEDA_PAUSED_REPLICAS, ANN_ORIGINAL_REPLICAS, ANN_ORIGINAL_SUSPEND,
+};
+use serde_json::Value;
+
+/// `(group, kind, JSON pointer)`.
+pub type Ignored = BTreeSet<(String, String, String)>;
+
+fn pointer(field: &str, key: &str) -> String {
+    format!("/metadata/{field}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+/// Every field the scheduler writes on objects a team's Application may also manage.
+pub fn fields_the_scheduler_writes() -> Ignored {
+    let mut out = Ignored::new();
+    let mut add = |group: &str, kind: &str, p: String| {
+        out.insert((group.to_string(), kind.to_string(), p));
+    };
+    for kind in ["Deployment", "StatefulSet"] {
+        add("apps", kind, "/spec/replicas".into());
+        add("apps", kind, pointer("annotations", ANN_ORIGINAL_REPLICAS));
+    }
+    add("batch", "CronJob", "/spec/suspend".into());
+    add("batch", "CronJob", pointer("annotations", ANN_ORIGINAL_SUSPEND));
+    add(
+        "keda.sh",
+        "ScaledObject",
+        pointer("annotations", ANN_KEDA_PAUSED_REPLICAS),
+    );
+    add("keda.sh", "ScaledObject", pointer("annotations", ANN_KEDA_PAUSED_BY_US));
+    let all = NsMeta {
+        status: Some("x".into()),
+        active_until: Some("x".into()),
+        active_cost_center: Some("x".into()),
+        request_answered: Some("x".into()),
+        request_status: Some("x".into()),
+    };
+    let patch = NsMeta::default().patch_to(&all);
+    for field in ["labels", "annotations"] {
+        for key in patch["metadata"][field]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            add("", "Namespace", pointer(field, key));
+        }
+    }
+    out
+}
+
+/// The `spec.ignoreDifferences` of the one YAML block in a Markdown file that has them.
+pub fn ignore_differences_in(markdown: &str, origin: &str) -> Ignored {
+    let blocks: Vec<&str> = markdown
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("ignoreDifferences:"))
+        .collect();
+    assert_eq!(blocks.len(), 1, "{origin}: one YAML block with ignoreDifferences");
+    let doc: Value = serde_yaml::from_str(blocks[0]).unwrap_or_else(|e| panic!("{origin}: the block is not YAML: {e}"));
+    let entries = doc["spec"]["ignoreDifferences"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{origin}: spec.ignoreDifferences"));
+    let mut out = Ignored::new();
+    for e in entries {
+        let (group, kind) = (
+            e["group"].as_str().unwrap_or_default(),
+            e["kind"].as_str().unwrap_or_default(),
+        );
+        for p in e["jsonPointers"].as_array().into_iter().flatten() {
+            out.insert((group.into(), kind.into(), p.as_str().unwrap_or_default().into()));
+        }
+    }
+    let opts = &doc["spec"]["syncPolicy"]["syncOptions"];
+    assert!(
+        opts.as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "RespectIgnoreDifferences=true")),
+        "{origin}: syncOptions RespectIgnoreDifferences=true (else a sync still writes Git's values)"
+    );
+    out
+}

@@ -1,7 +1,8 @@
 //! Least privilege, derived from the code's real calls: every request the binary makes in a
 //! full cycle (run down, self-service request, up, down, a conflict re-read, run up, KEDA) is
 //! checked against the RBAC rendered from `manifests/base`. A call added to the code without
-//! its grant fails here, not in production.
+//! its grant fails here, not in production. On a real apiserver the same cycle runs with the
+//! ServiceAccount's own token, under real authorization (`manifests_real.rs`).
 
 use std::collections::BTreeSet;
 

@@ -10,6 +10,8 @@ use namespace_scheduler::scaling::{ANN_REQUESTED_BY, ANN_REQUEST_UNTIL, LABEL_CO
 use namespace_scheduler::schedule::SCHEDULE_ANNOTATION;
 use serde_json::Value;
 
+use super::{Rendered, NAMESPACE, SERVICE_ACCOUNT};
+
 pub const POLICY_NAME: &str = "namespace-scheduler-label-guard";
 /// Variables of the policy that decide who may change; the rest decide what changed and are
 /// shared, word for word, with the Kyverno policy.
@@ -119,4 +121,70 @@ pub fn guard_mismatches(guard: &Guard, origin: &str) -> Vec<String> {
         }
     }
     bad
+}
+
+/// The label guard as shipped: a v1 ValidatingAdmissionPolicy on Namespace CREATE and UPDATE,
+/// bound to every namespace with its parameter ConfigMap, guarding exactly the keys the
+/// scheduler writes plus the cost center and the schedule, letting the scheduler's
+/// ServiceAccount and the parameter's platform group through.
+pub fn assert_label_guard(r: &Rendered, origin: &str) {
+    assert_eq!(r.admission_policies.len(), 1, "{origin}: one ValidatingAdmissionPolicy");
+    let p = &r.admission_policies[0];
+    assert_eq!(p.metadata.name.as_deref(), Some(POLICY_NAME));
+    let spec = p.spec.as_ref().expect("policy spec");
+    assert_eq!(spec.failure_policy.as_deref(), Some("Fail"), "{origin}: fail closed");
+    let param = spec.param_kind.as_ref().expect("paramKind");
+    assert_eq!(
+        (param.api_version.as_deref(), param.kind.as_deref()),
+        (Some("v1"), Some("ConfigMap"))
+    );
+    let rules = spec
+        .match_constraints
+        .as_ref()
+        .and_then(|m| m.resource_rules.as_ref())
+        .expect("matchConstraints.resourceRules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].resources.as_deref(), Some(&["namespaces".to_string()][..]));
+    assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
+    let mut ops = rules[0].operations.clone().unwrap_or_default();
+    ops.sort();
+    assert_eq!(ops, ["CREATE", "UPDATE"], "{origin}: CREATE counts as setting a key");
+
+    let vars = policy_variables(p);
+    let guard = guard_of(&vars, origin);
+    let bad = guard_mismatches(&guard, origin);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let may_change = &vars.iter().find(|(n, _)| n == "mayChange").expect("mayChange").1;
+    assert!(
+        may_change.contains(&format!("'system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}'")),
+        "{origin}: the scheduler's ServiceAccount may change: {may_change}"
+    );
+    let validations = spec.validations.as_deref().unwrap_or_default();
+    assert_eq!(validations.len(), 1);
+    assert!(validations[0].expression.contains("variables.mayChange"));
+    assert!(validations[0]
+        .message_expression
+        .as_deref()
+        .is_some_and(|m| m.contains("request-until")));
+
+    assert_eq!(r.admission_policy_bindings.len(), 1, "{origin}: one binding");
+    let b = r.admission_policy_bindings[0].spec.as_ref().expect("binding spec");
+    assert_eq!(b.policy_name.as_deref(), Some(POLICY_NAME));
+    assert_eq!(b.validation_actions.as_deref(), Some(&["Deny".to_string()][..]));
+    assert!(
+        b.match_resources.is_none(),
+        "{origin}: the guard covers every namespace"
+    );
+    let param_ref = b.param_ref.as_ref().expect("paramRef");
+    assert_eq!(param_ref.parameter_not_found_action.as_deref(), Some("Deny"));
+    let cm = r
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name == param_ref.name && c.metadata.namespace == param_ref.namespace)
+        .unwrap_or_else(|| panic!("{origin}: the parameter ConfigMap {param_ref:?} is not rendered"));
+    let groups = cm.data.as_ref().and_then(|d| d.get("platform-groups"));
+    assert!(
+        groups.is_some_and(|g| !g.trim().is_empty()),
+        "{origin}: platform-groups names the platform group"
+    );
 }

@@ -5,6 +5,7 @@
 
 pub mod argocd;
 pub mod label_guard;
+pub mod workloads;
 
 use std::path::PathBuf;
 use std::process::Command;

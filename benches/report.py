@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes BENCHMARKS.md from the figures of benches/scale.py and scripts/bench-check.sh, prints
-its tables. Blocks between `<!-- keep:NAME -->` and `<!-- /keep:NAME -->` in the existing file
+"""Writes BENCHMARKS.md from the figures of benches/scale.py, benches/regimes.py and
+scripts/bench-check.sh, prints its tables. Blocks between `<!-- keep:NAME -->` and `<!-- /keep:NAME -->` in the existing file
 (hand-written analysis, the recorded fault campaign) are carried over unchanged, unless a fresh
 fault-campaign output is given."""
 
@@ -49,13 +49,18 @@ def check_rows(text):
     return rows
 
 
+def side_cpu(p, key):
+    v = p.get(key)
+    return "–" if v is None else f"{v*1000:.0f}"
+
+
 def scale_tables(s):
     out = []
     lat, conc = s["latency_ms"], s["concurrency"]
     out.append(f"Injected latency {lat} ms per API request; `SCALE_CONCURRENCY={conc}`; audit to DynamoDB Local.\n")
     out.append("| namespaces | workloads | run | wall ms | API requests (by verb) | writes | floor ms | × floor "
-               "| peak RSS MiB | CPU ms | exit | left off target |")
-    out.append("|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+               "| peak RSS MiB | CPU ms | exit | left off target | stand-in CPU ms | DynamoDB Local CPU ms |")
+    out.append("|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in s["ours"]:
         for phase in ("down", "up", "noop"):
             p = r.get(phase)
@@ -65,11 +70,12 @@ def scale_tables(s):
                 f"| {r['namespaces']} | {r['workloads']} | {phase} | {p['wall_s']*1000:.0f} | {p['requests']} "
                 f"({verbs(p['by_verb'])}) | {p['writes']} | {p['floor_s']*1000:.0f} | "
                 f"{p['vs_floor']:.2f} | {mib(p['maxrss_kb']):.1f} | {p['cpu_s']*1000:.0f} | {p['exit']} "
-                f"| {p['not_at_target']} |"
+                f"| {p['not_at_target']} | {side_cpu(p, 'standin_cpu_s')} | {side_cpu(p, 'dynamo_cpu_s')} |"
                 if p["vs_floor"] is not None
                 else f"| {r['namespaces']} | {r['workloads']} | {phase} | {p['wall_s']*1000:.0f} | {p['requests']} "
                 f"({verbs(p['by_verb'])}) | {p['writes']} | – | – | {mib(p['maxrss_kb']):.1f} | "
-                f"{p['cpu_s']*1000:.0f} | {p['exit']} | {p['not_at_target']} |"
+                f"{p['cpu_s']*1000:.0f} | {p['exit']} | {p['not_at_target']} | {side_cpu(p, 'standin_cpu_s')} "
+                f"| {side_cpu(p, 'dynamo_cpu_s')} |"
             )
     out.append("")
     out.append("Per namespace (down / up):\n")
@@ -132,17 +138,71 @@ def baseline_table(s):
     return "\n".join(out), ratios
 
 
-def targets(s, ratios, check):
+def side_by_side(g):
+    """Per regime and size: ours and py-kube-downscaler, one `down` each."""
+    if not g or not g.get("peer"):
+        return "Not run: ../shared/peers was not found (py-kube-downscaler's source comes with it)."
+    out = []
+    head = ("| namespaces | tool | wall ms | API requests (by verb) | left off target | other workloads touched "
+            "| peak RSS MiB | CPU ms | exit | peer ÷ ours (wall) |")
+    for regime, title in (("standin", f"Stand-in, {g['latency_ms']} ms injected per request (round-trip bound)"),
+                          ("real", "Real control plane: kube-apiserver v1.28 + etcd + kube-controller-manager on the "
+                                   "same 2 cores (server bound); requests from the apiserver's audit log")):
+        rows = g.get(regime) or []
+        out.append(f"**{title}**\n")
+        if not rows:
+            out.append("Not run.\n")
+            continue
+        out += [head, "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            o, p = r.get("ours"), r.get("peer")
+            for name, t in (("ours", o), ("py-kube-downscaler", p)):
+                if not t:
+                    continue
+                ratio = f"{p['wall_s'] / o['wall_s']:.1f}×" if (o and p and name != "ours") else ""
+                out.append(f"| {r['namespaces']} | {name} | {t['wall_s']*1000:.0f} | {t['requests']} "
+                           f"({verbs({k.lower(): v for k, v in t['by_verb'].items()})}) | {t['not_at_target']} "
+                           f"| {t['others_touched']} | {mib(t['maxrss_kb']):.1f} | {t['cpu_s']*1000:.0f} "
+                           f"| {t['exit']} | {ratio} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def etcd_reads(g):
+    """The no-op on the real control plane, before and after, from the apiserver's metrics."""
+    rows = [r for r in (g or {}).get("real", []) if r.get("noop")]
+    if not rows:
+        return "Not measured (no real control plane)."
+    out = ["| namespaces | binary | wall ms | API requests (by verb) | lists served by etcd "
+           "| objects etcd read for lists | lists served by the watch cache |",
+           "|---:|---|---:|---|---:|---:|---:|"]
+    for r in rows:
+        for label in ("before", "after"):
+            t = r["noop"].get(label)
+            if not t:
+                continue
+            st = t["storage"]
+            out.append(f"| {r['namespaces']} | {label} | {t['wall_s']*1000:.0f} | {t['requests']} "
+                       f"({verbs({k.lower(): v for k, v in t['by_verb'].items()})}) "
+                       f"| {st['apiserver_storage_list_total']:.0f} | {st['apiserver_storage_list_fetched_objects_total']:.0f} "
+                       f"| {st['apiserver_cache_list_total']:.0f} |")
+    return "\n".join(out)
+
+
+def targets(s, ratios, check, g=None):
     ours = {r["namespaces"]: r for r in s["ours"]}
     rows = ["| target | measured | met |", "|---|---|---|"]
 
     def row(name, value, ok):
         rows.append(f"| {name} | {value} | {'yes' if ok else '**no**'} |")
 
-    if 200 in ours:
+    for n in (200, 2000):
+        if n not in ours:
+            continue
         for p in ("down", "up"):
-            v = ours[200][p]["vs_floor"]
-            row(f"within {TARGET_FLOOR}× of the floor (200 namespaces, {p})", f"{v:.2f}×", v <= TARGET_FLOOR)
+            v = ours[n][p]["vs_floor"]
+            row(f"within {TARGET_FLOOR}× of the floor ({n} namespaces, {p})", f"{v:.2f}×", v <= TARGET_FLOOR)
+    if 200 in ours:
         for p in ("down", "up"):
             if (200, p) in ratios:
                 r, label = ratios[(200, p)]
@@ -151,11 +211,23 @@ def targets(s, ratios, check):
     big = max(ours) if ours else None
     if big:
         n = ours[big]["noop"]["requests"]
-        row(f"no-op run < {TARGET_NOOP} requests ({big} namespaces)", f"{n} requests, "
-            f"{ours[big]['noop']['wall_s']*1000:.0f} ms", n < TARGET_NOOP)
+        row(f"no-op run ≤ {TARGET_NOOP} requests ({big} namespaces)", f"{n} requests, "
+            f"{ours[big]['noop']['wall_s']*1000:.0f} ms", n <= TARGET_NOOP)
         rss = max(mib(ours[big][p]["maxrss_kb"]) for p in ("down", "up", "noop"))
         row(f"peak RSS < {TARGET_RSS_MB} MB at {big} namespaces", f"{rss:.1f} MiB ({rss*1.048576:.1f} MB)",
             rss * 1.048576 < TARGET_RSS_MB)
+    for regime, name in (("standin", "stand-in"), ("real", "real control plane")):
+        runs = [(r["namespaces"], r["ours"]) for r in (g or {}).get(regime, []) if r.get("ours")]
+        if runs:
+            left = sum(t["not_at_target"] + t["others_touched"] for _, t in runs)
+            row(f"ours leaves 0 workloads off target ({name}, down)",
+                ", ".join(f"{n}: {t['not_at_target']}" for n, t in runs), left == 0)
+    real_noop = [r["noop"]["after"] for r in (g or {}).get("real", []) if r.get("noop", {}).get("after")]
+    if real_noop:
+        st = real_noop[-1]["storage"]
+        row("a no-op reads nothing from etcd (real control plane)",
+            f"{st['apiserver_storage_list_total']:.0f} lists served by etcd, "
+            f"{st['apiserver_cache_list_total']:.0f} by the watch cache", st["apiserver_storage_list_total"] == 0)
     if "check" in check:
         mn, med, x = check["check"]
         row(f"`check` < {TARGET_CHECK_MS} ms", f"median {med:.2f} ms, min {mn:.2f} ms ({x:.1f}× /bin/true)",
@@ -167,11 +239,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", required=True)
     ap.add_argument("--check", required=True)
+    ap.add_argument("--regimes", help="benches/regimes.py output")
     ap.add_argument("--out", required=True)
     ap.add_argument("--machine", default="")
     ap.add_argument("--fault-campaign")
     a = ap.parse_args()
     s = json.load(open(a.scale, encoding="utf-8"))
+    g = json.load(open(a.regimes, encoding="utf-8")) if a.regimes and os.path.exists(a.regimes) else None
     check_text = open(a.check, encoding="utf-8").read()
     check = check_rows(check_text)
     kept = kept_blocks(a.out)
@@ -188,15 +262,20 @@ def main():
     scale = scale_tables(s)
     phases = phase_table(s)
     base, ratios = baseline_table(s)
-    tgt = targets(s, ratios, check)
+    tgt = targets(s, ratios, check, g)
+    peers = side_by_side(g)
+    etcd = etcd_reads(g)
     today = datetime.date.today().isoformat()
     doc = f"""# Benchmarks
 
 Regenerated by `scripts/bench.sh` ({today}; {a.machine}). Every figure is a whole process: the
-release binary spawned by `benches/scale.py` against a `kube-standin` process (our Kubernetes API
-stand-in) with an injected per-request latency, audit records written to DynamoDB Local. Wall time
-is spawn to reap; CPU comes from `wait4`'s rusage of that process, peak RSS from GNU time's;
-API requests are the stand-in's counter. No test asserts on any of these numbers.
+release binary spawned by `benches/scale.py` (or `benches/regimes.py`, beside py-kube-downscaler)
+against a `kube-standin` process (our Kubernetes API stand-in) with an injected per-request
+latency, or against a real kube-apiserver v1.28 where a table says so; audit records written to
+DynamoDB Local. Wall time is spawn to reap; CPU comes from `wait4`'s rusage of that process, peak
+RSS from GNU time's; API requests are the stand-in's counter (on the real apiserver, its audit
+log). The fixture's pod templates carry cpu/memory requests, which discovery parses. No test
+asserts on any of these numbers.
 
 **The floor** = (writes / `SCALE_CONCURRENCY` + list calls) × round-trip, with the writes and
 lists counted by the stand-in for that very run (workload patches, namespace labels, Events, the
@@ -222,6 +301,29 @@ the Lease release and exit.
 
 {phases}
 
+## Side by side with py-kube-downscaler
+
+The tool users pick for this job today (`../shared/peers/py-kube-downscaler`, run from source in
+the venv `.tools/pkd` with new-pykube 26.3.0): `{(g or {}).get("peer_args", "")}`. Each tool scales
+down a fixture of its own (same shape: N namespaces × 5 Deployments + 1 StatefulSet + 1 CronJob,
+pod templates with requests) in the same cluster, one after the other, by `benches/regimes.py`.
+Ours is limited to its fixture with `NAMESPACE_SELECTOR`, the peer with `--exclude-namespaces`
+(a regex that fullmatches every namespace but its fixture's); after each run every workload is
+listed: "left off target" is the tool's own workloads still running, "other workloads touched"
+those outside its fixture whose state the run changed (a namespace filter that leaked).
+
+{peers}
+
+### A no-op's reads from etcd (real control plane)
+
+Ours again on its fixture, already down (nothing to change), with the apiserver's own metrics read
+before and after (`apiserver_storage_list_total`: lists served from etcd,
+`apiserver_storage_list_fetched_objects_total`: objects etcd read for them,
+`apiserver_cache_list_total`: lists served by the watch cache). "before" is the binary of the commit
+before the lists moved to the watch cache (`BEFORE_REV`), "after" the one measured here.
+
+{etcd}
+
 ## Against the kubectl baseline
 
 The old service's pattern: per namespace one `kubectl get deployments,statefulsets,cronjobs -o json`,
@@ -243,7 +345,7 @@ then per workload two `kubectl` processes (`annotate` with the original, then `s
     with open(a.out, "w", encoding="utf-8") as f:
         f.write(doc)
     print("\n".join(["", "== targets", tgt, "", "== scale", scale, "", "== phases", phases, "",
-                     "== kubectl baseline", base, ""]))
+                     "== side by side", peers, "", "== etcd reads", etcd, "", "== kubectl baseline", base, ""]))
 
 
 if __name__ == "__main__":

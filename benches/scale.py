@@ -111,7 +111,9 @@ def workload(kind, namespace, name, replicas):
         "selector": {"matchLabels": {"app": name}},
         "template": {
             "metadata": {"labels": {"app": name}},
-            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+            # Requests, as issue 12's fixture: discovery parses them (peak RSS measured with them).
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27",
+                                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
         },
     }
     if kind == "StatefulSet":
@@ -162,7 +164,7 @@ class Poller(threading.Thread):
         return first - t0, k8s_end - first, t_end - k8s_end
 
 
-def measure(argv, env, workdir, poller=None):
+def measure(argv, env, workdir, poller=None, cwd=None):
     """Runs one process to completion: wall time from spawn to reap, rusage from wait4."""
     out_path, err_path = os.path.join(workdir, "stdout"), os.path.join(workdir, "stderr")
     rss_path = os.path.join(workdir, "rss")
@@ -171,7 +173,7 @@ def measure(argv, env, workdir, poller=None):
         if poller:
             poller.start()
         p = subprocess.Popen(TIME + ["-f", "%M", "-o", rss_path] + argv if TIME else argv,
-                             env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                             env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd)
         _, status, ru = os.wait4(p.pid, 0)
         t_end = time.perf_counter()
         wall = t_end - t0
@@ -196,6 +198,20 @@ def measure(argv, env, workdir, poller=None):
         "stderr": stderr,
         "phases_s": poller.phases(t0, t_end) if poller else None,
     }
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) a running process has used so far, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def cpu_delta(before, after):
+    return None if before is None or after is None else after - before
 
 
 def summary_of(stdout):
@@ -251,7 +267,10 @@ def ours(args, size, env, workdir):
         for phase, at, want_down in runs:
             st.reset()
             poller = Poller(st) if phase.endswith("_phases") else None
+            # The other processes on the same cores during the run: the stand-in, DynamoDB Local.
+            side = [proc_cpu(st.proc.pid), proc_cpu(args.dynamo_pid)]
             m = measure([args.bin, "--output", "json", "run", "--at", at], e, workdir, poller)
+            side = [cpu_delta(b, proc_cpu(p)) for b, p in zip(side, (st.proc.pid, args.dynamo_pid))]
             verbs = st.by_verb()
             s = summary_of(m["stdout"])
             wrong = check_state(st, size, want_down)
@@ -275,6 +294,8 @@ def ours(args, size, env, workdir):
                 "audit_records": s.get("audit_records"),
                 "audit_error": s.get("audit_error"),
                 "phases_s": m["phases_s"],
+                "standin_cpu_s": side[0],
+                "dynamo_cpu_s": side[1],
             }
             if m["code"] != 0:
                 r["stderr_tail"] = m["stderr"].strip().splitlines()[-5:]
@@ -364,6 +385,7 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--phase-sizes", default="200", help="sizes also measured with the phase breakdown")
+    ap.add_argument("--dynamo-pid", type=int, default=0, help="DynamoDB Local's pid, to read its CPU time")
     a = ap.parse_args()
     a.phase_sizes = [int(x) for x in a.phase_sizes.split(",") if x.strip()]
     env = dict(os.environ, SCALE_CONCURRENCY=str(a.concurrency), LOG_FORMAT="json", LOG_LEVEL="INFO",

@@ -10,20 +10,30 @@
 #   3. benches/scale.py: against a kube-standin process with an injected per-request latency,
 #      our binary's down / up / no-op `run` at each size (wall time, API requests by verb, peak
 #      RSS via wait4), and the kubectl-per-workload baseline of the old service;
-#   4. scripts/bench-check.sh: start-up of `check` as a whole process next to /bin/true;
-#   5. benches/report.py: writes BENCHMARKS.md (the fault-campaign section is kept as it is, or
+#   4. benches/regimes.py: py-kube-downscaler (../shared/peers, in the venv .tools/pkd, made
+#      here when missing) beside our binary, same fixture, in two regimes: the stand-in with the
+#      injected latency, and a real control plane (scripts/control-plane.sh: kube-apiserver
+#      v1.28 + etcd + kube-controller-manager, with an audit log to count each tool's requests);
+#      there also a no-op's etcd reads from the apiserver's metrics, before (BEFORE_REV) and now.
+#      Without ../shared/peers or the control-plane binaries, that part is skipped with one line;
+#   5. scripts/bench-check.sh: start-up of `check` as a whole process next to /bin/true;
+#   6. benches/report.py: writes BENCHMARKS.md (the fault-campaign section is kept as it is, or
 #      replaced by a fresh campaign's output when FAULT_ROUNDS is set).
 #
 # Environment (defaults in brackets):
 #   BENCH_SIZES [20,200,2000]   namespaces × (5 Deployments + 1 StatefulSet + 1 CronJob)
 #   BASELINE_SIZES [20]         kubectl baseline sizes (0: none); BENCH_FULL=1 makes it 20,200 (≈ 1 h)
-#   PHASE_SIZES [200]           sizes also run with the time split into start-up / Kubernetes / audit
+#   PHASE_SIZES [200,2000]      sizes also run with the time split into start-up / Kubernetes / audit
 #   LATENCY_MS [5]              injected per-request latency of the stand-in
 #   SCALE_CONCURRENCY [16]      parallel writes of our binary
 #   CHECK_RUNS [30]             runs per command in the start-up benchmark
 #   FAULT_ROUNDS                also run the fault campaign with this many rounds and record it
 #   FAULT_LOG                   or record the output of a campaign run before (cargo test … -- --nocapture)
-#   NO_BUILD=1                  use the binaries already in target/release
+#   PEER_SIZES [BENCH_SIZES]    stand-in sizes for the side by side with py-kube-downscaler (0: none)
+#   REAL_SIZES [20,200]         real control plane sizes (0: none)
+#   BEFORE_REV [8659095^]       commit whose binary shows the no-op's etcd reads before (empty: none)
+#   NO_BUILD=1                  use the binaries already in $CARGO_TARGET_DIR/release
+#   CARGO_TARGET_DIR [target]   where cargo builds (a separate one keeps the shared target free)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,20 +44,38 @@ SIZES=${BENCH_SIZES:-20,200,2000}
 if [[ -n ${BENCH_FULL:-} ]]; then BASELINE=${BASELINE_SIZES:-20,200}; else BASELINE=${BASELINE_SIZES:-20}; fi
 LATENCY=${LATENCY_MS:-5}
 CONC=${SCALE_CONCURRENCY:-16}
-BIN=$ROOT/target/release/namespace-scheduler
-STANDIN=$ROOT/target/release/kube-standin
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release/namespace-scheduler
+STANDIN=$TARGET/release/kube-standin
+BEFORE_REV=${BEFORE_REV-8659095^}
+PEER_DIR=$ROOT/../shared/peers/py-kube-downscaler
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-if [[ -z ${NO_BUILD:-} ]]; then
+BEFORE_BIN=
+if [[ -n $BEFORE_REV ]]; then
+  BEFORE_BIN=$OUT/namespace-scheduler-before
+  if [[ -z ${NO_BUILD:-} || ! -x $BEFORE_BIN ]]; then
+    step "cargo build --release of $BEFORE_REV (the no-op's etcd reads before)"
+    rm -rf "$OUT/before-src" && mkdir -p "$OUT/before-src"
+    git archive "$BEFORE_REV" | tar -x -C "$OUT/before-src"
+    (cd "$OUT/before-src" && CARGO_TARGET_DIR=$TARGET cargo build --release -p namespace-scheduler --bin namespace-scheduler)
+    cp "$TARGET/release/namespace-scheduler" "$BEFORE_BIN"
+    BEFORE_BUILT=1
+  fi
+fi
+if [[ -z ${NO_BUILD:-} || -n ${BEFORE_BUILT:-} ]]; then
   step "cargo build --release (namespace-scheduler, kube-standin)"
-  cargo build --release -p namespace-scheduler -p standin --bins
+  CARGO_TARGET_DIR=$TARGET cargo build --release -p namespace-scheduler -p standin --bins
   BUILT="binary built from commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')"
   git diff --quiet HEAD -- src standin/src Cargo.toml 2> /dev/null || BUILT="$BUILT plus uncommitted changes"
 else
-  BUILT="binary from target/release as of $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC') (NO_BUILD)"
+  BUILT="binary from $TARGET/release as of $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC') (NO_BUILD)"
 fi
 [[ -x $BIN && -x $STANDIN ]] || { echo "missing $BIN or $STANDIN (build without NO_BUILD)" >&2; exit 2; }
+if [[ -n $BEFORE_BIN ]] && cmp -s "$BIN" "$BEFORE_BIN"; then
+  echo "$BIN is the binary of $BEFORE_REV: rebuild (cargo build --release) before benchmarking" >&2; exit 2
+fi
 command -v kubectl > /dev/null || { echo "kubectl is required for the baseline" >&2; exit 2; }
 
 # Private copies: the shared target directory may be rebuilt while this runs.
@@ -68,7 +96,37 @@ unset NAMESPACE_SELECTOR PROTECTED_NAMESPACES RUST_LOG || true
 
 step "scale benchmark (sizes $SIZES, baseline $BASELINE, ${LATENCY} ms per request, SCALE_CONCURRENCY=$CONC)"
 python3 benches/scale.py --bin "$BIN" --standin "$STANDIN" --sizes "$SIZES" --baseline-sizes "$BASELINE" \
-  --latency-ms "$LATENCY" --concurrency "$CONC" --phase-sizes "${PHASE_SIZES:-200}" > "$OUT/scale.json"
+  --latency-ms "$LATENCY" --concurrency "$CONC" --phase-sizes "${PHASE_SIZES:-200,2000}" \
+  --dynamo-pid "$(cat ".tools/dynamodb-local/dynamodb-local-$PORT.pid" 2> /dev/null || echo 0)" > "$OUT/scale.json"
+
+REGIME_ARGS=(--bin "$BIN" --standin "$STANDIN" --latency-ms "$LATENCY" --concurrency "$CONC"
+  --standin-sizes "${PEER_SIZES:-$SIZES}" --real-sizes "${REAL_SIZES:-20,200}")
+[[ -n $BEFORE_BIN ]] && REGIME_ARGS+=(--before-bin "$BEFORE_BIN")
+if [[ -d $PEER_DIR ]]; then
+  if [[ ! -x .tools/pkd/bin/python ]]; then
+    step "py-kube-downscaler's venv (.tools/pkd: new-pykube==26.3.0 pytz requests pyyaml)"
+    python3 -m venv .tools/pkd && .tools/pkd/bin/pip install -q new-pykube==26.3.0 pytz requests pyyaml
+  fi
+  REGIME_ARGS+=(--peer-dir "$(cd "$PEER_DIR" && pwd)" --peer-python "$ROOT/.tools/pkd/bin/python")
+else
+  echo "SKIP py-kube-downscaler side by side: $PEER_DIR not found (it comes with ../shared/peers)" >&2
+fi
+CP=$OUT/cp
+if [[ ${REAL_SIZES:-20,200} != 0 ]] && scripts/control-plane.sh find > /dev/null 2>&1; then
+  step "real control plane (scripts/control-plane.sh, audit log on)"
+  scripts/control-plane.sh stop "$CP" > /dev/null 2>&1 || true
+  rm -rf "$CP" && mkdir -p "$CP"
+  printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: ["RequestReceived"]\nrules:\n- level: Metadata\n' > "$CP/audit-policy.yaml"
+  KUBE_APISERVER_FLAGS="--audit-policy-file=$CP/audit-policy.yaml --audit-log-path=$CP/audit.log --audit-log-format=json" \
+    scripts/control-plane.sh start "$CP" >&2
+  trap 'scripts/control-plane.sh stop "$CP" > /dev/null 2>&1 || true; scripts/dynamodb-local.sh stop "$PORT" > /dev/null 2>&1 || true' EXIT
+  REGIME_ARGS+=(--kubeconfig "$CP/kubeconfig" --audit-log "$CP/audit.log")
+else
+  echo "SKIP the real control plane regime: REAL_SIZES=0 or no kube-apiserver (scripts/control-plane.sh find)" >&2
+fi
+step "side by side with py-kube-downscaler, and the no-op's etcd reads (benches/regimes.py)"
+python3 benches/regimes.py "${REGIME_ARGS[@]}" > "$OUT/regimes.json"
+[[ -d $CP ]] && scripts/control-plane.sh stop "$CP" > /dev/null 2>&1 || true
 
 step "start-up benchmark (scripts/bench-check.sh)"
 BIN=$BIN scripts/bench-check.sh "${CHECK_RUNS:-30}" | tee "$OUT/check.txt" >&2
@@ -84,6 +142,6 @@ elif [[ -n ${FAULT_LOG:-} ]]; then
 fi
 
 step "BENCHMARKS.md"
-python3 benches/report.py --scale "$OUT/scale.json" --check "$OUT/check.txt" --out BENCHMARKS.md \
+python3 benches/report.py --scale "$OUT/scale.json" --regimes "$OUT/regimes.json" --check "$OUT/check.txt" --out BENCHMARKS.md \
   --machine "$(nproc) cores, $(uname -sr), $BUILT" \
   "${FAULT_ARGS[@]}"

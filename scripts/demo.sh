@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The embedded-default demo: a local DynamoDB plus the local Kubernetes API stand-in, no cloud
-# account. Seeds sample namespaces, then shows a night (scale down), an off-hours activation
+# The embedded-default demo: a local DynamoDB plus a local Kubernetes control plane, no cloud
+# account. The cluster is a real kube-apiserver v1.28 + etcd + kube-controller-manager on
+# loopback (scripts/control-plane.sh, from KUBEBUILDER_ASSETS or ../shared/k8s) when its
+# binaries are at hand, else the API stand-in (crate standin); the demo says which. DEMO_CLUSTER=standin
+# forces the stand-in. Seeds sample namespaces, then shows a night (scale down), an off-hours activation
 # with `up`, a morning (scale back up to the exact replica counts), a pretend week of nights
 # (audited with the instants its runs decided for) and that week's savings report.
 set -euo pipefail
@@ -11,6 +14,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2> /dev/null || true; done
   [[ -n "${DDB_PORT:-}" ]] && scripts/dynamodb-local.sh stop "$DDB_PORT" > /dev/null 2>&1 || true
+  [[ -d "$WORK/cp" ]] && scripts/control-plane.sh stop "$WORK/cp" > /dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -22,13 +26,22 @@ say "build"
 cargo build --quiet --bin namespace-scheduler && cargo build --quiet -p standin --bin kube-standin
 BIN="$ROOT/target/debug/namespace-scheduler"
 
-say "start DynamoDB Local and the Kubernetes API stand-in"
+say "start DynamoDB Local and a local Kubernetes cluster"
 DDB_PORT=$(free_port)
 scripts/dynamodb-local.sh start "$DDB_PORT" > /dev/null
-"$ROOT/target/debug/kube-standin" --listen 127.0.0.1:0 --seed demo --kubeconfig-out "$WORK/kubeconfig" > "$WORK/standin.out" 2> "$WORK/standin.err" &
-PIDS+=($!)
-for _ in $(seq 1 100); do [[ -s "$WORK/standin.out" ]] && break; sleep 0.1; done
-echo "API stand-in: $(head -n 1 "$WORK/standin.out")"
+if [[ "${DEMO_CLUSTER:-}" != standin ]] && found=$(scripts/control-plane.sh find); then
+  scripts/control-plane.sh start "$WORK/cp" 2> "$WORK/cp.log" || { cat "$WORK/cp.log"; exit 1; }
+  cp "$WORK/cp/kubeconfig" "$WORK/kubeconfig"
+  # The same sample namespaces and workloads as the stand-in's demo seed, applied for real.
+  "$ROOT/target/debug/kube-standin" --print-seed demo | kubectl --kubeconfig "$WORK/kubeconfig" apply -f - 2>&1 |
+    grep -v -e 'configured$' -e 'created$' -e 'last-applied-configuration' || true
+  echo "cluster: a real kube-apiserver v1.28 + etcd + kube-controller-manager on loopback (binaries: $found)"
+else
+  "$ROOT/target/debug/kube-standin" --listen 127.0.0.1:0 --seed demo --kubeconfig-out "$WORK/kubeconfig" > "$WORK/standin.out" 2> "$WORK/standin.err" &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do [[ -s "$WORK/standin.out" ]] && break; sleep 0.1; done
+  echo "cluster: the API stand-in at $(head -n 1 "$WORK/standin.out") (${found:-DEMO_CLUSTER=standin})"
+fi
 
 export KUBECONFIG="$WORK/kubeconfig"
 export DYNAMODB_ENDPOINT_URL="http://127.0.0.1:$DDB_PORT" AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
@@ -53,6 +66,9 @@ say "20:00: what run would do (--dry-run)"
 say "20:00: run scales every managed namespace down"
 "$BIN" run --at 2026-11-25T20:00:00-05:00
 workloads
+
+say "the Events the run left on each namespace it changed (kubectl get events)"
+kubectl get events -A --field-selector involvedObject.kind=Namespace -o custom-columns='NAMESPACE:.metadata.namespace,TYPE:.type,REASON:.reason,MESSAGE:.message' | cut -c1-150
 
 say "21:00: the payments team needs dev-payments for two hours"
 "$BIN" up --namespace dev-payments --cost-center IT-DEVELOPMENT --requested-by ana@example.com --for 2h --at 2026-11-25T21:00:00-05:00

@@ -5,7 +5,8 @@ use std::time::Duration;
 use standin::{seed, Options, Standin};
 
 const USAGE: &str = "usage: kube-standin [--listen 127.0.0.1:PORT] [--kubeconfig-out PATH] \
-[--seed demo|FILE.yaml|FILE.json] [--latency-ms N] [--enable-keda] [--strict-updates] [--fault-seed N] [--no-watch-cache]";
+[--seed demo|FILE.yaml|FILE.json] [--latency-ms N] [--enable-keda] [--strict-updates] [--fault-seed N] [--no-watch-cache]
+       kube-standin --print-seed demo   (the demo seed as one JSON List, for `kubectl apply -f -` on a real cluster)";
 
 fn parse_args() -> Result<(Options, Option<String>), String> {
     let mut opts = Options::default();
@@ -43,6 +44,15 @@ fn parse_args() -> Result<(Options, Option<String>), String> {
             "--enable-keda" => opts.enable_keda = true,
             "--strict-updates" => opts.strict_updates = true,
             "--no-watch-cache" => opts.watch_cache = false,
+            "--print-seed" => {
+                let v = value()?;
+                if v != "demo" {
+                    return Err(format!("--print-seed: only `demo` can be printed, not {v:?}"));
+                }
+                let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": seed::demo()});
+                println!("{}", serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?);
+                std::process::exit(0);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -173,8 +173,12 @@ async fn wait_for_patches(s: &standin::Standin, n: usize) {
     }
 }
 
+const ORIG_SUSPEND: &str = "namespace-scheduler/original-suspend";
+
 /// Every Deployment either runs its original count with no annotation, or is at 0 with the
-/// original in the annotation: nothing lost, whatever instant the process died.
+/// original in the annotation; every namespace's CronJob `job` (seeded running) either runs
+/// with no annotation, or is suspended with `original-suspend: "false"`: nothing lost, whatever
+/// instant the process died.
 async fn nothing_lost(c: &Cluster, originals: &BTreeMap<(String, String), i64>) {
     for ((ns, name), n) in originals {
         let r = c.replicas("Deployment", ns, name).await;
@@ -182,6 +186,26 @@ async fn nothing_lost(c: &Cluster, originals: &BTreeMap<(String, String), i64>) 
         let ok = (r == *n && a.is_none()) || (r == 0 && a.as_deref() == Some(n.to_string().as_str()));
         assert!(ok, "{ns}/{name}: replicas {r}, annotation {a:?}, original {n}");
     }
+    for ns in namespaces_of(originals) {
+        let (suspended, a) = cronjob_state(c, ns).await;
+        let ok = (!suspended && a.is_none()) || (suspended && a.as_deref() == Some("false"));
+        assert!(
+            ok,
+            "{ns}/job: suspend {suspended}, {ORIG_SUSPEND} {a:?}, originally running"
+        );
+    }
+}
+
+fn namespaces_of(originals: &BTreeMap<(String, String), i64>) -> std::collections::BTreeSet<&String> {
+    originals.keys().map(|(ns, _)| ns).collect()
+}
+
+/// The CronJob `job` of `ns`: (suspend, our original-suspend annotation).
+async fn cronjob_state(c: &Cluster, ns: &str) -> (bool, Option<String>) {
+    (
+        c.suspended(ns, "job").await,
+        c.annotation("CronJob", Some(ns), "job", ORIG_SUSPEND).await,
+    )
 }
 
 async fn seed_many(c: &Cluster, namespaces: usize, per_ns: i64) -> BTreeMap<(String, String), i64> {
@@ -227,6 +251,20 @@ async fn sigkill_at_a_random_instant_loses_no_original_and_the_next_run_converge
                 "round {round} at {at} (killed after {delay} writes): {out}\n{err}"
             );
             nothing_lost(&c, &originals).await;
+            // Converged: every CronJob suspended with its original recorded, or running again
+            // with the annotation gone.
+            let want = if at == OFF_HOURS {
+                (true, Some("false".to_string()))
+            } else {
+                (false, None)
+            };
+            for ns in namespaces_of(&originals) {
+                assert_eq!(
+                    cronjob_state(&c, ns).await,
+                    want,
+                    "round {round} at {at} (killed after {delay} writes): {ns}/job after the converging run"
+                );
+            }
         }
         for ((ns, name), n) in &originals {
             assert_eq!(

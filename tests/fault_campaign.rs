@@ -272,6 +272,14 @@ fn campaign(settings: Settings) -> Stats {
         s.worlds,
         started.elapsed().as_secs_f64()
     );
+    let bin = std::env::var("FAULT_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| format!("{} (built by cargo for this test)", common::BIN));
+    println!(
+        "{indent}binary: {bin}, run with NS_SCHEDULER_RETRY_ATTEMPTS={} (the invariants assume {})",
+        env.settings.binary_attempts, env.settings.budget
+    );
     println!(
         "{indent}rounds with planned faults: {}, in which a fault fired: {}; inert rounds (nothing fired, no signal, no outage; not counted as proof): {}",
         s.rounds_planned, s.rounds_fired, s.inert

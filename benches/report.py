@@ -95,6 +95,23 @@ def scale_tables(s):
     return "\n".join(out)
 
 
+def before_table(s):
+    """The largest size once more with the binary of BEFORE_REV (lists paged from etcd)."""
+    b = s.get("before")
+    now = {r["namespaces"]: r for r in s["ours"]}.get(b["namespaces"]) if b else None
+    if not b or not now:
+        return ""
+    out = [f"The same runs at {b['namespaces']} namespaces with the binary of the commit before the lists "
+           "moved to the watch cache (`BEFORE_REV`), same stand-in fixture:\n",
+           "| run | binary | wall ms | API requests (by verb) | peak RSS MiB | CPU ms |", "|---|---|---:|---|---:|---:|"]
+    for phase in ("down", "up", "noop"):
+        for label, r in (("before", b), ("now", now)):
+            p = r[phase]
+            out.append(f"| {phase} | {label} | {p['wall_s']*1000:.0f} | {p['requests']} ({verbs(p['by_verb'])}) "
+                       f"| {mib(p['maxrss_kb']):.1f} | {p['cpu_s']*1000:.0f} |")
+    return "\n".join(out) + "\n"
+
+
 def phase_table(s):
     out = ["| namespaces | run | wall ms | start-up ms | Kubernetes work ms | audit + Lease release + exit ms "
            "| floor ms | Kubernetes work × floor |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -259,7 +276,7 @@ def main():
             "\n".join(lines) + "\n```"
     else:
         fault = HOW_TO_CAMPAIGN + "\nNot recorded yet."
-    scale = scale_tables(s)
+    scale = scale_tables(s) + "\n\n" + before_table(s)
     phases = phase_table(s)
     base, ratios = baseline_table(s)
     tgt = targets(s, ratios, check, g)

@@ -386,6 +386,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--phase-sizes", default="200", help="sizes also measured with the phase breakdown")
     ap.add_argument("--dynamo-pid", type=int, default=0, help="DynamoDB Local's pid, to read its CPU time")
+    ap.add_argument("--before-bin", default="", help="an older commit's binary, also run at the largest size")
     a = ap.parse_args()
     a.phase_sizes = [int(x) for x in a.phase_sizes.split(",") if x.strip()]
     env = dict(os.environ, SCALE_CONCURRENCY=str(a.concurrency), LOG_FORMAT="json", LOG_LEVEL="INFO",
@@ -396,8 +397,14 @@ def main():
         warm = argparse.Namespace(**vars(a))
         warm.phase_sizes = []
         ours(warm, 5, env, workdir)
-        for size in [int(s) for s in a.sizes.split(",") if s.strip() and int(s) > 0]:
+        sizes = [int(s) for s in a.sizes.split(",") if s.strip() and int(s) > 0]
+        for size in sizes:
             out["ours"].append(ours(a, size, env, workdir))
+        if a.before_bin and sizes:
+            # The same runs with the binary from before the lists moved to the watch cache.
+            before = argparse.Namespace(**vars(a))
+            before.bin, before.phase_sizes = a.before_bin, []
+            out["before"] = ours(before, max(sizes), env, workdir)
         for size in [int(s) for s in a.baseline_sizes.split(",") if s.strip() and int(s) > 0]:
             out["baseline"].append(baseline(a, size, workdir))
     json.dump(out, sys.stdout, indent=1)

@@ -33,6 +33,8 @@
 #   REAL_SIZES [20,200]         real control plane sizes (0: none)
 #   BEFORE_REV [8659095^]       commit whose binary shows the no-op's etcd reads before (empty: none)
 #   NO_BUILD=1                  use the binaries already in $CARGO_TARGET_DIR/release
+#   REPORT_ONLY=1               measure nothing: rewrite BENCHMARKS.md from the last run's figures in
+#                               target/bench (after editing its analysis, or to record FAULT_LOG)
 #   CARGO_TARGET_DIR [target]   where cargo builds (a separate one keeps the shared target free)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +54,13 @@ PEER_DIR=$ROOT/../shared/peers/py-kube-downscaler
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+if [[ -n ${REPORT_ONLY:-} ]]; then
+  FAULT_ARGS=()
+  [[ -n ${FAULT_LOG:-} ]] && FAULT_ARGS=(--fault-campaign "$FAULT_LOG")
+  python3 benches/report.py --scale "$OUT/scale.json" --regimes "$OUT/regimes.json" --check "$OUT/check.txt" \
+    --out BENCHMARKS.md --machine "$(cat "$OUT/machine.txt")" "${FAULT_ARGS[@]}"
+  exit 0
+fi
 BEFORE_BIN=
 if [[ -n $BEFORE_REV ]]; then
   BEFORE_BIN=$OUT/namespace-scheduler-before
@@ -97,7 +106,8 @@ unset NAMESPACE_SELECTOR PROTECTED_NAMESPACES RUST_LOG || true
 step "scale benchmark (sizes $SIZES, baseline $BASELINE, ${LATENCY} ms per request, SCALE_CONCURRENCY=$CONC)"
 python3 benches/scale.py --bin "$BIN" --standin "$STANDIN" --sizes "$SIZES" --baseline-sizes "$BASELINE" \
   --latency-ms "$LATENCY" --concurrency "$CONC" --phase-sizes "${PHASE_SIZES:-200,2000}" \
-  --dynamo-pid "$(cat ".tools/dynamodb-local/dynamodb-local-$PORT.pid" 2> /dev/null || echo 0)" > "$OUT/scale.json"
+  --dynamo-pid "$(cat ".tools/dynamodb-local/dynamodb-local-$PORT.pid" 2> /dev/null || echo 0)" \
+  ${BEFORE_BIN:+--before-bin "$BEFORE_BIN"} > "$OUT/scale.json"
 
 REGIME_ARGS=(--bin "$BIN" --standin "$STANDIN" --latency-ms "$LATENCY" --concurrency "$CONC"
   --standin-sizes "${PEER_SIZES:-$SIZES}" --real-sizes "${REAL_SIZES:-20,200}")
@@ -142,6 +152,7 @@ elif [[ -n ${FAULT_LOG:-} ]]; then
 fi
 
 step "BENCHMARKS.md"
+echo "$(nproc) cores, $(uname -sr), $BUILT" > "$OUT/machine.txt"
 python3 benches/report.py --scale "$OUT/scale.json" --regimes "$OUT/regimes.json" --check "$OUT/check.txt" --out BENCHMARKS.md \
   --machine "$(nproc) cores, $(uname -sr), $BUILT" \
   "${FAULT_ARGS[@]}"

@@ -96,9 +96,13 @@ impl Inner {
     }
 
     pub(crate) fn stats(&self) -> Value {
-        let requests = self.requests.lock().expect("requests lock").len();
+        let (requests, busy_us) = {
+            let r = self.requests.lock().expect("requests lock");
+            (r.len(), r.iter().map(|x| x.duration_us).sum::<u64>())
+        };
         json!({
             "requests": requests,
+            "busyUs": busy_us,
             "byVerb": self.counts_by_verb(),
             "faults": self.faults.lock().expect("faults lock").counts,
             "resourceVersion": self.store.lock().expect("store lock").resource_version().to_string(),

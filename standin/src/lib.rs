@@ -54,7 +54,7 @@
 //! | request | effect |
 //! |---|---|
 //! | `GET /_standin/requests` / `DELETE /_standin/requests` | recorded [`RequestRecord`]s (JSON, camelCase) / forget them |
-//! | `GET /_standin/stats` | `{requests, byVerb, faults: FaultCounts, resourceVersion, latencyMs}` |
+//! | `GET /_standin/stats` | `{requests, busyUs, byVerb, faults: FaultCounts, resourceVersion, latencyMs}` (`busyUs`: the recorded requests' durations added up) |
 //! | `GET /_standin/faults` | active rules with `id`, `matched`, `fired` |
 //! | `POST /_standin/faults` | add a [`FaultRule`] (JSON object or array) → `{"ids": [..]}` |
 //! | `DELETE /_standin/faults`, `DELETE /_standin/faults/ID` | remove all / one rule |

@@ -48,6 +48,10 @@ pub struct RequestRecord {
     pub status: Option<u16>,
     /// Faults injected into this request (e.g. `status:503`, `latency:100ms`, `drop`).
     pub faults: Vec<String>,
+    /// Microseconds from the request read to its answer (injected latency included): with
+    /// the wall time of a run, how many requests were in flight on average.
+    #[serde(default)]
+    pub duration_us: u64,
 }
 
 /// Shared state behind a running stand-in.
@@ -118,6 +122,7 @@ pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>, mut shutdown
 }
 
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropConnection> {
+    let started = std::time::Instant::now();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
@@ -167,8 +172,12 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
         name: r.name.clone(),
         status: None,
         faults: decision.labels,
+        duration_us: 0,
     };
-    let push = |rec: RequestRecord| inner.requests.lock().expect("requests lock").push(rec);
+    let push = |mut rec: RequestRecord| {
+        rec.duration_us = started.elapsed().as_micros() as u64;
+        inner.requests.lock().expect("requests lock").push(rec)
+    };
     match decision.action {
         Some(FaultAction::Drop) => {
             push(record);

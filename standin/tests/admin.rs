@@ -206,3 +206,21 @@ fn start_in_thread_serves_blocking_callers() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(std::net::TcpStream::connect(addr).is_err(), "stopped on drop");
 }
+
+#[tokio::test]
+async fn each_request_records_how_long_it_took_and_stats_add_them_up() {
+    let s = Standin::start().await;
+    s.add_namespace("a", &[]);
+    s.set_latency(std::time::Duration::from_millis(20));
+    for _ in 0..2 {
+        let (code, _, _) = http(&s.url(), "GET", "/api/v1/namespaces/a", None).await;
+        assert_eq!(code, 200);
+    }
+    let records = s.requests();
+    assert!(records.iter().all(|r| r.duration_us >= 20_000), "{records:?}");
+    let (_, _, body) = http(&s.url(), "GET", "/_standin/stats", None).await;
+    let stats: Value = serde_json::from_str(&body).unwrap();
+    let busy = stats["busyUs"].as_u64().unwrap();
+    assert_eq!(busy, records.iter().map(|r| r.duration_us).sum::<u64>());
+    assert!(busy >= 40_000, "{stats}");
+}

@@ -12,10 +12,10 @@ mod faults;
 #[path = "e2e/harness.rs"]
 mod harness;
 mod k8s_manifests;
-#[path = "e2e/manifests_real.rs"]
-mod manifests_real;
 #[path = "e2e/lease.rs"]
 mod lease;
+#[path = "e2e/manifests_real.rs"]
+mod manifests_real;
 #[path = "e2e/rbac.rs"]
 mod rbac;
 #[path = "e2e/refusals.rs"]

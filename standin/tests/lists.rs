@@ -181,5 +181,9 @@ async fn pods_are_listed_cluster_wide_like_any_kind() {
     let (code, list) = get(&s, "/api/v1/pods?limit=500").await;
     assert_eq!(code, 200, "{list}");
     assert_eq!(list["kind"], "PodList");
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "nothing creates Pods here");
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing creates Pods here"
+    );
 }

@@ -1,4 +1,4 @@
-//! Offline checks of the Kubernetes manifests (SPEC §7, issue 5).
+//! Offline checks of the Kubernetes manifests (docs/reference.md §7, issue 5).
 //!
 //! Renders `manifests/base`, `manifests/overlays/production` (with the label-guard component),
 //! `manifests/components/label-guard` and the base with the Kyverno component
@@ -159,8 +159,8 @@ fn assert_common(r: &Rendered, origin: &str) {
     let cm = config_map(r, "namespace-scheduler-config");
     for key in cm.keys() {
         assert!(
-            SPEC_VARIABLES.contains(&key.as_str()),
-            "{origin}: ConfigMap key {key} is not a SPEC §2 variable"
+            REFERENCE_VARIABLES.contains(&key.as_str()),
+            "{origin}: ConfigMap key {key} is not a docs/reference.md §2 variable"
         );
     }
     let protected: BTreeSet<&str> = cm["PROTECTED_NAMESPACES"].split(',').map(str::trim).collect();

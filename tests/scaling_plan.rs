@@ -1,4 +1,4 @@
-//! The plan is a pure function: these check SPEC §4's rules without a cluster.
+//! The plan is a pure function: these check docs/reference.md §4's rules without a cluster.
 
 use std::collections::BTreeMap;
 

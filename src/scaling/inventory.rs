@@ -96,7 +96,7 @@ impl Workload {
     }
 }
 
-/// A self-service request found on a namespace (SPEC §5).
+/// A self-service request found on a namespace (docs/reference.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Request {
     /// The annotation value as written (the answer is keyed on it).

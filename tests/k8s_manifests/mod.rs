@@ -25,7 +25,7 @@ pub const LEASE_NAME: &str = "namespace-scheduler";
 pub const CONTAINER: &str = "namespace-scheduler";
 pub const RUNTIME_UID: i64 = 65532;
 
-/// The API requests the binary makes (the brief's least-privilege list, SPEC §4):
+/// The API requests the binary makes (the brief's least-privilege list, docs/reference.md §4):
 /// `(verb, API group, resource, namespace)`; namespace `None` = cluster-wide (a
 /// cluster-scoped resource, or a namespaced resource across all namespaces).
 /// The RBAC must grant no more than these (`rbac_is_least_privilege`); that it grants every
@@ -53,8 +53,8 @@ pub const BINARY_API_REQUESTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("patch", "coordination.k8s.io", "leases", Some(NAMESPACE)),
 ];
 
-/// The SPEC §2 variables; any other ConfigMap key is a typo the binary would ignore.
-pub const SPEC_VARIABLES: &[&str] = &[
+/// The docs/reference.md §2 variables; any other ConfigMap key is a typo the binary would ignore.
+pub const REFERENCE_VARIABLES: &[&str] = &[
     "EKS_CLUSTER_NAME",
     "AWS_REGION",
     "DYNAMODB_TABLE_NAME",
@@ -78,7 +78,7 @@ pub const SPEC_VARIABLES: &[&str] = &[
     "PERMISSIONS_CACHE_ENABLED",
 ];
 
-/// SPEC §2 default protected namespaces: the binary's own list, so the two cannot drift.
+/// docs/reference.md §2 default protected namespaces: the binary's own list, so the two cannot drift.
 pub const PROTECTED_DEFAULT: [&str; 15] = namespace_scheduler::config::DEFAULT_PROTECTED_NAMESPACES;
 
 pub const ECR_REPOSITORY_SUFFIX: &str = ".dkr.ecr.us-east-1.amazonaws.com/namespace-scheduler";

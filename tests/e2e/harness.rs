@@ -340,6 +340,21 @@ impl Cluster {
         common::audit_records(&self.dynamo, &self.audit_table).await
     }
 
+    /// The RBAC tests' world: a namespace of DEVOPS-INFRA with every kind the scheduler writes
+    /// (a Deployment of 3, a StatefulSet of 1, a running CronJob, a ScaledObject) and a second
+    /// one, `asker`, with a Deployment of 2 that will ask for off-hours time. Returns both names.
+    pub async fn every_kind_and_an_asker(&self, name: &str) -> (String, String) {
+        let cc = [("namespace-scheduler/cost-center", "DEVOPS-INFRA")];
+        let ns = self.namespace(name, &cc).await;
+        self.deployment(&ns, "api", 3).await;
+        self.statefulset(&ns, "db", 1).await;
+        self.cronjob(&ns, "job", false).await;
+        self.create(standin::seed::scaled_object(&ns, "api", "api")).await;
+        let asker = self.namespace(&format!("{name}-ask"), &cc).await;
+        self.deployment(&asker, "web", 2).await;
+        (ns, asker)
+    }
+
     /// Makes the scheduler's Lease look abandoned (its holder stopped renewing long ago).
     pub async fn expire_lease(&self) {
         if self

@@ -162,14 +162,7 @@ async fn every_shipped_manifest_applies_and_the_service_account_runs_a_full_cycl
 
     c.populate().await;
     c.ensure_keda_crd().await;
-    let cc = [(COST_CENTER, "DEVOPS-INFRA")];
-    let ns = c.namespace("sa", &cc).await;
-    c.deployment(&ns, "api", 3).await;
-    c.statefulset(&ns, "db", 1).await;
-    c.cronjob(&ns, "job", false).await;
-    c.create(standin::seed::scaled_object(&ns, "api", "api")).await;
-    let asker = c.namespace("sa-ask", &cc).await;
-    c.deployment(&asker, "web", 2).await;
+    let (ns, asker) = c.every_kind_and_an_asker("sa").await;
 
     // The cycle of tests/e2e/rbac.rs, as the ServiceAccount, in its own namespace.
     let env = [("KUBECONFIG", sa_kubeconfig.as_str()), ("POD_NAMESPACE", NAMESPACE)];

@@ -22,14 +22,7 @@ async fn rbac_grants_every_request_the_binary_makes() {
     // The Lease lives in the scheduler's own namespace, the one the Role is bound in.
     c.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
         .await;
-    let cc = [("namespace-scheduler/cost-center", "DEVOPS-INFRA")];
-    let ns = c.namespace("rbac", &cc).await;
-    c.deployment(&ns, "api", 3).await;
-    c.statefulset(&ns, "db", 1).await;
-    c.cronjob(&ns, "job", false).await;
-    c.create(standin::seed::scaled_object(&ns, "api", "api")).await;
-    let asker = c.namespace("rbac-ask", &cc).await;
-    c.deployment(&asker, "web", 2).await;
+    let (ns, asker) = c.every_kind_and_an_asker("rbac").await;
     s.reset_requests();
 
     // Our own namespace must be the one the Role is in.

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use namespace_scheduler::scaling::plan::NsMeta;
 use namespace_scheduler::scaling::{
     ANN_KEDA_PAUSED_BY_US, ANN_KEDA_PAUSED_REPLICAS, ANN_ORIGINAL_REPLICAS, ANN_ORIGINAL_SUSPEND,
 };
@@ -34,23 +33,8 @@ pub fn fields_the_scheduler_writes() -> Ignored {
         pointer("annotations", ANN_KEDA_PAUSED_REPLICAS),
     );
     add("keda.sh", "ScaledObject", pointer("annotations", ANN_KEDA_PAUSED_BY_US));
-    let all = NsMeta {
-        status: Some("x".into()),
-        active_until: Some("x".into()),
-        active_cost_center: Some("x".into()),
-        request_answered: Some("x".into()),
-        request_status: Some("x".into()),
-    };
-    let patch = NsMeta::default().patch_to(&all);
-    for field in ["labels", "annotations"] {
-        for key in patch["metadata"][field]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k)
-        {
-            add("", "Namespace", pointer(field, key));
-        }
+    for (field, key) in super::namespace_keys_the_scheduler_writes() {
+        add("", "Namespace", pointer(field, &key));
     }
     out
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, Variable};
-use namespace_scheduler::scaling::plan::NsMeta;
 use namespace_scheduler::scaling::{ANN_REQUESTED_BY, ANN_REQUEST_UNTIL, LABEL_COST_CENTER};
 use namespace_scheduler::schedule::SCHEDULE_ANNOTATION;
 use serde_json::Value;
@@ -20,20 +19,10 @@ pub const IDENTITY_VARIABLES: [&str; 3] = ["platformGroups", "platformUsers", "m
 /// Every key the scheduler writes on a Namespace (`NsMeta`'s patch from nothing to all keys
 /// set), plus the two the platform sets: the cost-center label and the schedule annotation.
 pub fn keys_the_platform_owns() -> BTreeSet<String> {
-    let all = NsMeta {
-        status: Some("x".into()),
-        active_until: Some("x".into()),
-        active_cost_center: Some("x".into()),
-        request_answered: Some("x".into()),
-        request_status: Some("x".into()),
-    };
-    let patch = NsMeta::default().patch_to(&all);
-    let mut keys: BTreeSet<String> = ["labels", "annotations"]
-        .iter()
-        .flat_map(|f| patch["metadata"][*f].as_object().cloned().unwrap_or_default())
-        .map(|(k, _)| k)
+    let mut keys: BTreeSet<String> = super::namespace_keys_the_scheduler_writes()
+        .into_iter()
+        .map(|(_, key)| key)
         .collect();
-    assert!(keys.len() >= 5, "NsMeta's patch names too few keys: {keys:?}");
     keys.insert(LABEL_COST_CENTER.into());
     keys.insert(SCHEDULE_ANNOTATION.into());
     keys

@@ -497,3 +497,26 @@ pub fn rbac_violations(r: &Rendered) -> Vec<String> {
     }
     bad
 }
+
+/// Every key the scheduler writes on a Namespace, with the field it sits in (`labels` or
+/// `annotations`): `NsMeta`'s patch from nothing to every key set, so the list comes from the code.
+pub fn namespace_keys_the_scheduler_writes() -> Vec<(&'static str, String)> {
+    use namespace_scheduler::scaling::plan::NsMeta;
+    let all = NsMeta {
+        status: Some("x".into()),
+        active_until: Some("x".into()),
+        active_cost_center: Some("x".into()),
+        request_answered: Some("x".into()),
+        request_status: Some("x".into()),
+    };
+    let patch = NsMeta::default().patch_to(&all);
+    let keys: Vec<_> = ["labels", "annotations"]
+        .into_iter()
+        .flat_map(|field| {
+            let keys = patch["metadata"][field].as_object().cloned().unwrap_or_default();
+            keys.into_iter().map(move |(k, _)| (field, k))
+        })
+        .collect();
+    assert!(keys.len() >= 5, "NsMeta's patch names too few keys: {keys:?}");
+    keys
+}

@@ -54,13 +54,20 @@ def side_cpu(p, key):
     return "–" if v is None else f"{v*1000:.0f}"
 
 
+def flight(p):
+    if p.get("mean_response_ms") is None:
+        return "– | –"
+    return f"{p['mean_response_ms']:.1f} | {p['in_flight']:.1f}"
+
+
 def scale_tables(s):
     out = []
     lat, conc = s["latency_ms"], s["concurrency"]
     out.append(f"Injected latency {lat} ms per API request; `SCALE_CONCURRENCY={conc}`; audit to DynamoDB Local.\n")
     out.append("| namespaces | workloads | run | wall ms | API requests (by verb) | writes | floor ms | × floor "
-               "| peak RSS MiB | CPU ms | exit | left off target | stand-in CPU ms | DynamoDB Local CPU ms |")
-    out.append("|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+               "| peak RSS MiB | CPU ms | exit | left off target | stand-in CPU ms | DynamoDB Local CPU ms "
+               "| mean response ms | mean in flight |")
+    out.append("|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in s["ours"]:
         for phase in ("down", "up", "noop"):
             p = r.get(phase)
@@ -70,12 +77,13 @@ def scale_tables(s):
                 f"| {r['namespaces']} | {r['workloads']} | {phase} | {p['wall_s']*1000:.0f} | {p['requests']} "
                 f"({verbs(p['by_verb'])}) | {p['writes']} | {p['floor_s']*1000:.0f} | "
                 f"{p['vs_floor']:.2f} | {mib(p['maxrss_kb']):.1f} | {p['cpu_s']*1000:.0f} | {p['exit']} "
-                f"| {p['not_at_target']} | {side_cpu(p, 'standin_cpu_s')} | {side_cpu(p, 'dynamo_cpu_s')} |"
+                f"| {p['not_at_target']} | {side_cpu(p, 'standin_cpu_s')} | {side_cpu(p, 'dynamo_cpu_s')} "
+                f"| {flight(p)} |"
                 if p["vs_floor"] is not None
                 else f"| {r['namespaces']} | {r['workloads']} | {phase} | {p['wall_s']*1000:.0f} | {p['requests']} "
                 f"({verbs(p['by_verb'])}) | {p['writes']} | – | – | {mib(p['maxrss_kb']):.1f} | "
                 f"{p['cpu_s']*1000:.0f} | {p['exit']} | {p['not_at_target']} | {side_cpu(p, 'standin_cpu_s')} "
-                f"| {side_cpu(p, 'dynamo_cpu_s')} |"
+                f"| {side_cpu(p, 'dynamo_cpu_s')} | {flight(p)} |"
             )
     out.append("")
     out.append("Per namespace (down / up):\n")

@@ -271,7 +271,8 @@ def ours(args, size, env, workdir):
             side = [proc_cpu(st.proc.pid), proc_cpu(args.dynamo_pid)]
             m = measure([args.bin, "--output", "json", "run", "--at", at], e, workdir, poller)
             side = [cpu_delta(b, proc_cpu(p)) for b, p in zip(side, (st.proc.pid, args.dynamo_pid))]
-            verbs = st.by_verb()
+            stats = st.admin("GET", "stats")
+            verbs, busy = stats["byVerb"], stats.get("busyUs", 0) / 1e6
             s = summary_of(m["stdout"])
             wrong = check_state(st, size, want_down)
             lists = verbs.get("list", 0)
@@ -294,6 +295,11 @@ def ours(args, size, env, workdir):
                 "audit_records": s.get("audit_records"),
                 "audit_error": s.get("audit_error"),
                 "phases_s": m["phases_s"],
+                # Little's law: the requests' durations added up over the wall time = how many
+                # were in flight on average (SCALE_CONCURRENCY bounds the writes among them).
+                "busy_s": busy,
+                "mean_response_ms": busy * 1000 / max(1, sum(verbs.values())),
+                "in_flight": busy / m["wall_s"],
                 "standin_cpu_s": side[0],
                 "dynamo_cpu_s": side[1],
             }

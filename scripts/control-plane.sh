@@ -36,8 +36,9 @@ D=${2:-}
 mkdir -p "$D"; D=$(cd "$D" && pwd)
 BIN=$D/bin P=$D/pki LOGS=$D/logs
 
-alive() { local f=$D/$1.pid pid; [ -s "$f" ] || return 1; pid=$(cat "$f"); [ -d /proc/$pid ] || return 1
-  tr '\0' ' ' < /proc/$pid/cmdline 2> /dev/null | grep -q -- "$2"; }
+# No pipe here: under pipefail, `tr | grep -q` fails when grep exits before tr's last write.
+alive() { local f=$D/$1.pid pid cmd; [ -s "$f" ] || return 1; pid=$(cat "$f"); [ -d /proc/$pid ] || return 1
+  cmd=$(tr '\0' ' ' < /proc/$pid/cmdline 2> /dev/null) || return 1; [[ $cmd == *"$2"* ]]; }
 stop_one() { local f=$D/$1.pid pid
   if alive "$1" "$2"; then pid=$(cat "$f"); kill -TERM "$pid" 2> /dev/null || true
     for _ in $(seq 1 100); do [ -d /proc/$pid ] || break; sleep 0.1; done
@@ -106,7 +107,10 @@ KC
 chmod 600 "$D/kubeconfig"
 
 launch() { local name=$1; shift; setsid nohup "$@" > "$LOGS/$name.log" 2>&1 < /dev/null & echo $! > "$D/$name.pid"; }
-wait_for() { for _ in $(seq 1 600); do eval "$2" && return 0; alive "$1" "$3" || { log "$1 died:"; tail -20 "$LOGS/$1.log" >&2; exit 1; }; sleep 0.2; done
+# A process is declared dead only when two looks 0.5 s apart both miss it (not mid-exec).
+wait_for() { for _ in $(seq 1 600); do eval "$2" && return 0
+    alive "$1" "$3" || { sleep 0.5; alive "$1" "$3"; } || { log "$1 died:"; tail -20 "$LOGS/$1.log" >&2; exit 1; }
+    sleep 0.2; done
   log "timeout waiting for $1"; tail -20 "$LOGS/$1.log" >&2; exit 1; }
 
 if ! alive etcd etcd; then

@@ -47,8 +47,9 @@ if [[ -n "$REAL_KUBECONFIG" ]]; then
   echo "using the cluster of E2E_KUBECONFIG=$REAL_KUBECONFIG"
 elif found=$(scripts/control-plane.sh find); then
   CP_DIR="$ROOT/target/control-plane"
-  scripts/control-plane.sh start "$CP_DIR"
+  # Stopped on exit even when it fails to start (what did start must not outlive the run).
   trap 'scripts/control-plane.sh stop "$CP_DIR" > /dev/null 2>&1 || true; scripts/dynamodb-local.sh stop "$PORT" > /dev/null 2>&1 || true' EXIT
+  scripts/control-plane.sh start "$CP_DIR"
   REAL_KUBECONFIG="$CP_DIR/kubeconfig"
 else
   REAL_SKIPPED="SKIP the e2e suite on a real control plane: $found"

@@ -364,6 +364,24 @@ impl Standin {
         self.inner.requests.lock().expect("requests lock").clone()
     }
 
+    /// Requests being handled right now (admin requests included).
+    pub fn in_flight(&self) -> u64 {
+        self.inner.in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until no request is in flight (a killed client's last writes are carried out
+    /// before the world is looked at); false if some still are after `timeout`.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.in_flight() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
     /// Number of API requests recorded.
     pub fn request_count(&self) -> usize {
         self.inner.requests.lock().expect("requests lock").len()
@@ -465,6 +483,7 @@ async fn bind(opts: Options) -> std::io::Result<(Arc<Inner>, tokio::net::TcpList
         requests: Mutex::new(Vec::new()),
         seq: AtomicU64::new(0),
         connections: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
         latency_ms: AtomicU64::new(opts.latency.as_millis() as u64),
         keda: opts.enable_keda,
         strict_updates: opts.strict_updates,

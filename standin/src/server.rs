@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub requests: Mutex<Vec<RequestRecord>>,
     pub seq: AtomicU64,
     pub connections: AtomicU64,
+    /// Requests being handled now (read, maybe delayed by injected latency, not yet answered).
+    pub in_flight: AtomicU64,
     pub latency_ms: AtomicU64,
     pub keda: bool,
     pub strict_updates: bool,
@@ -123,6 +125,10 @@ pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>, mut shutdown
 
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropConnection> {
     let started = std::time::Instant::now();
+    // A request whose client has gone (killed, timed out) may still be carried out, until the
+    // server notices the closed connection, as a real apiserver may commit a write whose client
+    // is gone: tests that look at the world after a kill wait until none is in flight.
+    let _in_flight = InFlight::enter(&inner.in_flight);
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
@@ -253,4 +259,20 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
     record.status = Some(code);
     push(record);
     Ok(json_response(code, &body, &[]))
+}
+
+/// Counts a request as in flight for as long as it lives (dropped on every return path).
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }

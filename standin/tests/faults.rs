@@ -222,3 +222,27 @@ async fn request_accounting() {
     s.insert(standin::seed::deployment("ns1", "direct", 1));
     assert_eq!(s.request_count(), 0, "library calls are not API requests");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_in_flight_until_answered_and_wait_idle_waits_for_it() {
+    let s = setup().await;
+    s.set_latency(Duration::from_millis(300));
+    let api: Api<Deployment> = Api::namespaced(client(&s), "ns1");
+    let write = tokio::spawn(async move { api.patch("web", &PatchParams::default(), &down()).await });
+    let t0 = Instant::now();
+    while s.in_flight() == 0 && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(s.in_flight(), 1, "the write waits out its latency in the server");
+    assert_eq!(s.replicas("Deployment", "ns1", "web"), Some(3), "not carried out yet");
+    // The server runs on this runtime's other worker meanwhile.
+    assert!(tokio::task::block_in_place(|| s.wait_idle(Duration::from_secs(5))));
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(
+        s.replicas("Deployment", "ns1", "web"),
+        Some(0),
+        "done by the time wait_idle returns"
+    );
+    write.await.unwrap().expect("the write succeeds");
+    s.set_latency(Duration::ZERO);
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::faults::{self, FaultKind, Planned, Role, Scenario, Trigger};
+use crate::faults::{self, Planned, Role, Scenario, Trigger};
 use crate::runner::{self, Outcome, Signal};
 use crate::world::{Snapshot, Target, World};
 use crate::{audit, Env, Stats, RUN_LIMIT};
@@ -109,11 +109,11 @@ pub fn play(env: &Env, w: &World, rng: &mut fastrand::Rng, stats: &mut Stats, la
         .collect();
     w.standin.clear_faults();
     w.standin.set_latency(Duration::ZERO);
-    // A request delayed past the client's timeout is still served (a write committed) when its
-    // delay is over: wait for it, so the snapshot holds what the cluster finally holds.
-    if fired.iter().any(|(p, n)| p.kind == FaultKind::Timeout && *n > 0) {
-        std::thread::sleep(Duration::from_millis(faults::TIMEOUT_LATENCY_MS + 200));
-    }
+    // A request whose client has gone — delayed past the client's timeout, or in flight when
+    // the run was killed — may still be served (a write committed) when its delay is over: wait
+    // until the stand-in has none in flight, so the snapshot holds what the cluster finally holds
+    // (a clean run's changes are then never confused with a killed run's last writes).
+    settle(w);
     let after = w.snapshot();
     let facts = Facts {
         target,
@@ -357,6 +357,7 @@ fn clean_run(
         w.expire_lease();
         clean = runner::run(env.scheduler(w, target, 16), None, |_| false, RUN_LIMIT);
     }
+    settle(w);
     let end = w.snapshot();
     let ctx = |bad: &mut Vec<String>, what: String| {
         bad.push(format!(
@@ -402,5 +403,13 @@ fn clean_run(
     audit::check(env, w, (&mid, &end), &clean, &mut audit_bad, &mut stats.audited);
     for a in audit_bad {
         ctx(bad, a);
+    }
+}
+
+/// Waits until the stand-in has answered every request it received (see `Standin::wait_idle`).
+fn settle(w: &World) {
+    let limit = Duration::from_millis(faults::TIMEOUT_LATENCY_MS + 5_000);
+    if !w.standin.wait_idle(limit) {
+        eprintln!("fault campaign: the stand-in still had requests in flight after {limit:?}");
     }
 }

@@ -39,8 +39,8 @@ pub struct Cluster {
     pub audit_table: String,
     pub permissions_table: String,
     created: std::sync::Mutex<Vec<String>>,
-    /// Cluster-scoped objects a test made (`resource`, `name`), deleted before the namespaces.
-    created_cluster_objects: std::sync::Mutex<Vec<(String, String)>>,
+    /// Other objects a test made (`resource`, namespace, `name`), deleted before the namespaces.
+    created_objects: std::sync::Mutex<Vec<(String, Option<String>, String)>>,
     _dir: tempfile::TempDir,
 }
 
@@ -98,7 +98,7 @@ impl Cluster {
             audit_table,
             permissions_table,
             created: Default::default(),
-            created_cluster_objects: Default::default(),
+            created_objects: Default::default(),
             _dir: dir,
         };
         c.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": c.own_ns}}))
@@ -372,14 +372,16 @@ impl Cluster {
         }
     }
 
-    /// Deletes the cluster-scoped object `resource`/`name` (e.g.
-    /// `validatingadmissionpolicies.admissionregistration.k8s.io`) when this `Cluster` is dropped,
-    /// so a test that panics does not leave a policy behind for the tests that follow.
-    pub fn delete_on_drop(&self, resource: &str, name: &str) {
-        self.created_cluster_objects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((resource.to_string(), name.to_string()));
+    /// Deletes `resource`/`name` (in `namespace`, for a namespaced kind; e.g.
+    /// `validatingadmissionpolicies.admissionregistration.k8s.io`) when this `Cluster` is
+    /// dropped, in reverse order of registration and before the test's namespaces, on success
+    /// and on panic alike. Register before creating, so a failure half-way still removes it.
+    pub fn delete_on_drop(&self, resource: &str, namespace: Option<&str>, name: &str) {
+        self.created_objects.lock().unwrap_or_else(|e| e.into_inner()).push((
+            resource.to_string(),
+            namespace.map(str::to_string),
+            name.to_string(),
+        ));
     }
 
     /// Deletes the namespaces this test created (a real cluster keeps no trace of the test).
@@ -393,18 +395,24 @@ impl Drop for Cluster {
     /// Runs on success and on panic alike. `kubectl` rather than the async client: a `Drop`
     /// cannot await, and the client belongs to the test's runtime.
     fn drop(&mut self) {
-        let objects = std::mem::take(&mut *self.created_cluster_objects.lock().unwrap_or_else(|e| e.into_inner()));
+        let objects = std::mem::take(&mut *self.created_objects.lock().unwrap_or_else(|e| e.into_inner()));
         let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
         if !self.real() {
             return;
         }
-        for (resource, name) in objects.iter().rev() {
-            let deleted = std::process::Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .args(["delete", resource, name, "--wait=false", "--ignore-not-found"])
-                .output();
-            match deleted {
+        for (resource, namespace, name) in objects.iter().rev() {
+            let mut delete = std::process::Command::new("kubectl");
+            delete.arg("--kubeconfig").arg(&self.kubeconfig).args([
+                "delete",
+                resource,
+                name,
+                "--wait=false",
+                "--ignore-not-found",
+            ]);
+            if let Some(ns) = namespace {
+                delete.args(["-n", ns]);
+            }
+            match delete.output() {
                 Ok(o) if o.status.success() => {}
                 Ok(o) => eprintln!(
                     "cleanup of {resource}/{name} failed: {}",

@@ -97,7 +97,6 @@ async fn every_shipped_manifest_applies_and_the_service_account_runs_a_full_cycl
     if !task_scheduler_is_free(&c).await {
         return;
     }
-    let cleanup = Cleanup::new(&c);
 
     // The namespace, ServiceAccount and RBAC, for real.
     let mut real: Vec<Value> = kustomize("manifests/base")
@@ -112,7 +111,7 @@ async fn every_shipped_manifest_applies_and_the_service_account_runs_a_full_cycl
     for d in real.iter_mut().filter(|d| kind_of(d) == "Namespace") {
         d["metadata"]["labels"][FIXTURE_LABEL] = json!("true");
     }
-    cleanup.add_all(&real);
+    delete_all_on_drop(&c, &real);
     let (ok, out, err) = kubectl(&c.kubeconfig, &["apply", "-f", "-"], Some(&as_stream(&real)));
     assert!(ok, "apply the RBAC for real:\n{out}\n{err}");
 
@@ -254,7 +253,7 @@ async fn every_shipped_manifest_applies_and_the_service_account_runs_a_full_cycl
         }
     }
     assert!(c.get("Namespace", None, &ns).await.is_some());
-    drop(cleanup);
+    c.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,13 +322,12 @@ async fn the_label_guard_refuses_a_team_and_lets_the_platform_and_the_scheduler_
         json!({"apiVersion": format!("{rbac_group}/v1"), "kind": "RoleBinding", "metadata": {"name": "namespace-scheduler-lease", "namespace": c.own_ns},
             "roleRef": {"apiGroup": rbac_group, "kind": "Role", "name": "namespace-scheduler-lease"}, "subjects": [scheduler]}),
     ];
-    let cleanup = Cleanup::new(&c);
-    cleanup.add_all(&rbac);
-    cleanup.add_all(&guard);
+    delete_all_on_drop(&c, &rbac);
+    delete_all_on_drop(&c, &guard);
     let new_ns = format!("nss-e2e-{id}-guard-new");
     let plain_ns = format!("nss-e2e-{id}-guard-plain");
-    cleanup.add("namespace", None, &new_ns);
-    cleanup.add("namespace", None, &plain_ns);
+    c.delete_on_drop("namespace", None, &new_ns);
+    c.delete_on_drop("namespace", None, &plain_ns);
     for docs in [&rbac, &guard] {
         let (ok, out, err) = kubectl(&c.kubeconfig, &["apply", "-f", "-"], Some(&as_stream(docs)));
         assert!(ok, "apply:\n{out}\n{err}");
@@ -479,5 +477,5 @@ async fn the_label_guard_refuses_a_team_and_lets_the_platform_and_the_scheduler_
         Some("inactive")
     );
     assert_eq!(ann("namespace-scheduler/active-until").await, None);
-    drop(cleanup);
+    c.cleanup().await;
 }

@@ -1,9 +1,9 @@
-//! Helpers of `manifests_real`: kubectl, a cleanup guard, kubeconfigs for other identities,
-//! the admission-policy API version, namespace patches that report a refusal.
+//! Helpers of `manifests_real`: kubectl, registering rendered objects for deletion with the
+//! test's `Cluster`, kubeconfigs for other identities, the admission-policy API version,
+//! namespace patches that report a refusal.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use kube::api::{Patch, PatchParams};
 use kube::config::{AuthInfo, Kubeconfig};
@@ -47,61 +47,15 @@ pub fn as_stream(docs: &[Value]) -> String {
         .collect()
 }
 
-/// Deletes what a test created, in reverse order, when dropped: on success and on panic alike.
-/// `kubectl`, not the async client: a `Drop` cannot await.
-pub struct Cleanup {
-    kubeconfig: PathBuf,
-    /// (resource, namespace, name)
-    objects: Mutex<Vec<(String, Option<String>, String)>>,
-}
-
-impl Cleanup {
-    pub fn new(c: &Cluster) -> Cleanup {
-        Cleanup {
-            kubeconfig: c.kubeconfig.clone(),
-            objects: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Registers an object before it is created, so a failure half-way still removes it.
-    pub fn add(&self, resource: &str, namespace: Option<&str>, name: &str) {
-        self.objects
-            .lock()
-            .unwrap()
-            .push((resource.into(), namespace.map(str::to_string), name.into()));
-    }
-
-    pub fn add_all(&self, docs: &[Value]) {
-        for d in docs {
-            let resource = format!("{}.{}", kind_of(d).to_lowercase(), group_of(d));
-            self.add(
-                resource.trim_end_matches('.'),
-                d["metadata"]["namespace"].as_str(),
-                name_of(d),
-            );
-        }
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let objects = std::mem::take(&mut *self.objects.lock().unwrap_or_else(|e| e.into_inner()));
-        for (resource, ns, name) in objects.iter().rev() {
-            let mut args = vec![
-                "delete",
-                resource.as_str(),
-                name.as_str(),
-                "--ignore-not-found",
-                "--wait=false",
-            ];
-            if let Some(ns) = ns {
-                args.extend(["-n", ns.as_str()]);
-            }
-            let (ok, _, err) = kubectl(&self.kubeconfig, &args, None);
-            if !ok {
-                eprintln!("cleanup: kubectl {args:?}: {err}");
-            }
-        }
+/// Registers every object of `docs` with [`Cluster::delete_on_drop`] (before they are created).
+pub fn delete_all_on_drop(c: &Cluster, docs: &[Value]) {
+    for d in docs {
+        let resource = format!("{}.{}", kind_of(d).to_lowercase(), group_of(d));
+        c.delete_on_drop(
+            resource.trim_end_matches('.'),
+            d["metadata"]["namespace"].as_str(),
+            name_of(d),
+        );
     }
 }
 

@@ -40,9 +40,14 @@ async fn freeze(c: &Cluster, name: &str) -> Freeze {
     // Deleted even if the test panics (lift() deletes them on the normal path; both are idempotent).
     c.delete_on_drop(
         "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+        None,
         &policy,
     );
-    c.delete_on_drop("validatingadmissionpolicies.admissionregistration.k8s.io", &policy);
+    c.delete_on_drop(
+        "validatingadmissionpolicies.admissionregistration.k8s.io",
+        None,
+        &policy,
+    );
     let create = |path: String, body: Value| async move {
         let req = Request::new(path)
             .create(&PostParams::default(), serde_json::to_vec(&body).unwrap())

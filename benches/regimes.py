@@ -7,7 +7,7 @@ requests), one `down` pass of each tool, each on a fixture of its own, one after
 
   * stand-in: a kube-standin process with an injected per-request latency (round-trip bound,
     like a remote EKS control plane). API requests: the stand-in's counter.
-  * real: kube-apiserver v1.28 + etcd + kube-controller-manager of scripts/control-plane.sh on
+  * real: kube-apiserver v1.32 + etcd + kube-controller-manager of scripts/control-plane.sh on
     this machine (server bound: they share the 2 cores with the tool). Both fixtures exist
     before either tool runs, so both list the same cluster. API requests: the apiserver's audit
     log, by user agent (the controller manager's own requests, reacting to the scale-downs, are

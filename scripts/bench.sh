@@ -13,7 +13,7 @@
 #   4. benches/regimes.py: py-kube-downscaler (../shared/peers, in the venv .tools/pkd, made
 #      here when missing) beside our binary, same fixture, in two regimes: the stand-in with the
 #      injected latency, and a real control plane (scripts/control-plane.sh: kube-apiserver
-#      v1.28 + etcd + kube-controller-manager, with an audit log to count each tool's requests);
+#      v1.32 + etcd + kube-controller-manager, with an audit log to count each tool's requests);
 #      there also a no-op's etcd reads from the apiserver's metrics, before (BEFORE_REV) and now.
 #      Without ../shared/peers or the control-plane binaries, that part is skipped with one line;
 #   5. scripts/bench-check.sh: start-up of `check` as a whole process next to /bin/true;

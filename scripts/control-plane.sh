@@ -7,17 +7,21 @@
 #   scripts/control-plane.sh start DIR        start (or reuse) a control plane kept in DIR
 #   scripts/control-plane.sh stop DIR         stop only the processes recorded in DIR/*.pid
 #
-# Binaries, in order: $KUBEBUILDER_ASSETS (what `setup-envtest use 1.28.x -p path` prints:
+# Binaries, in order: $KUBEBUILDER_ASSETS (what `setup-envtest use 1.32.x -p path` prints:
 # kube-apiserver, etcd, kubectl; kube-controller-manager is used when present), else the
-# xz-compressed kube-apiserver and kube-controller-manager of $K8S_BINARIES (default
-# ../shared/k8s next to the clone) with etcd from PATH (Debian: apt-get install etcd-server,
-# which `start` does itself when it may). DIR gets bin/, pki/, etcd-data/, logs/, *.pid, ports
-# and DIR/kubeconfig (cluster admin, CA embedded). Ports are picked free on 127.0.0.1.
-# ValidatingAdmissionPolicy (beta in 1.28, API admissionregistration.k8s.io/v1beta1) is on.
+# xz-compressed kube-apiserver and kube-controller-manager v1.32 of $K8S_BINARIES (default
+# ../shared/k8s-v1.32 next to the clone: 1.32 is the oldest Kubernetes EKS still supports) with
+# etcd from PATH (Debian: apt-get install etcd-server, which `start` does itself when it may).
+# DIR gets bin/, pki/, etcd-data/, logs/, *.pid, ports and DIR/kubeconfig (cluster admin, CA
+# embedded). Ports are picked free on 127.0.0.1. A DIR whose bin/ came from another source is
+# refilled and its etcd data dropped (bin/.source names it), so an old DIR never runs an old apiserver.
+# ValidatingAdmissionPolicy is GA from 1.30 (admissionregistration.k8s.io/v1, what manifests/
+# ships). The HPAScaleToZero feature gate is on where the version has it, as on the clusters
+# that enable it, so an HPA may have minReplicas: 0 (docs/reference.md §4).
 # KUBE_APISERVER_FLAGS="..." is appended to kube-apiserver's command line.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-K8S_BINARIES=${K8S_BINARIES:-$ROOT/../shared/k8s}
+K8S_BINARIES=${K8S_BINARIES:-$ROOT/../shared/k8s-v1.32}
 cmd=${1:-}
 log() { echo "[control-plane] $*" >&2; }
 
@@ -56,6 +60,11 @@ fi
 SOURCE=$(source_of)
 [ -n "$SOURCE" ] || { log "no kube-apiserver: set KUBEBUILDER_ASSETS or provide $K8S_BINARIES"; exit 1; }
 mkdir -p "$BIN" "$LOGS"
+if [ "$(cat "$BIN/.source" 2> /dev/null)" != "$SOURCE" ]; then
+  { alive kube-apiserver "$BIN/kube-apiserver" || alive etcd etcd; } && { log "$D runs binaries of another source: stop it first"; exit 1; }
+  # Another version's binaries and its etcd data (written by that apiserver) go together.
+  rm -rf "$BIN/kube-apiserver" "$BIN/kube-controller-manager" "$BIN/etcd" "$D/etcd-data"
+fi
 for b in kube-apiserver kube-controller-manager etcd; do
   [ -x "$BIN/$b" ] && continue
   if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$b" ]; then cp "$KUBEBUILDER_ASSETS/$b" "$BIN/$b"
@@ -63,6 +72,7 @@ for b in kube-apiserver kube-controller-manager etcd; do
     xz -dc "$K8S_BINARIES/$b.xz" > "$BIN/$b.tmp" && chmod +x "$BIN/$b.tmp" && mv "$BIN/$b.tmp" "$BIN/$b"
   fi
 done
+echo "$SOURCE" > "$BIN/.source"
 ETCD=$BIN/etcd
 if [ ! -x "$ETCD" ]; then
   if ! command -v etcd > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
@@ -122,6 +132,10 @@ fi
 wait_for etcd "curl -sf --max-time 2 http://127.0.0.1:$ETCD_PORT/health | grep -q true" etcd
 
 if ! alive kube-apiserver "$BIN/kube-apiserver"; then
+  # HPAScaleToZero while this version still has the gate (a version that no longer lists it
+  # would refuse to start with it).
+  GATES=""
+  "$BIN/kube-apiserver" --help 2> /dev/null | grep -q 'HPAScaleToZero=' && GATES="--feature-gates=HPAScaleToZero=true"
   # shellcheck disable=SC2086
   launch kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
@@ -130,7 +144,7 @@ if ! alive kube-apiserver "$BIN/kube-apiserver"; then
     --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.0.0.0/24 \
     --endpoint-reconciler-type=none --profiling=false --v=0 \
-    --feature-gates=ValidatingAdmissionPolicy=true --runtime-config=admissionregistration.k8s.io/v1beta1=true \
+    $GATES \
     ${KUBE_APISERVER_FLAGS:-}
 fi
 wait_for kube-apiserver "[ \"\$(curl -s --max-time 3 --cacert $P/ca.crt https://127.0.0.1:$API_PORT/readyz)\" = ok ]" "$BIN/kube-apiserver"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The embedded-default demo: a local DynamoDB plus a local Kubernetes control plane, no cloud
-# account. The cluster is a real kube-apiserver v1.28 + etcd + kube-controller-manager on
-# loopback (scripts/control-plane.sh, from KUBEBUILDER_ASSETS or ../shared/k8s) when its
+# account. The cluster is a real kube-apiserver v1.32 + etcd + kube-controller-manager on
+# loopback (scripts/control-plane.sh, from KUBEBUILDER_ASSETS or ../shared/k8s-v1.32) when its
 # binaries are at hand, else the API stand-in (crate standin); the demo says which. DEMO_CLUSTER=standin
 # forces the stand-in. Seeds sample namespaces, then shows a night (scale down), an off-hours activation
 # with `up`, a morning (scale back up to the exact replica counts), a pretend week of nights
@@ -35,7 +35,7 @@ if [[ "${DEMO_CLUSTER:-}" != standin ]] && found=$(scripts/control-plane.sh find
   # The same sample namespaces and workloads as the stand-in's demo seed, applied for real.
   "$ROOT/target/debug/kube-standin" --print-seed demo | kubectl --kubeconfig "$WORK/kubeconfig" apply -f - 2>&1 |
     grep -v -e 'configured$' -e 'created$' -e 'last-applied-configuration' || true
-  echo "cluster: a real kube-apiserver v1.28 + etcd + kube-controller-manager on loopback (binaries: $found)"
+  echo "cluster: a real kube-apiserver v1.32 + etcd + kube-controller-manager on loopback (binaries: $found)"
 else
   "$ROOT/target/debug/kube-standin" --listen 127.0.0.1:0 --seed demo --kubeconfig-out "$WORK/kubeconfig" > "$WORK/standin.out" 2> "$WORK/standin.err" &
   PIDS+=($!)

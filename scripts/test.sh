@@ -4,10 +4,10 @@
 #      action-validator (npm) — all into .tools/ or the user's Python, idempotent;
 #   2. cargo fmt --check and cargo clippy -D warnings;
 #   3. starts one DynamoDB Local (in memory) and one real Kubernetes control plane
-#      (kube-apiserver v1.28 + etcd + kube-controller-manager, scripts/control-plane.sh) for the
+#      (kube-apiserver v1.32 + etcd + kube-controller-manager, scripts/control-plane.sh) for the
 #      whole suite, runs every cargo test target (unit, e2e against the API stand-in, DynamoDB,
 #      manifests, fault campaign in its short form), then the e2e suite again, unchanged, against
-#      the real control plane; without its binaries (no ../shared/k8s, no KUBEBUILDER_ASSETS)
+#      the real control plane; without its binaries (no ../shared/k8s-v1.32, no KUBEBUILDER_ASSETS)
 #      that half is skipped with one line saying so;
 #   4. lints the CloudFormation template and the GitHub workflows offline;
 #   5. runs the README's demo end to end, as a smoke test of the first command.

@@ -16,7 +16,7 @@ use standin::{FaultAction, FaultRule};
 use crate::harness::*;
 
 const ORIG: &str = "namespace-scheduler/original-replicas";
-const VAP: &str = "/apis/admissionregistration.k8s.io/v1beta1";
+const VAP: &str = "/apis/admissionregistration.k8s.io/v1";
 
 enum Freeze {
     Policy(String),
@@ -60,7 +60,7 @@ async fn freeze(c: &Cluster, name: &str) -> Freeze {
     create(
         format!("{VAP}/validatingadmissionpolicies"),
         json!({
-            "apiVersion": "admissionregistration.k8s.io/v1beta1", "kind": "ValidatingAdmissionPolicy",
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
             "metadata": {"name": policy},
             "spec": {
                 "failurePolicy": "Fail",
@@ -76,7 +76,7 @@ async fn freeze(c: &Cluster, name: &str) -> Freeze {
     create(
         format!("{VAP}/validatingadmissionpolicybindings"),
         json!({
-            "apiVersion": "admissionregistration.k8s.io/v1beta1", "kind": "ValidatingAdmissionPolicyBinding",
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
             "metadata": {"name": policy},
             "spec": {
                 "policyName": policy,

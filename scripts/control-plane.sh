@@ -135,7 +135,8 @@ if ! alive kube-apiserver "$BIN/kube-apiserver"; then
   # HPAScaleToZero while this version still has the gate (a version that no longer lists it
   # would refuse to start with it).
   GATES=""
-  "$BIN/kube-apiserver" --help 2> /dev/null | grep -q 'HPAScaleToZero=' && GATES="--feature-gates=HPAScaleToZero=true"
+  help=$("$BIN/kube-apiserver" --help 2> /dev/null || true)
+  [[ $help == *HPAScaleToZero=* ]] && GATES="--feature-gates=HPAScaleToZero=true"
   # shellcheck disable=SC2086
   launch kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \

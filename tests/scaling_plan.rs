@@ -6,7 +6,9 @@ use chrono::{TimeZone, Utc};
 use namespace_scheduler::audit::OperationType;
 use namespace_scheduler::scaling::inventory::{ManagedNamespace, Setting, Workload};
 use namespace_scheduler::scaling::objects::Kind;
-use namespace_scheduler::scaling::plan::{decide, plan_namespace, Decision, FieldState, Intent, Target, Until};
+use namespace_scheduler::scaling::plan::{
+    decide, plan_namespace, Decision, FieldState, Intent, SkipReason, Target, Until,
+};
 use serde_json::json;
 
 fn w(kind: Kind, name: &str, setting: Setting, marker: Option<&str>) -> Workload {
@@ -68,7 +70,7 @@ fn off_on_purpose_and_already_down_are_left_alone() {
     for target in [Target::Down, Target::Up] {
         assert!(matches!(
             decide(&w(Kind::Deployment, "idle", Setting::Replicas(0), None), target),
-            Decision::Skip(r) if r == "at 0 without our annotation: off on purpose"
+            Decision::Skip(SkipReason::Rule(r)) if r == "at 0 without our annotation: off on purpose"
         ));
         assert!(matches!(
             decide(&w(Kind::CronJob, "j", Setting::Suspend(true), None), target),
@@ -146,13 +148,13 @@ fn excluded_and_operator_controlled_workloads_are_skipped_with_the_reason() {
     a.excluded = true;
     assert_eq!(
         decide(&a, Target::Down),
-        Decision::Skip("annotated namespace-scheduler/exclude".into())
+        Decision::Skip(SkipReason::Rule("annotated namespace-scheduler/exclude".into()))
     );
     let mut b = w(Kind::StatefulSet, "b", Setting::Replicas(0), Some("2"));
     b.controller = Some("Postgres/main".into());
     assert_eq!(
         decide(&b, Target::Up),
-        Decision::Skip("controlled by Postgres/main".into())
+        Decision::Skip(SkipReason::Rule("controlled by Postgres/main".into()))
     );
 }
 

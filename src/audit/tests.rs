@@ -24,6 +24,7 @@ fn record(resources: Vec<ResourceChange>) -> AuditRecord {
         resources,
         error: None,
         active_until: None,
+        closed_by: None,
     }
 }
 

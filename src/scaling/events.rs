@@ -1,7 +1,8 @@
 //! Kubernetes Events about namespaces, so `kubectl get events -n NS` tells the story: one per
 //! changed namespace (`ScaledDown`, `ScaledUp`, `RolledBack`, `ScalingFailed`), and a Warning
-//! `Refused` naming every object the API refused to change, or `Skipped` for a namespace left
-//! alone (a schedule that does not parse). Failing to write an Event is logged, never fatal:
+//! `Refused` naming every object the API refused to change, or `Skipped` naming the workloads
+//! left alone because our annotation on them does not read, or a namespace left alone (a
+//! schedule that does not parse). Failing to write an Event is logged, never fatal:
 //! the audit table is the record.
 
 use chrono::Utc;
@@ -60,6 +61,19 @@ pub async fn emit(applier: &Applier, plan: &NamespacePlan, outcome: &NamespaceOu
             what.join("; ")
         );
         write_event(applier, ns, "Refused", "Warning", &message, run_id).await;
+    }
+    let unreadable: Vec<String> = plan
+        .unreadable()
+        .map(|s| format!("{} {}: {}", s.kind, s.name, s.reason))
+        .collect();
+    if !unreadable.is_empty() && outcome.status != NsStatus::NotProcessed {
+        let message = format!(
+            "namespace-scheduler {}: {} workload(s) left as they are: {} (run {run_id})",
+            plan.target.as_str(),
+            unreadable.len(),
+            unreadable.join("; ")
+        );
+        write_event(applier, ns, "Skipped", "Warning", &message, run_id).await;
     }
 }
 

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod list;
 pub mod objects;
 pub mod plan;
+pub mod records;
 pub mod requests;
 pub mod retry;
 pub mod stop;

@@ -277,7 +277,7 @@ pub const MEMORY_TOTAL_ATTRIBUTE: &str = "memory_bytes_total";
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditWrite {
     /// A record: an intent, or the final state written over it.
-    Put(AuditRecord),
+    Put(Box<AuditRecord>),
     /// Removes the intent of a namespace that never started (a stop came first): nothing
     /// changed, so nothing is recorded.
     Delete {
@@ -352,7 +352,7 @@ impl AuditWriter {
         if records.is_empty() {
             return Ok(0);
         }
-        let writes: Vec<AuditWrite> = records.iter().cloned().map(AuditWrite::Put).collect();
+        let writes: Vec<AuditWrite> = records.iter().cloned().map(|r| AuditWrite::Put(Box::new(r))).collect();
         let started = std::time::Instant::now();
         let results: Vec<(usize, Vec<(usize, String)>)> = futures::stream::iter(
             writes

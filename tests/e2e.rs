@@ -4,6 +4,8 @@
 
 #[path = "e2e/apiserver_rules.rs"]
 mod apiserver_rules;
+#[path = "e2e/audit.rs"]
+mod audit;
 #[path = "e2e/caps.rs"]
 mod caps;
 mod common;
@@ -24,6 +26,8 @@ mod refusals;
 mod savings;
 #[path = "e2e/schedules.rs"]
 mod schedules;
+#[path = "e2e/skips.rs"]
+mod skips;
 
 use harness::*;
 use namespace_scheduler::audit::{AuditStatus, OperationType};

@@ -62,7 +62,7 @@ impl AuditStream {
     /// Hands one record to the writer; never blocks (the channel is unbounded: records wait
     /// only while DynamoDB is slower than the scaling, which is the rare case).
     pub fn send(&mut self, record: AuditRecord) {
-        self.send_write(AuditWrite::Put(record));
+        self.send_write(AuditWrite::Put(Box::new(record)));
     }
 
     /// Hands one write (a record, or the deletion of an intent) to the writer.
@@ -204,7 +204,7 @@ impl AuditTable {
     pub async fn write_intents(&self, intents: Vec<AuditRecord>) -> Vec<bool> {
         let writes: Vec<AuditWrite> = intents
             .into_iter()
-            .map(|r| AuditWrite::Put(r).shifted(self.shift))
+            .map(|r| AuditWrite::Put(Box::new(r)).shifted(self.shift))
             .collect();
         let attempts = if self.degraded.get() { 1 } else { super::MAX_ATTEMPTS };
         let writer = self.writer().await;
@@ -240,7 +240,7 @@ impl<'t> AuditSink<'t> {
     }
 
     pub async fn send(&mut self, record: AuditRecord) {
-        self.send_write(AuditWrite::Put(record)).await;
+        self.send_write(AuditWrite::Put(Box::new(record))).await;
     }
 
     pub async fn send_write(&mut self, write: AuditWrite) {

@@ -291,7 +291,7 @@ impl Session {
                         let row = row_of(&p, &o);
                         let status = o.status;
                         let write = match records::outcome(run, &p, o, at) {
-                            Some(r) => Some(AuditWrite::Put(r)),
+                            Some(r) => Some(AuditWrite::Put(Box::new(r))),
                             // Not started after all (a stop): nothing changed, nothing to record.
                             None if intent => Some(AuditWrite::Delete {
                                 namespace_name: p.namespace.clone(),

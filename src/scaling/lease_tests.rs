@@ -29,13 +29,15 @@ const ME: Taker = Taker {
     since: 1_795_000_000.0,
 };
 
+/// (case, the Lease as read, what the claim must be: None = held by another live run, Some(the
+/// open runs it hands over)).
+type Case = (&'static str, Option<Value>, Option<Vec<OpenRun>>);
+
 #[test]
 fn who_holds_the_lease_and_which_audits_it_hands_over() {
     let listed = json!({ANN_AUDIT_OPEN: r#"[{"run_id":"run-x","since":100.0}]"#});
     let acquired_epoch = at("2026-11-25T19:59:00Z").timestamp() as f64;
-    // (case, the Lease as read, what the claim must be: None = held by another live run,
-    //  Some(open runs handed over))
-    let cases: Vec<(&str, Option<Value>, Option<Vec<OpenRun>>)> = vec![
+    let cases: Vec<Case> = vec![
         ("absent: created, nothing open", None, Some(vec![])),
         (
             "released: free, its list handed over",

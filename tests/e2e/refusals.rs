@@ -267,3 +267,217 @@ async fn on_the_way_up_a_refused_object_keeps_its_original_and_is_restored_once_
     assert_eq!(c.annotation("Deployment", Some(&ns), "legacy", ORIG).await, None);
     assert_eq!(row(&s, &ns)["refused"], 0, "{s}");
 }
+
+/// Makes every change of `ns`'s status label refused: on a real apiserver a
+/// ValidatingAdmissionPolicy bound to this test's namespaces, on the stand-in a persistent 403
+/// on the Namespace's writes.
+async fn freeze_namespace(c: &Cluster, ns: &str) -> Freeze {
+    if let Some(s) = c.standin() {
+        let rule = FaultRule::new(FaultAction::Status {
+            code: 403,
+            retry_after_seconds: None,
+            message: Some(format!(
+                "namespaces \"{ns}\" is forbidden: its status is frozen by policy"
+            )),
+        })
+        .verb("patch")
+        .resource("namespaces")
+        .name(ns);
+        return Freeze::Fault(s.add_fault(rule));
+    }
+    let policy = format!("nss-e2e-{}-nsfreeze", c.id);
+    for kind in ["validatingadmissionpolicybindings", "validatingadmissionpolicies"] {
+        c.delete_on_drop(&format!("{kind}.admissionregistration.k8s.io"), None, &policy);
+    }
+    let status = "'namespace-scheduler/status'";
+    let label = |o: &str| {
+        format!("(has({o}.metadata.labels) && {status} in {o}.metadata.labels ? {o}.metadata.labels[{status}] : '')")
+    };
+    for (kind, body) in [
+        (
+            "validatingadmissionpolicies",
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": policy},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["namespaces"]}]},
+                    "validations": [{
+                        "expression": format!("{} == {}", label("object"), label("oldObject")),
+                        "message": "its status is frozen by policy",
+                    }],
+                },
+            }),
+        ),
+        (
+            "validatingadmissionpolicybindings",
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": policy},
+                "spec": {
+                    "policyName": policy,
+                    "validationActions": ["Deny"],
+                    // For a Namespace the selector matches the Namespace's own labels: only this test's.
+                    "matchResources": {"namespaceSelector": {"matchLabels": {RUN_LABEL: c.id}}},
+                },
+            }),
+        ),
+    ] {
+        let req = Request::new(format!("{VAP}/{kind}"))
+            .create(&PostParams::default(), serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        c.client
+            .request::<Value>(req)
+            .await
+            .expect("create the admission policy");
+    }
+    Freeze::Policy(policy)
+}
+
+/// Whether a change of `ns`'s status label is refused now (a server-side dry run).
+async fn namespace_refused_now(c: &Cluster, ns: &str) -> bool {
+    let req = Request::new("/api/v1/namespaces")
+        .patch(
+            ns,
+            &PatchParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"labels": {"namespace-scheduler/status": "probe"}}})),
+        )
+        .unwrap();
+    match c.client.request::<Value>(req).await {
+        Ok(_) => false,
+        Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => true,
+        Err(e) => panic!("probe {ns}: {e}"),
+    }
+}
+
+async fn freeze_namespace_now(c: &Cluster, ns: &str) -> Freeze {
+    let f = freeze_namespace(c, ns).await;
+    if c.real() {
+        for _ in 0..100 {
+            if namespace_refused_now(c, ns).await {
+                return f;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{ns}: the Namespace freeze did not apply within 10 s");
+    }
+    f
+}
+
+async fn lift_now(c: &Cluster, ns: &str, f: Freeze) {
+    lift(c, f).await;
+    if c.real() {
+        for _ in 0..100 {
+            if !namespace_refused_now(c, ns).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{ns}: the Namespace freeze did not lift within 10 s");
+    }
+}
+
+/// The row, the audit record and the exit code of a run whose Namespace write was refused all
+/// say it failed; returns the row's status.
+async fn refused_namespace_run(c: &Cluster, ns: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = c.run_with(&all, env).await;
+    let s: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(code, 1, "{args:?}: {s}\n{err}");
+    assert_eq!(s["exit_code"], 1, "{s}");
+    let r = row(&s, ns);
+    let status = r["status"].as_str().unwrap().to_string();
+    assert!(status == "rolled_back" || status == "failed", "{args:?}: {r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Namespace {ns}: refused")),
+        "{r}"
+    );
+    let record = c
+        .audit()
+        .await
+        .into_iter()
+        .find(|a| a.namespace_name == *ns && Some(a.run_id.as_str()) == s["run_id"].as_str())
+        .unwrap_or_else(|| panic!("{args:?}: no audit record of this run"));
+    assert_eq!(record.status.as_str(), status, "{record:?}");
+    status
+}
+
+/// No false success: a Namespace whose own write (status label, window) is refused has not
+/// reached its target. `up` exits 1 and leaves nothing up without a window; a run is rolled back
+/// both ways (or, with rollback disabled, reported failed); summary, audit and exit code agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_namespace_write_fails_the_namespace_in_both_directions() {
+    let c = Cluster::start().await;
+    c.populate().await;
+    let ns = c
+        .namespace("nsfrozen", &[("namespace-scheduler/cost-center", "DEVOPS-INFRA")])
+        .await;
+    c.deployment(&ns, "api", 3).await;
+    c.cronjob(&ns, "job", false).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
+    let at_zero = c.snapshot(&ns).await;
+
+    // Up, with the Namespace frozen: not a single workload is scaled, no window is recorded.
+    let frozen = freeze_namespace_now(&c, &ns).await;
+    let up = [
+        "up",
+        "-n",
+        &ns,
+        "--cost-center",
+        "DEVOPS-INFRA",
+        "--for",
+        "4h",
+        "--at",
+        OFF_HOURS,
+    ];
+    assert_eq!(refused_namespace_run(&c, &ns, &up, &[]).await, "rolled_back");
+    assert_eq!(c.snapshot(&ns).await, at_zero, "up left something changed");
+    assert_eq!(
+        c.annotation("Namespace", None, &ns, "namespace-scheduler/active-until")
+            .await,
+        None
+    );
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", BUSINESS], &[]).await,
+        "rolled_back"
+    );
+    let no_rollback = [("ROLLBACK_ENABLED", "false")];
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", BUSINESS], &no_rollback).await,
+        "failed"
+    );
+    assert_eq!(
+        c.snapshot(&ns).await,
+        at_zero,
+        "the label leads: nothing scaled up without it"
+    );
+
+    // Down, with the Namespace frozen: the workloads are brought back where they were.
+    lift_now(&c, &ns, frozen).await;
+    assert_eq!(c.run(&["run", "--at", BUSINESS]).await.0, 0);
+    let up_state = c.snapshot(&ns).await;
+    let frozen = freeze_namespace_now(&c, &ns).await;
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", OFF_HOURS], &[]).await,
+        "rolled_back"
+    );
+    assert_eq!(c.snapshot(&ns).await, up_state, "rolled back to where it started");
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", OFF_HOURS], &no_rollback).await,
+        "failed"
+    );
+    assert_eq!(
+        c.replicas("Deployment", &ns, "api").await,
+        0,
+        "left as it is, reported failed"
+    );
+    lift_now(&c, &ns, frozen).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0, "converges once allowed");
+}

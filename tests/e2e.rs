@@ -9,6 +9,8 @@ mod audit;
 #[path = "e2e/caps.rs"]
 mod caps;
 mod common;
+#[path = "e2e/control_plane_faults.rs"]
+mod control_plane_faults;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/harness.rs"]

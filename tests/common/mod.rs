@@ -12,6 +12,8 @@
 //! Each test file uses a subset of these helpers.
 #![allow(dead_code)]
 
+pub mod control_plane;
+
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

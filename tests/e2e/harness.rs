@@ -68,24 +68,37 @@ impl Cluster {
     }
 
     pub async fn start_with(opts: Options) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let id = format!("{:06x}", fastrand::u32(..0x100_0000));
-        let (standin, kubeconfig, client) = match std::env::var("E2E_KUBECONFIG") {
-            Ok(p) if !p.trim().is_empty() => {
-                let kc = kube::config::Kubeconfig::read_from(&p).expect("read E2E_KUBECONFIG");
-                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .expect("E2E_KUBECONFIG config");
-                (None, PathBuf::from(p), kube::Client::try_from(cfg).expect("client"))
-            }
+        match std::env::var("E2E_KUBECONFIG") {
+            Ok(p) if !p.trim().is_empty() => Self::start_on(PathBuf::from(p)).await,
             _ => {
+                let dir = tempfile::tempdir().expect("tempdir");
                 let s = Standin::start_in_thread(opts).expect("start the stand-in");
                 let kc = dir.path().join("kubeconfig");
                 s.write_kubeconfig(&kc).expect("write kubeconfig");
                 let client = kube::Client::try_from(kube::Config::new(s.url().parse().unwrap())).unwrap();
-                (Some(s), kc, client)
+                Self::with(Some(s), kc, client, dir).await
             }
-        };
+        }
+    }
+
+    /// On the real cluster of `kubeconfig` (E2E_KUBECONFIG's, or a control plane of the test's
+    /// own: `common::control_plane`).
+    pub async fn start_on(kubeconfig: PathBuf) -> Cluster {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read the kubeconfig");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kubeconfig config");
+        let client = kube::Client::try_from(cfg).expect("client");
+        Self::with(None, kubeconfig, client, tempfile::tempdir().expect("tempdir")).await
+    }
+
+    async fn with(
+        standin: Option<Standin>,
+        kubeconfig: PathBuf,
+        client: kube::Client,
+        dir: tempfile::TempDir,
+    ) -> Cluster {
+        let id = format!("{:06x}", fastrand::u32(..0x100_0000));
         let dynamo = common::dynamo().await;
         let (audit_table, permissions_table) = common::unique_tables(&dynamo).await;
         let c = Cluster {

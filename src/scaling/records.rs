@@ -107,3 +107,159 @@ pub fn rejection(run: &RunInfo, namespace: &str, cost_center: &str, requested_by
         closed_by: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::scaling::apply::Refusal;
+    use crate::scaling::inventory::{ManagedNamespace, Setting, Workload};
+    use crate::scaling::objects::Kind;
+    use crate::scaling::plan::{plan_namespace, Intent, Until};
+
+    const RUN: RunInfo = RunInfo {
+        cluster: "eks",
+        run_id: "run-1",
+    };
+
+    fn plan(status: Option<&str>, workloads: &[(&str, Setting, Option<&str>)], target: Target) -> NamespacePlan {
+        let ns = ManagedNamespace {
+            name: "dev-a".into(),
+            resource_version: None,
+            cost_center: "CC".into(),
+            labels: status
+                .map(|s| BTreeMap::from([(crate::scaling::LABEL_STATUS.to_string(), s.to_string())]))
+                .unwrap_or_default(),
+            annotations: BTreeMap::new(),
+            request_written_at: None,
+        };
+        let ws: Vec<Workload> = workloads
+            .iter()
+            .map(|(name, setting, marker)| Workload {
+                kind: Kind::Deployment,
+                namespace: "dev-a".into(),
+                name: name.to_string(),
+                resource_version: None,
+                setting: setting.clone(),
+                marker: marker.map(str::to_string),
+                excluded: false,
+                controller: None,
+                per_replica: None,
+            })
+            .collect();
+        let intent = Intent {
+            target,
+            until: Until::Keep,
+            operation: OperationType::AutoStartupBusinessHours,
+            requested_by: "system".into(),
+            answer: None,
+        };
+        plan_namespace(&ns, &ws, &intent)
+    }
+
+    fn outcome_of(status: NsStatus) -> NamespaceOutcome {
+        NamespaceOutcome {
+            namespace: "dev-a".into(),
+            status,
+            resources: vec![ResourceChange::changed("Deployment", "api", "0", "3", None)],
+            refused: vec![],
+            error: None,
+            started: Utc::now(),
+            duration_ms: 1500,
+        }
+    }
+
+    #[test]
+    fn which_plans_get_an_intent() {
+        let cases = [
+            (
+                "scales a workload",
+                plan(Some("active"), &[("api", Setting::Replicas(0), Some("3"))], Target::Up),
+                true,
+            ),
+            (
+                "only its status label",
+                plan(Some("inactive"), &[("api", Setting::Replicas(3), None)], Target::Up),
+                true,
+            ),
+            (
+                "nothing to write",
+                plan(Some("active"), &[("api", Setting::Replicas(3), None)], Target::Up),
+                false,
+            ),
+            (
+                "only an unreadable annotation to name",
+                plan(
+                    Some("active"),
+                    &[("api", Setting::Replicas(0), Some("abc"))],
+                    Target::Up,
+                ),
+                false,
+            ),
+        ];
+        for (case, p, want) in cases {
+            assert_eq!(needs_intent(&p), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_final_record_takes_the_key_of_its_intent() {
+        let p = plan(
+            Some("inactive"),
+            &[("api", Setting::Replicas(0), Some("3"))],
+            Target::Up,
+        );
+        let at = 1_796_000_000.25;
+        let intent = intent(&RUN, &p, at);
+        assert_eq!(intent.status, AuditStatus::InProgress);
+        assert_eq!(intent.resources.len(), 1, "the planned changes");
+        let final_record = outcome(&RUN, &p, outcome_of(NsStatus::Completed), at).unwrap();
+        assert_eq!(final_record.key(), intent.key());
+        assert_eq!(final_record.status, AuditStatus::Completed);
+        assert_eq!(final_record.duration_ms, 1500);
+        assert!(final_record.timestamp_end >= final_record.timestamp_start);
+        // Not started (a stop came first): no record, so the caller deletes the intent.
+        assert_eq!(outcome(&RUN, &p, outcome_of(NsStatus::NotProcessed), at), None);
+    }
+
+    #[test]
+    fn refused_and_unreadable_objects_are_named_as_left_alone() {
+        let p = plan(
+            Some("active"),
+            &[
+                ("api", Setting::Replicas(0), Some("3")),
+                ("legacy", Setting::Replicas(0), Some("abc")),
+            ],
+            Target::Up,
+        );
+        let mut o = outcome_of(NsStatus::Completed);
+        o.refused.push(Refusal {
+            kind: Kind::Deployment,
+            name: "frozen".into(),
+            from: "0".into(),
+            to: "2".into(),
+            message: "denied by policy".into(),
+        });
+        let r = outcome(&RUN, &p, o, 1.0).unwrap();
+        let named: Vec<(&str, Option<&str>, bool)> = r
+            .resources
+            .iter()
+            .map(|x| {
+                (
+                    x.name.as_str(),
+                    x.skipped.as_deref().map(|s| &s[..10.min(s.len())]),
+                    x.took_effect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("api", None, true),
+                ("frozen", Some("denied by "), false),
+                ("legacy", Some("unreadable"), false)
+            ]
+        );
+    }
+}

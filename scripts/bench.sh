@@ -67,16 +67,20 @@ if [[ -n ${REPORT_ONLY:-} ]]; then
   exit 0
 fi
 # The release binary of an older commit, built from its own source tree into $OUT/$2 (kept
-# across runs with NO_BUILD=1): $1 the commit, $3 what it is measured for.
+# across runs with NO_BUILD=1): $1 the commit, $3 what it is measured for. In a target directory
+# of its own: cargo's fingerprint of a path package does not depend on where its source is, so in
+# the shared one this build and a later `cargo build` of the worktree would each look fresh to the
+# other and hand out the other's binary. Sources are touched after extraction (git archive stamps
+# them with the commit's time) so that one old commit's build is never taken for another's.
 build_rev() {
   local bin=$OUT/$2
   if [[ -z ${NO_BUILD:-} || ! -x $bin ]]; then
     step "cargo build --release of $1 ($3)"
     rm -rf "$OUT/before-src" && mkdir -p "$OUT/before-src"
     git archive "$1" | tar -x -C "$OUT/before-src"
-    (cd "$OUT/before-src" && CARGO_TARGET_DIR=$TARGET cargo build --release -p namespace-scheduler --bin namespace-scheduler)
-    cp "$TARGET/release/namespace-scheduler" "$bin"
-    BEFORE_BUILT=1
+    find "$OUT/before-src" -type f -exec touch {} +
+    (cd "$OUT/before-src" && CARGO_TARGET_DIR=$OUT/before-target cargo build --release -p namespace-scheduler --bin namespace-scheduler)
+    cp "$OUT/before-target/release/namespace-scheduler" "$bin"
   fi
 }
 BEFORE_BIN=
@@ -89,7 +93,7 @@ if [[ -n $AUDIT_BEFORE_REV ]]; then
   AUDIT_BEFORE_BIN=$OUT/namespace-scheduler-audit-before
   build_rev "$AUDIT_BEFORE_REV" namespace-scheduler-audit-before "DynamoDB calls before the write-ahead audit"
 fi
-if [[ -z ${NO_BUILD:-} || -n ${BEFORE_BUILT:-} ]]; then
+if [[ -z ${NO_BUILD:-} ]]; then
   step "cargo build --release (namespace-scheduler, kube-standin)"
   CARGO_TARGET_DIR=$TARGET cargo build --release -p namespace-scheduler -p standin --bins
   BUILT="binary built from commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')"

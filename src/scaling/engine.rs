@@ -5,24 +5,22 @@
 //! means for the exit code.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 
-use super::apply::{Applier, NamespaceOutcome, NsStatus};
+use super::apply::Applier;
 use super::inventory::{self, Inventory};
 use super::lease::{self, LeaseGuard};
-use super::plan::{rfc3339, NamespacePlan, Target};
+use super::pipeline::{self, Announced, Tally};
+use super::plan::{rfc3339, NamespacePlan};
 use super::records::{self, epoch, RunInfo};
 use super::requests::Requested;
 use super::retry::RetryPolicy;
 use super::stop::Stop;
 use crate::audit::journal::{self, Found, OpenRun};
-use crate::audit::{AuditRecord, AuditSink, AuditTable, AuditWrite, ResourceChange, BATCH_SIZE};
+use crate::audit::{AuditRecord, AuditSink, AuditTable, ResourceChange};
 use crate::config::AuditClock;
 use crate::context::Context;
 use crate::error::{Exit, Result};
@@ -174,12 +172,7 @@ impl Session {
     /// hands each plan on with its `timestamp_start` and whether its intent is in the table.
     /// After a stop none is written: those namespaces will not start. An intent that cannot be
     /// written is logged whole (its record) and counted in `failed`; its namespace proceeds.
-    async fn announce(
-        &self,
-        run: &RunInfo<'_>,
-        batch: Vec<NamespacePlan>,
-        failed: &Cell<usize>,
-    ) -> Vec<(NamespacePlan, f64, bool)> {
+    async fn announce(&self, run: &RunInfo<'_>, batch: Vec<NamespacePlan>, failed: &Cell<usize>) -> Vec<Announced> {
         let at = epoch(Utc::now());
         if self.stop.is_set() {
             return batch.into_iter().map(|p| (p, at, false)).collect();
@@ -206,10 +199,8 @@ impl Session {
     }
 
     /// Applies the plans, writes Events and the audit, releases the Lease, prints the summary.
-    /// `plans` is consumed lazily: a namespace is planned when it is started, and its plan and
-    /// outcome are dropped once its Event is written and its audit record handed to the
-    /// background writer, so memory does not grow with the number of namespaces changed.
-    /// Intents go out a batch ([`BATCH_SIZE`]) at a time, just before their namespaces start.
+    /// `plans` is consumed lazily, and intents are written just before their namespaces start
+    /// ([`pipeline::apply_all`]), so memory does not grow with the number of namespaces changed.
     /// `extra` are records and rows decided before applying (rejected requests); `on_rejection`
     /// is the exit code when there are some and nothing failed (a rejected `up` is exit 4; a
     /// scheduled run that answered a request "rejected" has done its job: exit 0).
@@ -243,10 +234,9 @@ impl Session {
             run_id: &ctx.run_id,
         };
         let mut audit = AuditSink::new(&self.audit);
-        let mut rows: Vec<Row> = Vec::new();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut tally = Tally::default();
         for (r, row) in extra {
-            *counts.entry(row.status.clone()).or_default() += 1;
+            *tally.counts.entry(row.status.clone()).or_default() += 1;
             if row.status == "skipped" {
                 super::events::emit_skipped(
                     &applier,
@@ -259,63 +249,28 @@ impl Session {
             if let Some(r) = r {
                 audit.send(r).await;
             }
-            rows.push(row);
+            tally.rows.push(row);
         }
-        let unchanged = AtomicUsize::new(0);
         let intents_failed = Cell::new(0);
-        let intents_written = Cell::new(0);
-        let mut changed = 0;
-        {
-            let mut work = plans.into_iter().filter(|p| {
-                let noop = p.is_noop();
-                if noop {
-                    unchanged.fetch_add(1, Ordering::Relaxed);
-                }
-                !noop
-            });
-            let batches = std::iter::from_fn(move || {
-                let batch: Vec<NamespacePlan> = work.by_ref().take(BATCH_SIZE).collect();
-                (!batch.is_empty()).then_some(batch)
-            });
-            // More namespaces in flight than write slots (their phases depend on each other, so
-            // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
-            let done = futures::stream::iter(batches)
-                .then(|batch| self.announce(&run, batch, &intents_failed))
-                .flat_map(futures::stream::iter)
-                .map(|(p, at, intent)| {
-                    let (applier, run) = (&applier, &run);
-                    intents_written.set(intents_written.get() + usize::from(intent));
-                    async move {
-                        let o = applier.apply_namespace(&p).await;
-                        super::events::emit(applier, &p, &o, &ctx.run_id).await;
-                        let row = row_of(&p, &o);
-                        let status = o.status;
-                        let write = match records::outcome(run, &p, o, at) {
-                            Some(r) => Some(AuditWrite::Put(Box::new(r))),
-                            // Not started after all (a stop): nothing changed, nothing to record.
-                            None if intent => Some(AuditWrite::Delete {
-                                namespace_name: p.namespace.clone(),
-                                timestamp_start: at,
-                            }),
-                            None => None,
-                        };
-                        (status, row, write)
-                    }
-                })
-                .buffer_unordered(concurrency * IN_FLIGHT_PER_SLOT);
-            let mut done = std::pin::pin!(done);
-            while let Some((status, row, write)) = done.next().await {
-                *counts.entry(status.as_str().into()).or_default() += 1;
-                if status == NsStatus::Completed && row.changes > 0 {
-                    changed += 1;
-                }
-                rows.push(row);
-                if let Some(w) = write {
-                    audit.send_write(w).await;
-                }
-            }
-        }
-        let unchanged = unchanged.into_inner();
+        // More namespaces in flight than write slots (their phases depend on each other, so
+        // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
+        pipeline::apply_all(
+            &applier,
+            &run,
+            concurrency * IN_FLIGHT_PER_SLOT,
+            plans.into_iter(),
+            |batch| self.announce(&run, batch, &intents_failed),
+            &mut audit,
+            &mut tally,
+        )
+        .await;
+        let Tally {
+            mut rows,
+            mut counts,
+            changed,
+            unchanged,
+            intents_written,
+        } = tally;
         if unchanged > 0 {
             counts.insert("unchanged".into(), unchanged);
         }
@@ -324,7 +279,7 @@ impl Session {
         let (audit_records, finals_error) = audit.finish().await;
         // This run leaves intents behind only if some final record (or deletion) failed: it is
         // then listed on the Lease, and the next run closes it.
-        let own = (finals_error.is_some() && intents_written.get() > 0).then(|| OpenRun {
+        let own = (finals_error.is_some() && intents_written > 0).then(|| OpenRun {
             run_id: ctx.run_id.clone(),
             since: self.since,
         });
@@ -430,61 +385,6 @@ fn found_in(inv: &Inventory, namespace: &str, r: &ResourceChange) -> Found {
         Some(w) => Found::Value(w.setting.to_string()),
         None => Found::Gone,
     }
-}
-
-/// The summary row of an applied namespace.
-fn row_of(p: &NamespacePlan, o: &NamespaceOutcome) -> Row {
-    // What took effect (a rolled-back namespace moved nothing).
-    let moved: Requested = match o.status {
-        NsStatus::Completed => o.resources.iter().filter_map(ResourceChange::requested).sum(),
-        _ => Requested::default(),
-    };
-    let (freed, restored) = match p.target {
-        Target::Down => (moved, Requested::default()),
-        Target::Up => (Requested::default(), moved),
-    };
-    let notes: Vec<String> = o
-        .error
-        .iter()
-        .cloned()
-        .chain(refusal_note(o))
-        .chain(unreadable_note(p))
-        .collect();
-    Row {
-        namespace: p.namespace.clone(),
-        cost_center: p.cost_center.clone(),
-        action: p.target.as_str().into(),
-        schedule: p.schedule.clone(),
-        changes: o.resources.len(),
-        skipped: p.skipped.len(),
-        refused: o.refused.len(),
-        freed,
-        restored,
-        status: o.status.as_str().into(),
-        error: (!notes.is_empty()).then(|| notes.join("; ")),
-        unreadable: p.unreadable().cloned().collect(),
-    }
-}
-
-/// The summary row's note for a namespace whose refused objects were skipped.
-fn refusal_note(o: &NamespaceOutcome) -> Option<String> {
-    (!o.refused.is_empty()).then(|| {
-        let names: Vec<String> = o
-            .refused
-            .iter()
-            .map(|r| format!("{} {} refused: {}", r.kind, r.name, r.message))
-            .collect();
-        names.join("; ")
-    })
-}
-
-/// The summary row's note for the workloads left alone because their annotation does not read.
-fn unreadable_note(p: &NamespacePlan) -> Option<String> {
-    let names: Vec<String> = p
-        .unreadable()
-        .map(|s| format!("{} {} left as it is: {}", s.kind, s.name, s.reason))
-        .collect();
-    (!names.is_empty()).then(|| names.join("; "))
 }
 
 /// Namespaces in flight per write slot (`SCALE_CONCURRENCY`). Each namespace's writes come in

@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod lease;
 pub mod list;
 pub mod objects;
+pub mod pipeline;
 pub mod plan;
 pub mod records;
 pub mod requests;

@@ -37,13 +37,6 @@ use serde_json::{json, Value};
 
 const ORIG: &str = "namespace-scheduler/original-replicas";
 
-fn row<'a>(summary: &'a Value, ns: &str) -> &'a Value {
-    summary["namespaces"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
-        .unwrap_or_else(|| panic!("no row for {ns} in {summary}"))
-}
-
 /// A namespace with every case of docs/reference.md §4: counts 1/3/7, a StatefulSet, CronJobs on and off,
 /// a Deployment off on purpose, an excluded one and an operator-controlled one.
 async fn mixed_namespace(c: &Cluster, short: &str) -> String {

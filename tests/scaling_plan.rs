@@ -260,15 +260,18 @@ fn requests(cpu: &str, memory: &str) -> serde_json::Value {
     json!({"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu, "memory": memory}}})
 }
 
-fn plan_for(workloads: &[Workload], target: Target) -> namespace_scheduler::scaling::plan::NamespacePlan {
-    let intent = Intent {
+fn intent_to(target: Target) -> Intent {
+    Intent {
         target,
         until: Until::Keep,
         operation: OperationType::Deactivate,
         requested_by: "cli".into(),
         answer: None,
-    };
-    plan_namespace(&namespace(&[], &[]), workloads, &intent)
+    }
+}
+
+fn plan_for(workloads: &[Workload], target: Target) -> namespace_scheduler::scaling::plan::NamespacePlan {
+    plan_namespace(&namespace(&[], &[]), workloads, &intent_to(target))
 }
 
 #[test]
@@ -466,13 +469,7 @@ fn a_namespace_with_an_unreadable_annotation_is_never_a_no_op() {
     let garbled = w(Kind::Deployment, "api", Setting::Replicas(0), Some("abc"));
     let idle = w(Kind::Deployment, "idle", Setting::Replicas(0), None);
     let active = namespace(&[("namespace-scheduler/status", "active")], &[]);
-    let intent = Intent {
-        target: Target::Up,
-        until: Until::Keep,
-        operation: OperationType::AutoStartupBusinessHours,
-        requested_by: "system".into(),
-        answer: None,
-    };
+    let intent = intent_to(Target::Up);
     let plan = plan_namespace(&active, &[garbled, idle.clone()], &intent);
     assert_eq!(plan.writes(), 0);
     assert!(!plan.is_noop());

@@ -11,8 +11,6 @@
 //! item still being `in_progress`: a final record the dead run managed to write after all is
 //! never overwritten.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
@@ -87,43 +85,38 @@ pub fn interrupted(intent: AuditRecord, found: impl Fn(&ResourceChange) -> Found
 }
 
 /// The `in_progress` items `run` left for `cluster`: a Query of [`CLUSTER_INDEX`] from
-/// `run.since`, filtered to the run and the status, every page.
+/// `run.since`, filtered to the run and the status, every page (the SDK's paginator follows
+/// `LastEvaluatedKey`).
 pub async fn open_intents(client: &Client, table: &str, cluster: &str, run: &OpenRun) -> Result<Vec<AuditRecord>> {
+    let mut items = client
+        .query()
+        .table_name(table)
+        .index_name(CLUSTER_INDEX)
+        .key_condition_expression("cluster_name = :cluster AND timestamp_start >= :since")
+        .filter_expression("run_id = :run AND #status = :in_progress")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()))
+        .expression_attribute_values(":since", super::item::number(run.since))
+        .expression_attribute_values(":run", AttributeValue::S(run.run_id.clone()))
+        .expression_attribute_values(
+            ":in_progress",
+            AttributeValue::S(AuditStatus::InProgress.as_str().into()),
+        )
+        .into_paginator()
+        .items()
+        .send();
     let mut found = Vec::new();
-    let mut start_key: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(table)
-            .index_name(CLUSTER_INDEX)
-            .key_condition_expression("cluster_name = :cluster AND timestamp_start >= :since")
-            .filter_expression("run_id = :run AND #status = :in_progress")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()))
-            .expression_attribute_values(":since", super::item::number(run.since))
-            .expression_attribute_values(":run", AttributeValue::S(run.run_id.clone()))
-            .expression_attribute_values(
-                ":in_progress",
-                AttributeValue::S(AuditStatus::InProgress.as_str().into()),
-            )
-            .set_exclusive_start_key(start_key)
-            .send()
-            .await
-            .map_err(|e| dynamo::sdk_error(&format!("Query {table} ({CLUSTER_INDEX})"), e))?;
-        for item in out.items() {
-            match AuditRecord::from_item(item) {
-                Ok(r) => found.push(r),
-                // Hostile until parsed: an item that does not read is named, never fatal here.
-                Err(e) => {
-                    tracing::error!(table, run = %run.run_id, error = %e, ?item, "an in_progress audit item does not read; left as it is")
-                }
+    while let Some(item) = items.next().await {
+        let item = item.map_err(|e| dynamo::sdk_error(&format!("Query {table} ({CLUSTER_INDEX})"), e))?;
+        match AuditRecord::from_item(&item) {
+            Ok(r) => found.push(r),
+            // Hostile until parsed: an item that does not read is named, never fatal here.
+            Err(e) => {
+                tracing::error!(table, run = %run.run_id, error = %e, ?item, "an in_progress audit item does not read; left as it is")
             }
         }
-        start_key = out.last_evaluated_key;
-        if start_key.is_none() {
-            return Ok(found);
-        }
     }
+    Ok(found)
 }
 
 /// Writes `record` over its intent if that is still `in_progress`: `Ok(true)` when written,

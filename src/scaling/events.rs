@@ -48,32 +48,40 @@ pub async fn emit(applier: &Applier, plan: &NamespacePlan, outcome: &NamespaceOu
         };
         write_event(applier, ns, reason, kind, &message, run_id).await;
     }
-    if !outcome.refused.is_empty() {
-        let what: Vec<String> = outcome
-            .refused
-            .iter()
-            .map(|r| format!("{} {} ({} -> {}): {}", r.kind, r.name, r.from, r.to, r.message))
-            .collect();
-        let message = format!(
-            "namespace-scheduler {}: the API refused {} object(s), left as they are and tried again at the next run: {} (run {run_id})",
-            plan.target.as_str(),
-            what.len(),
-            what.join("; ")
-        );
-        write_event(applier, ns, "Refused", "Warning", &message, run_id).await;
-    }
+    let refused: Vec<String> = outcome
+        .refused
+        .iter()
+        .map(|r| format!("{} {} ({} -> {}): {}", r.kind, r.name, r.from, r.to, r.message))
+        .collect();
     let unreadable: Vec<String> = plan
         .unreadable()
         .map(|s| format!("{} {}: {}", s.kind, s.name, s.reason))
         .collect();
-    if !unreadable.is_empty() && outcome.status != NsStatus::NotProcessed {
+    let warnings = [
+        (
+            "Refused",
+            format!(
+                "the API refused {} object(s), left as they are and tried again at the next run",
+                refused.len()
+            ),
+            refused,
+        ),
+        (
+            "Skipped",
+            format!("{} workload(s) left as they are", unreadable.len()),
+            unreadable,
+        ),
+    ];
+    for (reason, headline, what) in warnings {
+        if what.is_empty() || outcome.status == NsStatus::NotProcessed {
+            continue;
+        }
         let message = format!(
-            "namespace-scheduler {}: {} workload(s) left as they are: {} (run {run_id})",
+            "namespace-scheduler {}: {headline}: {} (run {run_id})",
             plan.target.as_str(),
-            unreadable.len(),
-            unreadable.join("; ")
+            what.join("; ")
         );
-        write_event(applier, ns, "Skipped", "Warning", &message, run_id).await;
+        write_event(applier, ns, reason, "Warning", &message, run_id).await;
     }
 }
 

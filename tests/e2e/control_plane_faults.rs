@@ -324,58 +324,34 @@ fn report(what: &str, r: &Round) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_apiserver_paused_mid_run_and_resumed() {
-    let Some(own) = own_control_plane("SIGSTOPs the kube-apiserver").await else {
+/// A fault of the control plane in a run down, then in a run up, over 30 namespaces.
+async fn both_ways(what: &str, doing: &str, fault: Fault) {
+    let Some(own) = own_control_plane(doing).await else {
         return;
     };
     let w = seed(&own.c, 30).await;
     let slow = [("SCALE_CONCURRENCY", "2")];
+    for target in [Target::Down, Target::Up] {
+        report(what, &faulty_round(&own, &w, target, 5, fault, &slow).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apiserver_paused_mid_run_and_resumed() {
     let pause = Fault::Pause(Process::ApiServer, Duration::from_secs(6));
-    report(
-        "apiserver paused",
-        &faulty_round(&own, &w, Target::Down, 5, pause, &slow).await,
-    );
-    report(
-        "apiserver paused",
-        &faulty_round(&own, &w, Target::Up, 5, pause, &slow).await,
-    );
+    both_ways("apiserver paused", "SIGSTOPs the kube-apiserver", pause).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_apiserver_killed_mid_run_and_restarted() {
-    let Some(own) = own_control_plane("kills and restarts the kube-apiserver").await else {
-        return;
-    };
-    let w = seed(&own.c, 30).await;
-    let slow = [("SCALE_CONCURRENCY", "2")];
     let kill = Fault::KillAndRestartApiServer(Duration::from_secs(2));
-    report(
-        "apiserver killed",
-        &faulty_round(&own, &w, Target::Down, 5, kill, &slow).await,
-    );
-    report(
-        "apiserver killed",
-        &faulty_round(&own, &w, Target::Up, 5, kill, &slow).await,
-    );
+    both_ways("apiserver killed", "kills and restarts the kube-apiserver", kill).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_paused_mid_run_and_resumed() {
-    let Some(own) = own_control_plane("SIGSTOPs etcd").await else {
-        return;
-    };
-    let w = seed(&own.c, 30).await;
-    let slow = [("SCALE_CONCURRENCY", "2")];
     let pause = Fault::Pause(Process::Etcd, Duration::from_secs(6));
-    report(
-        "etcd paused",
-        &faulty_round(&own, &w, Target::Down, 5, pause, &slow).await,
-    );
-    report(
-        "etcd paused",
-        &faulty_round(&own, &w, Target::Up, 5, pause, &slow).await,
-    );
+    both_ways("etcd paused", "SIGSTOPs etcd", pause).await;
 }
 
 /// The must-hold of the write-ahead audit: four SIGKILLs at different instants of runs over 60

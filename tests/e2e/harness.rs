@@ -368,6 +368,21 @@ impl Cluster {
         (ns, asker)
     }
 
+    /// The Events of `ns` with this `reason`.
+    pub async fn events(&self, ns: &str, reason: &str) -> Vec<Value> {
+        let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))
+            .list(&Default::default())
+            .unwrap();
+        let list: Value = self.client.request(req).await.expect("list events");
+        list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["reason"] == reason)
+            .collect()
+    }
+
     /// Makes the scheduler's Lease look abandoned (its holder stopped renewing long ago).
     pub async fn expire_lease(&self) {
         if self
@@ -449,6 +464,18 @@ impl Drop for Cluster {
             Err(e) => eprintln!("cleanup of {created:?}: cannot run kubectl: {e}"),
         }
     }
+}
+
+/// The summary row of `ns`, if the run printed one.
+pub fn find_row<'a>(summary: &'a Value, ns: &str) -> Option<&'a Value> {
+    summary["namespaces"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
+}
+
+/// The summary row of `ns` (the test fails without one).
+pub fn row<'a>(summary: &'a Value, ns: &str) -> &'a Value {
+    find_row(summary, ns).unwrap_or_else(|| panic!("no row for {ns} in {summary}"))
 }
 
 /// Reports the current test as skipped: one line on stderr and, when `E2E_SKIP_LOG` names a

@@ -3,7 +3,6 @@
 //! Event at every run until someone fixes it; its namespace is never "unchanged", and the exit
 //! code stays 0. Skips by rule (excluded, operator-owned, off on purpose) stay quiet.
 
-use kube::core::Request;
 use serde_json::{json, Value};
 
 use crate::harness::*;
@@ -11,24 +10,17 @@ use crate::harness::*;
 const ORIG: &str = "namespace-scheduler/original-replicas";
 const ORIG_SUSPEND: &str = "namespace-scheduler/original-suspend";
 
-fn row<'a>(summary: &'a Value, ns: &str) -> Option<&'a Value> {
-    summary["namespaces"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
+async fn skipped_warnings(c: &Cluster, ns: &str) -> Vec<Value> {
+    let mut warnings = c.events(ns, "Skipped").await;
+    warnings.retain(|e| e["type"] == "Warning");
+    warnings
 }
 
-async fn skipped_warnings(c: &Cluster, ns: &str) -> Vec<Value> {
-    let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))
-        .list(&Default::default())
-        .unwrap();
-    let list: Value = c.client.request(req).await.expect("list events");
-    list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["reason"] == "Skipped" && e["type"] == "Warning")
-        .collect()
+/// Someone edits our annotations on `broken` and `job`.
+async fn write_originals(c: &Cluster, ns: &str, replicas: &str, suspend: &str) {
+    let patch = |key: &str, value: &str| json!({"metadata": {"annotations": {key: value}}});
+    c.patch("Deployment", Some(ns), "broken", patch(ORIG, replicas)).await;
+    c.patch("CronJob", Some(ns), "job", patch(ORIG_SUSPEND, suspend)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,24 +33,11 @@ async fn an_unreadable_original_is_left_alone_and_named_at_every_run_until_fixed
     // Off on purpose: skipped by rule, quietly.
     c.deployment(&ns, "idle", 0).await;
     assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
-    c.patch(
-        "Deployment",
-        Some(&ns),
-        "broken",
-        json!({"metadata": {"annotations": {ORIG: "abc"}}}),
-    )
-    .await;
-    c.patch(
-        "CronJob",
-        Some(&ns),
-        "job",
-        json!({"metadata": {"annotations": {ORIG_SUSPEND: "maybe"}}}),
-    )
-    .await;
+    write_originals(&c, &ns, "abc", "maybe").await;
 
     let (code, s, err) = c.run_json(BUSINESS, &[]).await;
     assert_eq!(code, 0, "{s}\n{err}");
-    let r = row(&s, &ns).unwrap_or_else(|| panic!("no row: {s}"));
+    let r = row(&s, &ns);
     assert_eq!(r["status"], "completed", "{r}");
     let unreadable = r["unreadable"].as_array().expect("named in the JSON summary");
     let named: Vec<(&str, bool)> = unreadable
@@ -117,25 +96,12 @@ async fn an_unreadable_original_is_left_alone_and_named_at_every_run_until_fixed
     assert_eq!(c.audit().await.iter().filter(|a| a.namespace_name == ns).count(), 3);
 
     // Fixed: restored, and the namespace goes quiet.
-    c.patch(
-        "Deployment",
-        Some(&ns),
-        "broken",
-        json!({"metadata": {"annotations": {ORIG: "2"}}}),
-    )
-    .await;
-    c.patch(
-        "CronJob",
-        Some(&ns),
-        "job",
-        json!({"metadata": {"annotations": {ORIG_SUSPEND: "false"}}}),
-    )
-    .await;
+    write_originals(&c, &ns, "2", "false").await;
     assert_eq!(c.run(&["run", "--at", BUSINESS]).await.0, 0);
     assert_eq!(c.replicas("Deployment", &ns, "broken").await, 2);
     assert!(!c.suspended(&ns, "job").await);
     let (code, s, _) = c.run_json(BUSINESS, &[]).await;
     assert_eq!(code, 0);
-    assert!(row(&s, &ns).is_none(), "{s}");
+    assert!(find_row(&s, &ns).is_none(), "{s}");
     assert_eq!(s["counts"]["unchanged"], 1, "{s}");
 }

@@ -120,6 +120,33 @@ def before_table(s):
     return "\n".join(out) + "\n"
 
 
+def calls(p):
+    c = (p or {}).get("dynamo_calls")
+    return None if c is None else (sum(c.values()), c)
+
+
+def dynamo_table(s):
+    """DynamoDB calls per run, counted by benches/dynamo_count.py in front of DynamoDB Local, for
+    the binary before the write-ahead audit (`AUDIT_BEFORE_REV`) and now."""
+    before = {r["namespaces"]: r for r in s.get("audit_before", [])}
+    now = {r["namespaces"]: r for r in s["ours"]}
+    sizes = sorted(n for n in now if n in before) or sorted(now)
+    out = ["| namespaces | run | binary | DynamoDB calls (by operation) | calls per run | per namespace changed |",
+           "|---:|---|---|---|---:|---:|"]
+    for n in sizes:
+        for phase in ("down", "up", "noop"):
+            for label, r in (("before", before.get(n)), ("now", now.get(n))):
+                c = calls((r or {}).get(phase))
+                if c is None:
+                    continue
+                total, by_op = c
+                changed = (r[phase].get("summary_changed") or n) if phase != "noop" else 0
+                per = f"{total / changed:.3f}" if changed else "–"
+                ops = " ".join(f"{k} {v}" for k, v in sorted(by_op.items())) or "none"
+                out.append(f"| {n} | {phase} | {label} | {ops} | {total} | {per} |")
+    return "\n".join(out)
+
+
 def phase_table(s):
     out = ["| namespaces | run | wall ms | start-up ms | Kubernetes work ms | audit + Lease release + exit ms "
            "| floor ms | Kubernetes work × floor |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -253,6 +280,9 @@ def targets(s, ratios, check, g=None):
         row("a no-op reads nothing from etcd (real control plane)",
             f"{st['apiserver_storage_list_total']:.0f} lists served by etcd, "
             f"{st['apiserver_cache_list_total']:.0f} by the watch cache", st["apiserver_storage_list_total"] == 0)
+    if big and calls(ours[big].get("noop")) is not None:
+        total = calls(ours[big]["noop"])[0]
+        row(f"a no-op run makes no DynamoDB call ({big} namespaces)", f"{total} calls", total == 0)
     if "check" in check:
         mn, med, x = check["check"]
         row(f"`check` < {TARGET_CHECK_MS} ms", f"median {med:.2f} ms, min {mn:.2f} ms ({x:.1f}× /bin/true)",
@@ -285,6 +315,7 @@ def main():
     else:
         fault = HOW_TO_CAMPAIGN + "\nNot recorded yet."
     scale = scale_tables(s) + "\n\n" + before_table(s)
+    dynamo = dynamo_table(s)
     phases = phase_table(s)
     base, ratios = baseline_table(s)
     tgt = targets(s, ratios, check, g)
@@ -316,6 +347,15 @@ round-trips that must happen one after another, and the audit write.
 ## Scale and growth
 
 {scale}
+
+### DynamoDB calls (the write-ahead audit)
+
+Every DynamoDB request of each run above, counted by `benches/dynamo_count.py` (a proxy in front
+of DynamoDB Local, by `X-Amz-Target`), with the same runs of the binary of the commit before the
+write-ahead audit (`AUDIT_BEFORE_REV`) beside them. "Per namespace changed" divides by the
+namespaces the run changed (all of them, for a down or an up from the other state).
+
+{dynamo}
 
 ### Where the time goes
 
@@ -369,7 +409,8 @@ then per workload two `kubectl` processes (`annotate` with the original, then `s
 """
     with open(a.out, "w", encoding="utf-8") as f:
         f.write(doc)
-    print("\n".join(["", "== targets", tgt, "", "== scale", scale, "", "== phases", phases, "",
+    print("\n".join(["", "== targets", tgt, "", "== scale", scale, "", "== DynamoDB calls", dynamo, "",
+                     "== phases", phases, "",
                      "== side by side", peers, "", "== etcd reads", etcd, "", "== kubectl baseline", base, ""]))
 
 

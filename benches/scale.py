@@ -6,7 +6,9 @@ Everything is a whole process against a `kube-standin` process with an injected 
 latency:
   * our release binary: `run --at <off-hours>` (down), `run --at <business hours>` (up), and a
     second `run --at <business hours>` with everything already up (no-op); wall time (spawn to
-    wait4), peak RSS and CPU from wait4's rusage, API requests by verb from the stand-in's counter;
+    wait4), peak RSS and CPU from wait4's rusage, API requests by verb from the stand-in's counter,
+    DynamoDB calls by operation from a counting proxy in front of DynamoDB Local
+    (benches/dynamo_count.py), so an older binary is counted the same way;
   * the baseline the old Python service used: one `kubectl` process per workload and step
     (`annotate` + `scale`/`patch`), plus one `kubectl get` per namespace to discover, run one after
     another as the service did.
@@ -23,6 +25,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+from dynamo_count import CountingProxy
 
 OFF_HOURS = "2026-11-25T20:00:00-05:00"  # a Wednesday, 20:00 in Bogotá: down
 BUSINESS = "2026-11-25T10:00:00-05:00"  # the same Wednesday, 10:00: up
@@ -266,12 +270,14 @@ def ours(args, size, env, workdir):
             runs += [("down_phases", OFF_HOURS, True), ("up_phases", BUSINESS, False)]
         for phase, at, want_down in runs:
             st.reset()
+            args.proxy.reset()
             poller = Poller(st) if phase.endswith("_phases") else None
             # The other processes on the same cores during the run: the stand-in, DynamoDB Local.
             side = [proc_cpu(st.proc.pid), proc_cpu(args.dynamo_pid)]
             m = measure([args.bin, "--output", "json", "run", "--at", at], e, workdir, poller)
             side = [cpu_delta(b, proc_cpu(p)) for b, p in zip(side, (st.proc.pid, args.dynamo_pid))]
             stats = st.admin("GET", "stats")
+            dynamo_calls = args.proxy.counts()
             verbs, busy = stats["byVerb"], stats.get("busyUs", 0) / 1e6
             s = summary_of(m["stdout"])
             wrong = check_state(st, size, want_down)
@@ -293,6 +299,7 @@ def ours(args, size, env, workdir):
                 "not_at_target": wrong,
                 "summary_duration_ms": s.get("duration_ms"),
                 "audit_records": s.get("audit_records"),
+                "summary_changed": s.get("namespaces_changed"),
                 "audit_error": s.get("audit_error"),
                 "phases_s": m["phases_s"],
                 # Little's law: the requests' durations added up over the wall time = how many
@@ -302,6 +309,7 @@ def ours(args, size, env, workdir):
                 "in_flight": busy / m["wall_s"],
                 "standin_cpu_s": side[0],
                 "dynamo_cpu_s": side[1],
+                "dynamo_calls": dynamo_calls,
             }
             if m["code"] != 0:
                 r["stderr_tail"] = m["stderr"].strip().splitlines()[-5:]
@@ -309,6 +317,7 @@ def ours(args, size, env, workdir):
             log(
                 f"   {phase:5} {m['wall_s']*1000:9.1f} ms  exit {m['code']}  requests {r['requests']} {verbs}"
                 f"  rss {m['maxrss_kb']/1024:.1f} MiB  floor {floor*1000:.1f} ms  not at target {wrong}"
+                f"  DynamoDB {dynamo_calls}"
             )
         return res
     finally:
@@ -393,10 +402,15 @@ def main():
     ap.add_argument("--phase-sizes", default="200", help="sizes also measured with the phase breakdown")
     ap.add_argument("--dynamo-pid", type=int, default=0, help="DynamoDB Local's pid, to read its CPU time")
     ap.add_argument("--before-bin", default="", help="an older commit's binary, also run at the largest size")
+    ap.add_argument("--audit-before-bin", default="",
+                    help="the binary of the commit before the write-ahead audit, run at --dynamo-sizes")
+    ap.add_argument("--dynamo-sizes", default="200", help="sizes also run with --audit-before-bin")
     a = ap.parse_args()
     a.phase_sizes = [int(x) for x in a.phase_sizes.split(",") if x.strip()]
+    # Every run's DynamoDB calls, counted in front of DynamoDB Local.
+    a.proxy = CountingProxy(os.environ["DYNAMODB_ENDPOINT_URL"]).start()
     env = dict(os.environ, SCALE_CONCURRENCY=str(a.concurrency), LOG_FORMAT="json", LOG_LEVEL="INFO",
-               POD_NAMESPACE="task-scheduler")
+               POD_NAMESPACE="task-scheduler", DYNAMODB_ENDPOINT_URL=a.proxy.url)
     out = {"latency_ms": a.latency_ms, "concurrency": a.concurrency, "ours": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="ns-bench-") as workdir:
         # Warm-up, not recorded: DynamoDB Local (a JVM) answers its first requests slowly.
@@ -411,8 +425,15 @@ def main():
             before = argparse.Namespace(**vars(a))
             before.bin, before.phase_sizes = a.before_bin, []
             out["before"] = ours(before, max(sizes), env, workdir)
+        if a.audit_before_bin:
+            # The same runs with the binary from before the write-ahead audit: its DynamoDB calls.
+            before = argparse.Namespace(**vars(a))
+            before.bin, before.phase_sizes = a.audit_before_bin, []
+            out["audit_before"] = [ours(before, int(n), env, workdir)
+                                   for n in a.dynamo_sizes.split(",") if n.strip() and int(n) > 0]
         for size in [int(s) for s in a.baseline_sizes.split(",") if s.strip() and int(s) > 0]:
             out["baseline"].append(baseline(a, size, workdir))
+    a.proxy.stop()
     json.dump(out, sys.stdout, indent=1)
     print()
 

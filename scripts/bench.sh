@@ -9,7 +9,9 @@
 #      includes the audit write path;
 #   3. benches/scale.py: against a kube-standin process with an injected per-request latency,
 #      our binary's down / up / no-op `run` at each size (wall time, API requests by verb, peak
-#      RSS via wait4), and the kubectl-per-workload baseline of the old service;
+#      RSS via wait4, DynamoDB calls by operation through benches/dynamo_count.py, a counting
+#      proxy in front of DynamoDB Local), the same at DYNAMO_SIZES with the binary of
+#      AUDIT_BEFORE_REV, and the kubectl-per-workload baseline of the old service;
 #   4. benches/regimes.py: py-kube-downscaler (../shared/peers, in the venv .tools/pkd, made
 #      here when missing) beside our binary, same fixture, in two regimes: the stand-in with the
 #      injected latency, and a real control plane (scripts/control-plane.sh: kube-apiserver
@@ -32,6 +34,8 @@
 #   PEER_SIZES [BENCH_SIZES]    stand-in sizes for the side by side with py-kube-downscaler (0: none)
 #   REAL_SIZES [20,200]         real control plane sizes (0: none)
 #   BEFORE_REV [8659095^]       commit whose binary shows the no-op's etcd reads before (empty: none)
+#   AUDIT_BEFORE_REV [f876c11]  commit whose binary shows the DynamoDB calls before the write-ahead
+#                               audit, at DYNAMO_SIZES [200] (empty: none)
 #   NO_BUILD=1                  use the binaries already in $CARGO_TARGET_DIR/release
 #   REPORT_ONLY=1               measure nothing: rewrite BENCHMARKS.md from the last run's figures in
 #                               target/bench (after editing its analysis, or to record FAULT_LOG)
@@ -50,6 +54,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/namespace-scheduler
 STANDIN=$TARGET/release/kube-standin
 BEFORE_REV=${BEFORE_REV-8659095^}
+AUDIT_BEFORE_REV=${AUDIT_BEFORE_REV-f876c11}
 PEER_DIR=$ROOT/../shared/peers/py-kube-downscaler
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -61,19 +66,34 @@ if [[ -n ${REPORT_ONLY:-} ]]; then
     --out BENCHMARKS.md --machine "$(cat "$OUT/machine.txt")" "${FAULT_ARGS[@]}"
   exit 0
 fi
+# The release binary of an older commit, built from its own source tree into $OUT/$2 (kept
+# across runs with NO_BUILD=1): $1 the commit, $3 what it is measured for. In a target directory
+# of its own: cargo's fingerprint of a path package does not depend on where its source is, so in
+# the shared one this build and a later `cargo build` of the worktree would each look fresh to the
+# other and hand out the other's binary. Sources are touched after extraction (git archive stamps
+# them with the commit's time) so that one old commit's build is never taken for another's.
+build_rev() {
+  local bin=$OUT/$2
+  if [[ -z ${NO_BUILD:-} || ! -x $bin ]]; then
+    step "cargo build --release of $1 ($3)"
+    rm -rf "$OUT/before-src" && mkdir -p "$OUT/before-src"
+    git archive "$1" | tar -x -C "$OUT/before-src"
+    find "$OUT/before-src" -type f -exec touch {} +
+    (cd "$OUT/before-src" && CARGO_TARGET_DIR=$OUT/before-target cargo build --release -p namespace-scheduler --bin namespace-scheduler)
+    cp "$OUT/before-target/release/namespace-scheduler" "$bin"
+  fi
+}
 BEFORE_BIN=
 if [[ -n $BEFORE_REV ]]; then
   BEFORE_BIN=$OUT/namespace-scheduler-before
-  if [[ -z ${NO_BUILD:-} || ! -x $BEFORE_BIN ]]; then
-    step "cargo build --release of $BEFORE_REV (the no-op's etcd reads before)"
-    rm -rf "$OUT/before-src" && mkdir -p "$OUT/before-src"
-    git archive "$BEFORE_REV" | tar -x -C "$OUT/before-src"
-    (cd "$OUT/before-src" && CARGO_TARGET_DIR=$TARGET cargo build --release -p namespace-scheduler --bin namespace-scheduler)
-    cp "$TARGET/release/namespace-scheduler" "$BEFORE_BIN"
-    BEFORE_BUILT=1
-  fi
+  build_rev "$BEFORE_REV" namespace-scheduler-before "the no-op's etcd reads before"
 fi
-if [[ -z ${NO_BUILD:-} || -n ${BEFORE_BUILT:-} ]]; then
+AUDIT_BEFORE_BIN=
+if [[ -n $AUDIT_BEFORE_REV ]]; then
+  AUDIT_BEFORE_BIN=$OUT/namespace-scheduler-audit-before
+  build_rev "$AUDIT_BEFORE_REV" namespace-scheduler-audit-before "DynamoDB calls before the write-ahead audit"
+fi
+if [[ -z ${NO_BUILD:-} ]]; then
   step "cargo build --release (namespace-scheduler, kube-standin)"
   CARGO_TARGET_DIR=$TARGET cargo build --release -p namespace-scheduler -p standin --bins
   BUILT="binary built from commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')"
@@ -107,7 +127,8 @@ step "scale benchmark (sizes $SIZES, baseline $BASELINE, ${LATENCY} ms per reque
 python3 benches/scale.py --bin "$BIN" --standin "$STANDIN" --sizes "$SIZES" --baseline-sizes "$BASELINE" \
   --latency-ms "$LATENCY" --concurrency "$CONC" --phase-sizes "${PHASE_SIZES:-200,2000}" \
   --dynamo-pid "$(cat ".tools/dynamodb-local/dynamodb-local-$PORT.pid" 2> /dev/null || echo 0)" \
-  ${BEFORE_BIN:+--before-bin "$BEFORE_BIN"} > "$OUT/scale.json"
+  ${BEFORE_BIN:+--before-bin "$BEFORE_BIN"} \
+  ${AUDIT_BEFORE_BIN:+--audit-before-bin "$AUDIT_BEFORE_BIN" --dynamo-sizes "${DYNAMO_SIZES:-200}"} > "$OUT/scale.json"
 
 REGIME_ARGS=(--bin "$BIN" --standin "$STANDIN" --latency-ms "$LATENCY" --concurrency "$CONC"
   --standin-sizes "${PEER_SIZES:-$SIZES}" --real-sizes "${REAL_SIZES:-20,200}")

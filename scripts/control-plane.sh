@@ -39,6 +39,9 @@ D=${2:-}
 [ -n "$cmd" ] && [ -n "$D" ] || { sed -n '2,18p' "$0" >&2; exit 2; }
 mkdir -p "$D"; D=$(cd "$D" && pwd)
 BIN=$D/bin P=$D/pki LOGS=$D/logs
+# One start or stop of DIR at a time (a test binary's watchdog may still be stopping it while the
+# next test binary starts it). The processes launched below do not inherit the lock.
+if command -v flock > /dev/null; then exec 9> "$D/.lock"; flock 9; fi
 
 # No pipe here: under pipefail, `tr | grep -q` fails when grep exits before tr's last write.
 alive() { local f=$D/$1.pid pid cmd; [ -s "$f" ] || return 1; pid=$(cat "$f"); [ -d /proc/$pid ] || return 1
@@ -116,9 +119,10 @@ current-context: admin@test
 KC
 chmod 600 "$D/kubeconfig"
 
-launch() { local name=$1; shift; setsid nohup "$@" > "$LOGS/$name.log" 2>&1 < /dev/null & echo $! > "$D/$name.pid"; }
-# A process is declared dead only when two looks 0.5 s apart both miss it (not mid-exec).
-wait_for() { for _ in $(seq 1 600); do eval "$2" && return 0
+launch() { local name=$1; shift; setsid nohup "$@" > "$LOGS/$name.log" 2>&1 < /dev/null 9>&- & echo $! > "$D/$name.pid"; }
+# A process is declared dead only when two looks 0.5 s apart both miss it (not mid-exec). Ready
+# means answering *and* alive: an orphan of an earlier start on the same port answers too.
+wait_for() { for _ in $(seq 1 600); do eval "$2" && alive "$1" "$3" && return 0
     alive "$1" "$3" || { sleep 0.5; alive "$1" "$3"; } || { log "$1 died:"; tail -20 "$LOGS/$1.log" >&2; exit 1; }
     sleep 0.2; done
   log "timeout waiting for $1"; tail -20 "$LOGS/$1.log" >&2; exit 1; }

@@ -1,11 +1,13 @@
 //! Audit trail (docs/reference.md §6): one record per namespace per operation, compatible with the existing
 //! `task-scheduler-logs-{env}` table and its four GSIs.
-//! OWNER of the writer: DynamoDB engineer. The record types are the contract with `scaling`.
-
-use std::collections::HashMap;
+//!
+//! Write-ahead: before a namespace's first write its intent (`in_progress`, the planned
+//! resources) is in the table under the key its final record will have; the final record
+//! overwrites it. [`journal`] closes what a dead run left `in_progress` (`interrupted`).
+//! The record types are the contract with `scaling`.
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -14,8 +16,11 @@ use crate::dynamo;
 use crate::error::{Error, Result};
 use crate::scaling::requests::{PodRequest, Requested};
 
+mod item;
+pub mod journal;
 mod stream;
-pub use stream::{AuditSink, AuditStream, IDLE_FLUSH};
+pub use item::{key, resources_from_attribute};
+pub use stream::{AuditSink, AuditStream, AuditTable, IDLE_FLUSH};
 #[cfg(test)]
 mod tests;
 
@@ -55,16 +60,38 @@ pub enum AuditStatus {
     Failed,
     RolledBack,
     Rejected,
+    /// An intent: the namespace's writes are about to start (or going on). Never final: the
+    /// same item is overwritten with the final status, or closed as `interrupted`.
+    InProgress,
+    /// Closed by a later run: the run that wrote the intent died (or could not record its
+    /// end). Its `resources` say what that later run found on each object.
+    Interrupted,
 }
 
 impl AuditStatus {
+    pub const ALL: [AuditStatus; 6] = [
+        AuditStatus::Completed,
+        AuditStatus::Failed,
+        AuditStatus::RolledBack,
+        AuditStatus::Rejected,
+        AuditStatus::InProgress,
+        AuditStatus::Interrupted,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AuditStatus::Completed => "completed",
             AuditStatus::Failed => "failed",
             AuditStatus::RolledBack => "rolled_back",
             AuditStatus::Rejected => "rejected",
+            AuditStatus::InProgress => "in_progress",
+            AuditStatus::Interrupted => "interrupted",
         }
+    }
+
+    /// Every status but `in_progress` ends a record's life.
+    pub fn is_final(&self) -> bool {
+        *self != AuditStatus::InProgress
     }
 }
 
@@ -86,6 +113,13 @@ pub struct ResourceChange {
     /// Per-replica memory request, in bytes; absent like `cpu_millicores`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
+    /// In an `interrupted` record: the value the closing run found on the object (`gone` when
+    /// it no longer exists); absent when it could not look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    /// In an `interrupted` record: whether the object was found at `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached: Option<bool>,
 }
 
 impl ResourceChange {
@@ -99,7 +133,24 @@ impl ResourceChange {
             skipped: None,
             cpu_millicores: per_replica.map(|p| p.0),
             memory_bytes: per_replica.map(|p| p.1),
+            found: None,
+            reached: None,
         }
+    }
+
+    /// An object left as it is, and why (a refusal, an unreadable annotation): it freed
+    /// nothing, so no request figures.
+    pub fn left_alone(kind: &str, name: &str, from: &str, to: &str, why: &str) -> Self {
+        ResourceChange {
+            skipped: Some(why.into()),
+            ..ResourceChange::changed(kind, name, from, to, None)
+        }
+    }
+
+    /// Whether this entry describes a change that took effect: not skipped, and in an
+    /// `interrupted` record found at `to`.
+    pub fn took_effect(&self) -> bool {
+        self.skipped.is_none() && self.reached != Some(false)
     }
 
     /// Whether this kind has replicas, hence requests that a change frees or restores.
@@ -110,7 +161,7 @@ impl ResourceChange {
     /// Replicas removed (`from − to`, a down) or restored (`to − from`, an up); 0 for other
     /// kinds; None when a replica count does not read as a number.
     pub fn replicas_changed(&self) -> Option<u64> {
-        if !self.has_replicas() || self.skipped.is_some() {
+        if !self.has_replicas() || !self.took_effect() {
             return Some(0);
         }
         let from: i64 = self.from.trim().parse().ok()?;
@@ -121,7 +172,7 @@ impl ResourceChange {
     /// Replicas changed × per-replica request; None when this entry lacks the request figures
     /// (an older record) or its counts do not read.
     pub fn requested(&self) -> Option<Requested> {
-        if !self.has_replicas() || self.skipped.is_some() {
+        if !self.has_replicas() || !self.took_effect() {
             return Some(Requested::default());
         }
         let replicas = self.replicas_changed()?;
@@ -153,6 +204,9 @@ pub struct AuditRecord {
     pub error: Option<String>,
     /// End of the activation window, when the operation opened one (RFC 3339).
     pub active_until: Option<String>,
+    /// For an `interrupted` record: the run that closed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
 }
 
 /// The table's TTL attribute (`TimeToLiveSpecification` of infrastructure/dynamodb-tables.yaml).
@@ -187,15 +241,10 @@ impl std::str::FromStr for OperationType {
 impl std::str::FromStr for AuditStatus {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        [
-            AuditStatus::Completed,
-            AuditStatus::Failed,
-            AuditStatus::RolledBack,
-            AuditStatus::Rejected,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
-        .ok_or_else(|| format!("unknown status {s:?}"))
+        AuditStatus::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("unknown status {s:?}"))
     }
 }
 
@@ -208,156 +257,64 @@ impl AuditRecord {
     pub fn totals(&self) -> Option<Requested> {
         self.resources.iter().map(ResourceChange::requested).sum()
     }
+
+    /// Whether the record describes a change of its namespace that took effect: `completed`,
+    /// or `interrupted` with at least one object found at its `to` (`in_progress` never is).
+    pub fn took_effect(&self) -> bool {
+        match self.status {
+            AuditStatus::Completed => true,
+            AuditStatus::Interrupted => self.resources.iter().any(|r| r.reached == Some(true)),
+            _ => false,
+        }
+    }
 }
 
 /// Attribute names of [`AuditRecord::totals`] in the item.
 pub const CPU_TOTAL_ATTRIBUTE: &str = "cpu_millicores_total";
 pub const MEMORY_TOTAL_ATTRIBUTE: &str = "memory_bytes_total";
 
-/// Reads the `resources` list of an item (absent = none). Numbers are accepted where strings
-/// are expected (an older writer); unreadable request figures read as absent.
-pub fn resources_from_attribute(value: Option<&AttributeValue>) -> std::result::Result<Vec<ResourceChange>, String> {
-    let Some(AttributeValue::L(list)) = value else {
-        return Ok(Vec::new());
-    };
-    list.iter()
-        .map(|v| match v {
-            AttributeValue::M(m) => {
-                let f = |k: &str| match m.get(k) {
-                    Some(AttributeValue::S(v)) => v.clone(),
-                    Some(AttributeValue::N(v)) => v.clone(),
-                    _ => String::new(),
-                };
-                let n = |k: &str| match m.get(k) {
-                    Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
-                    _ => None,
-                };
-                Ok(ResourceChange {
-                    kind: f("kind"),
-                    name: f("name"),
-                    from: f("from"),
-                    to: f("to"),
-                    cpu_millicores: n("cpu_millicores"),
-                    memory_bytes: n("memory_bytes"),
-                    skipped: m.get("skipped").map(|_| f("skipped")),
-                })
-            }
-            other => Err(format!("resources: expected maps, got {other:?}")),
-        })
-        .collect()
+/// One write of the audit table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditWrite {
+    /// A record: an intent, or the final state written over it.
+    Put(Box<AuditRecord>),
+    /// Removes the intent of a namespace that never started (a stop came first): nothing
+    /// changed, so nothing is recorded.
+    Delete {
+        namespace_name: String,
+        timestamp_start: f64,
+    },
 }
 
-/// A number as DynamoDB wants it: the shortest decimal that reads back as the same `f64`.
-fn number(n: f64) -> AttributeValue {
-    AttributeValue::N(format!("{n}"))
-}
-
-impl AuditRecord {
-    /// The DynamoDB item (docs/reference.md §6), plus `expires_at` (epoch seconds) for the table's TTL.
-    pub fn to_item(&self) -> HashMap<String, AttributeValue> {
-        let s = |v: &str| AttributeValue::S(v.to_string());
-        let mut item = HashMap::from([
-            ("namespace_name".to_string(), s(&self.namespace_name)),
-            ("timestamp_start".to_string(), number(self.timestamp_start)),
-            ("timestamp_end".to_string(), number(self.timestamp_end)),
-            (
-                "duration_ms".to_string(),
-                AttributeValue::N(self.duration_ms.to_string()),
-            ),
-            ("operation_type".to_string(), s(self.operation_type.as_str())),
-            ("cost_center".to_string(), s(&self.cost_center)),
-            ("cluster_name".to_string(), s(&self.cluster_name)),
-            ("requested_by".to_string(), s(&self.requested_by)),
-            ("status".to_string(), s(self.status.as_str())),
-            ("run_id".to_string(), s(&self.run_id)),
-            (
-                "resources".to_string(),
-                AttributeValue::L(
-                    self.resources
-                        .iter()
-                        .map(|r| {
-                            let mut entry = HashMap::from([
-                                ("kind".to_string(), s(&r.kind)),
-                                ("name".to_string(), s(&r.name)),
-                                ("from".to_string(), s(&r.from)),
-                                ("to".to_string(), s(&r.to)),
-                            ]);
-                            for (key, value) in [("cpu_millicores", r.cpu_millicores), ("memory_bytes", r.memory_bytes)]
-                            {
-                                if let Some(v) = value {
-                                    entry.insert(key.to_string(), AttributeValue::N(v.to_string()));
-                                }
-                            }
-                            if let Some(why) = &r.skipped {
-                                entry.insert("skipped".to_string(), s(why));
-                            }
-                            AttributeValue::M(entry)
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                TTL_ATTRIBUTE.to_string(),
-                AttributeValue::N((self.timestamp_start.floor() as i64 + RETENTION_DAYS * 86_400).to_string()),
-            ),
-        ]);
-        if let Some(error) = &self.error {
-            item.insert("error".to_string(), s(error));
+impl AuditWrite {
+    fn request(&self) -> std::result::Result<WriteRequest, String> {
+        match self {
+            AuditWrite::Put(r) => PutRequest::builder()
+                .set_item(Some(r.to_item()))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| e.to_string()),
+            AuditWrite::Delete {
+                namespace_name,
+                timestamp_start,
+            } => DeleteRequest::builder()
+                .set_key(Some(key(namespace_name, *timestamp_start)))
+                .build()
+                .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                .map_err(|e| e.to_string()),
         }
-        if let Some(until) = &self.active_until {
-            item.insert("active_until".to_string(), s(until));
-        }
-        if let Some(totals) = self.totals() {
-            let n = |v: u64| AttributeValue::N(v.to_string());
-            item.insert(CPU_TOTAL_ATTRIBUTE.to_string(), n(totals.cpu_millicores));
-            item.insert(MEMORY_TOTAL_ATTRIBUTE.to_string(), n(totals.memory_bytes));
-        }
-        item
     }
 
-    /// Reads an item back. Unknown attributes (e.g. `expires_at`, and the totals, which are
-    /// derived from `resources`) are ignored; a missing `resources`, `run_id` or `duration_ms`
-    /// (older records) reads as empty / 0, missing request figures as None.
-    pub fn from_item(item: &HashMap<String, AttributeValue>) -> std::result::Result<Self, String> {
-        let s = |k: &str| -> std::result::Result<String, String> {
-            match item.get(k) {
-                Some(AttributeValue::S(v)) => Ok(v.clone()),
-                Some(other) => Err(format!("{k}: expected a string, got {other:?}")),
-                None => Err(format!("{k}: missing")),
+    /// Shifts the timestamps (`NS_SCHEDULER_AUDIT_CLOCK=decision`).
+    pub fn shifted(mut self, by: f64) -> Self {
+        match &mut self {
+            AuditWrite::Put(r) => {
+                r.timestamp_start += by;
+                r.timestamp_end += by;
             }
-        };
-        let opt_s = |k: &str| match item.get(k) {
-            Some(AttributeValue::S(v)) => Some(v.clone()),
-            _ => None,
-        };
-        let n = |k: &str| -> std::result::Result<f64, String> {
-            match item.get(k) {
-                Some(AttributeValue::N(v)) => v.parse().map_err(|_| format!("{k}: {v:?} is not a number")),
-                Some(other) => Err(format!("{k}: expected a number, got {other:?}")),
-                None => Err(format!("{k}: missing")),
-            }
-        };
-        let resources = resources_from_attribute(item.get("resources"))?;
-        Ok(AuditRecord {
-            namespace_name: s("namespace_name")?,
-            timestamp_start: n("timestamp_start")?,
-            timestamp_end: n("timestamp_end")?,
-            duration_ms: n("duration_ms").map(|v| v.max(0.0) as u64).unwrap_or(0),
-            operation_type: s("operation_type")?.parse()?,
-            cost_center: s("cost_center")?,
-            cluster_name: s("cluster_name")?,
-            requested_by: s("requested_by")?,
-            status: s("status")?.parse()?,
-            run_id: opt_s("run_id").unwrap_or_default(),
-            resources,
-            error: opt_s("error"),
-            active_until: opt_s("active_until"),
-        })
-    }
-
-    /// The whole record as one JSON line: what is logged when it cannot be written.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{self:?} (not serializable: {e})"))
+            AuditWrite::Delete { timestamp_start, .. } => *timestamp_start += by,
+        }
+        self
     }
 }
 
@@ -380,6 +337,10 @@ impl AuditWriter {
         &self.table
     }
 
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// BatchWriteItem in chunks of 25 (a few chunks at once); `UnprocessedItems`, throttling, 5xx,
     /// timeouts and connection failures are retried with backoff, at most [`MAX_ATTEMPTS`] times
     /// per chunk within [`RETRY_BUDGET`] per chunk. Each chunk is retried on its own: one giving
@@ -391,12 +352,13 @@ impl AuditWriter {
         if records.is_empty() {
             return Ok(0);
         }
+        let writes: Vec<AuditWrite> = records.iter().cloned().map(|r| AuditWrite::Put(Box::new(r))).collect();
         let started = std::time::Instant::now();
         let results: Vec<(usize, Vec<(usize, String)>)> = futures::stream::iter(
-            records
+            writes
                 .chunks(BATCH_SIZE)
                 .enumerate()
-                .map(|(i, chunk)| self.write_chunk(i * BATCH_SIZE, chunk)),
+                .map(|(i, chunk)| self.write_chunk(i * BATCH_SIZE, chunk, MAX_ATTEMPTS)),
         )
         .buffer_unordered(CONCURRENT_BATCHES)
         .collect()
@@ -406,7 +368,7 @@ impl AuditWriter {
         let mut failed: Vec<(usize, String)> = results.into_iter().flat_map(|(_, f)| f).collect();
         failed.sort_by_key(|(i, _)| *i);
         for (index, reason) in &failed {
-            log_unwritten(&self.table, &records[*index], reason);
+            log_unwritten(&self.table, &writes[*index], reason);
         }
         tracing::debug!(
             table = %self.table,
@@ -428,22 +390,27 @@ impl AuditWriter {
         }
     }
 
-    /// Writes one chunk, with its own retries and its own [`RETRY_BUDGET`] from now; returns
-    /// how many were written and, for each record not written, its index in the whole slice
-    /// and why.
-    async fn write_chunk(&self, offset: usize, chunk: &[AuditRecord]) -> (usize, Vec<(usize, String)>) {
+    /// Writes one chunk (at most [`BATCH_SIZE`]), with its own retries (at most `attempts`) and
+    /// its own [`RETRY_BUDGET`] from now; returns how many were written and, for each write not
+    /// done, its index in the whole slice and why. Logs nothing: the caller does.
+    pub(crate) async fn write_chunk(
+        &self,
+        offset: usize,
+        chunk: &[AuditWrite],
+        attempts: u32,
+    ) -> (usize, Vec<(usize, String)>) {
         let deadline = std::time::Instant::now() + RETRY_BUDGET;
-        // Pending requests, each with the index of its record, so unprocessed items map back.
+        // Pending requests, each with the index of its write, so unprocessed items map back.
         let mut pending: Vec<(usize, WriteRequest)> = Vec::with_capacity(chunk.len());
-        for (i, record) in chunk.iter().enumerate() {
-            match PutRequest::builder().set_item(Some(record.to_item())).build() {
-                Ok(put) => pending.push((offset + i, WriteRequest::builder().put_request(put).build())),
-                Err(e) => return (0, vec![(offset + i, e.to_string())]),
+        for (i, write) in chunk.iter().enumerate() {
+            match write.request() {
+                Ok(request) => pending.push((offset + i, request)),
+                Err(e) => return (0, vec![(offset + i, e)]),
             }
         }
         let total = pending.len();
         let mut reason = String::new();
-        for attempt in 0..MAX_ATTEMPTS {
+        for attempt in 0..attempts.max(1) {
             if attempt > 0 {
                 let wait = dynamo::backoff(attempt - 1);
                 if std::time::Instant::now() + wait > deadline {
@@ -526,19 +493,34 @@ impl AuditWriter {
     }
 }
 
-/// A record that will not be written: logged whole (its JSON) at ERROR.
-fn log_unwritten(table: &str, record: &AuditRecord, reason: &str) {
-    let json = record.to_json();
-    tracing::error!(
-        table = %table,
-        namespace = %record.namespace_name,
-        reason = %reason,
-        record = %json,
-        "audit record could not be written: {json}"
-    );
+/// A write that will not be done: a record is logged whole (its JSON) at ERROR — that line is
+/// its record; an intent that could not be deleted is named with its key.
+fn log_unwritten(table: &str, write: &AuditWrite, reason: &str) {
+    match write {
+        AuditWrite::Put(record) => {
+            let json = record.to_json();
+            tracing::error!(
+                table = %table,
+                namespace = %record.namespace_name,
+                reason = %reason,
+                record = %json,
+                "audit record could not be written: {json}"
+            );
+        }
+        AuditWrite::Delete {
+            namespace_name,
+            timestamp_start,
+        } => tracing::error!(
+            table = %table,
+            namespace = %namespace_name,
+            timestamp_start,
+            reason = %reason,
+            "the intent of a namespace that never started could not be deleted; it stays in_progress until the next run closes it"
+        ),
+    }
 }
 
 /// Our own loop retries (with the budget above); the SDK's retries would multiply it.
-fn single_attempt() -> aws_sdk_dynamodb::config::Builder {
+pub(crate) fn single_attempt() -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
 }

@@ -4,9 +4,13 @@
 
 #[path = "e2e/apiserver_rules.rs"]
 mod apiserver_rules;
+#[path = "e2e/audit.rs"]
+mod audit;
 #[path = "e2e/caps.rs"]
 mod caps;
 mod common;
+#[path = "e2e/control_plane_faults.rs"]
+mod control_plane_faults;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/harness.rs"]
@@ -24,19 +28,14 @@ mod refusals;
 mod savings;
 #[path = "e2e/schedules.rs"]
 mod schedules;
+#[path = "e2e/skips.rs"]
+mod skips;
 
 use harness::*;
 use namespace_scheduler::audit::{AuditStatus, OperationType};
 use serde_json::{json, Value};
 
 const ORIG: &str = "namespace-scheduler/original-replicas";
-
-fn row<'a>(summary: &'a Value, ns: &str) -> &'a Value {
-    summary["namespaces"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
-        .unwrap_or_else(|| panic!("no row for {ns} in {summary}"))
-}
 
 /// A namespace with every case of docs/reference.md §4: counts 1/3/7, a StatefulSet, CronJobs on and off,
 /// a Deployment off on purpose, an excluded one and an operator-controlled one.

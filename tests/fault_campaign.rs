@@ -1,5 +1,6 @@
-//! Fault campaign: randomized rounds against the API stand-in. Each round asks for the state the
-//! world is not in (so the run has writes to break), with faults at random requests (500, 409,
+//! Fault campaign: randomized rounds against the API stand-in, over worlds of Deployments,
+//! StatefulSets, CronJobs and KEDA ScaledObjects (some paused by someone else, which must stay
+//! so). Each round asks for the state the world is not in (so the run has writes to break), with faults at random requests (500, 409,
 //! 429, latency beyond the client timeout, dropped connection, commit-then-drop), sometimes one
 //! object whose writes fail for good or are refused for good (403/422, as an admission policy
 //! does), a SIGTERM or SIGKILL at a random instant, or DynamoDB unreachable; then a clean run.
@@ -27,10 +28,14 @@
 //! 7. every operation that happened is in the audit table (DynamoDB Local), with `to` values
 //!    matching the cluster, or was logged whole with exit 1 (and DynamoDB down means exit 1);
 //! 8. the clean run exits 0 and converges: every namespace at target, with its status label, and
-//!    a completed `up` restores exactly the original counts and suspend states.
+//!    a completed `up` restores exactly the original counts, suspend states and KEDA pauses;
+//! 9. the write-ahead audit (docs/reference.md §6): once the clean run has closed what the faulty
+//!    run left open (a SIGKILLed run's intents become `interrupted`), every namespace either run
+//!    changed has exactly one record of that run in the table (none with DynamoDB unreachable:
+//!    logged whole, see 7), and no record of either run is left `in_progress`.
 //!
-//! A SIGKILLed run only has to keep (1), and the next run must converge (8) once its Lease has
-//! expired (the campaign expires it instead of waiting). A run that ended by itself yet left the
+//! A SIGKILLed run only has to keep (1), and the next run must converge (8) and close its audit
+//! (9) once its Lease has expired (the campaign expires it instead of waiting). A run that ended by itself yet left the
 //! Lease held is printed as a finding (the clean run exits 3; the Lease is then expired and (8)
 //! still required).
 //!

@@ -123,6 +123,8 @@ fn records() -> Vec<AuditRecord> {
                 // Written before requests were recorded: their savings are unknown.
                 cpu_millicores: None,
                 memory_bytes: None,
+                found: None,
+                reached: None,
             })
             .collect();
         v.push(noise);

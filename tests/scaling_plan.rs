@@ -6,7 +6,9 @@ use chrono::{TimeZone, Utc};
 use namespace_scheduler::audit::OperationType;
 use namespace_scheduler::scaling::inventory::{ManagedNamespace, Setting, Workload};
 use namespace_scheduler::scaling::objects::Kind;
-use namespace_scheduler::scaling::plan::{decide, plan_namespace, Decision, FieldState, Intent, Target, Until};
+use namespace_scheduler::scaling::plan::{
+    decide, plan_namespace, Decision, FieldState, Intent, SkipReason, Target, Until,
+};
 use serde_json::json;
 
 fn w(kind: Kind, name: &str, setting: Setting, marker: Option<&str>) -> Workload {
@@ -68,7 +70,7 @@ fn off_on_purpose_and_already_down_are_left_alone() {
     for target in [Target::Down, Target::Up] {
         assert!(matches!(
             decide(&w(Kind::Deployment, "idle", Setting::Replicas(0), None), target),
-            Decision::Skip(r) if r == "at 0 without our annotation: off on purpose"
+            Decision::Skip(SkipReason::Rule(r)) if r == "at 0 without our annotation: off on purpose"
         ));
         assert!(matches!(
             decide(&w(Kind::CronJob, "j", Setting::Suspend(true), None), target),
@@ -146,13 +148,13 @@ fn excluded_and_operator_controlled_workloads_are_skipped_with_the_reason() {
     a.excluded = true;
     assert_eq!(
         decide(&a, Target::Down),
-        Decision::Skip("annotated namespace-scheduler/exclude".into())
+        Decision::Skip(SkipReason::Rule("annotated namespace-scheduler/exclude".into()))
     );
     let mut b = w(Kind::StatefulSet, "b", Setting::Replicas(0), Some("2"));
     b.controller = Some("Postgres/main".into());
     assert_eq!(
         decide(&b, Target::Up),
-        Decision::Skip("controlled by Postgres/main".into())
+        Decision::Skip(SkipReason::Rule("controlled by Postgres/main".into()))
     );
 }
 
@@ -258,15 +260,18 @@ fn requests(cpu: &str, memory: &str) -> serde_json::Value {
     json!({"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu, "memory": memory}}})
 }
 
-fn plan_for(workloads: &[Workload], target: Target) -> namespace_scheduler::scaling::plan::NamespacePlan {
-    let intent = Intent {
+fn intent_to(target: Target) -> Intent {
+    Intent {
         target,
         until: Until::Keep,
         operation: OperationType::Deactivate,
         requested_by: "cli".into(),
         answer: None,
-    };
-    plan_namespace(&namespace(&[], &[]), workloads, &intent)
+    }
+}
+
+fn plan_for(workloads: &[Workload], target: Target) -> namespace_scheduler::scaling::plan::NamespacePlan {
+    plan_namespace(&namespace(&[], &[]), workloads, &intent_to(target))
 }
 
 #[test]
@@ -356,4 +361,130 @@ fn an_up_restores_what_it_brings_back_and_a_kept_count_restores_nothing() {
     let both: namespace_scheduler::scaling::plan::ResourceTotals =
         [plan.resource_totals(), plan.resource_totals()].into_iter().sum();
     assert_eq!(both.restores.cpu_millicores, 3000);
+}
+
+/// What `decide` makes of a workload whose own annotation is or is not readable: quiet skips by
+/// rule, loud skips of an unreadable annotation (docs/reference.md §4), and the cases that read.
+#[test]
+fn an_unreadable_annotation_is_a_loud_skip_and_a_rule_a_quiet_one() {
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Loud(&'static str),
+        Quiet,
+        Change,
+        AtTarget,
+    }
+    let (orig, suspend) = (
+        "namespace-scheduler/original-replicas",
+        "namespace-scheduler/original-suspend",
+    );
+    let cases = [
+        (
+            Kind::Deployment,
+            Setting::Replicas(0),
+            Some("abc"),
+            Target::Up,
+            Want::Loud(orig),
+        ),
+        (
+            Kind::Deployment,
+            Setting::Replicas(0),
+            Some("-3"),
+            Target::Up,
+            Want::Loud(orig),
+        ),
+        (
+            Kind::StatefulSet,
+            Setting::Replicas(0),
+            Some(""),
+            Target::Up,
+            Want::Loud(orig),
+        ),
+        (
+            Kind::CronJob,
+            Setting::Suspend(true),
+            Some("maybe"),
+            Target::Up,
+            Want::Loud(suspend),
+        ),
+        (
+            Kind::Deployment,
+            Setting::Replicas(0),
+            Some(" 4 "),
+            Target::Up,
+            Want::Change,
+        ),
+        (
+            Kind::CronJob,
+            Setting::Suspend(true),
+            Some("false"),
+            Target::Up,
+            Want::Change,
+        ),
+        // Someone scaled it while down: their value stays, the garbled marker goes.
+        (
+            Kind::Deployment,
+            Setting::Replicas(2),
+            Some("abc"),
+            Target::Up,
+            Want::Change,
+        ),
+        // At 0 with a marker that does not read: at target for a down, nothing to restore yet.
+        (
+            Kind::Deployment,
+            Setting::Replicas(0),
+            Some("abc"),
+            Target::Down,
+            Want::AtTarget,
+        ),
+        (Kind::Deployment, Setting::Replicas(0), None, Target::Up, Want::Quiet),
+        (Kind::CronJob, Setting::Suspend(true), None, Target::Down, Want::Quiet),
+        (
+            Kind::ScaledObject,
+            Setting::Paused(Some("2".into())),
+            None,
+            Target::Up,
+            Want::Quiet,
+        ),
+    ];
+    for (kind, setting, marker, target, want) in cases {
+        let workload = w(kind, "x", setting.clone(), marker);
+        let got = match decide(&workload, target) {
+            Decision::Skip(SkipReason::Unreadable { annotation, value }) => {
+                assert_eq!(Some(value.as_str()), marker, "{kind:?} {setting:?}");
+                Want::Loud(annotation)
+            }
+            Decision::Skip(SkipReason::Rule(_)) => Want::Quiet,
+            Decision::Change(_) => Want::Change,
+            Decision::AtTarget => Want::AtTarget,
+        };
+        assert_eq!(got, want, "{kind:?} {setting:?} {marker:?} {target:?}");
+    }
+}
+
+/// A namespace whose only news is an unreadable annotation is never "unchanged", writes nothing,
+/// and names the workload (and the value it keeps) in its plan.
+#[test]
+fn a_namespace_with_an_unreadable_annotation_is_never_a_no_op() {
+    let garbled = w(Kind::Deployment, "api", Setting::Replicas(0), Some("abc"));
+    let idle = w(Kind::Deployment, "idle", Setting::Replicas(0), None);
+    let active = namespace(&[("namespace-scheduler/status", "active")], &[]);
+    let intent = intent_to(Target::Up);
+    let plan = plan_namespace(&active, &[garbled, idle.clone()], &intent);
+    assert_eq!(plan.writes(), 0);
+    assert!(!plan.is_noop());
+    let loud: Vec<(&str, &str)> = plan.unreadable().map(|s| (s.name.as_str(), s.value.as_str())).collect();
+    assert_eq!(loud, [("api", "0")]);
+    let json = serde_json::to_value(&plan.skipped).unwrap();
+    assert_eq!(json[0]["unreadable"], true, "{json}");
+    assert!(
+        json[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("original-replicas=\"abc\""),
+        "{json}"
+    );
+    assert_eq!(json[1]["unreadable"], false, "{json}");
+    // Only a quiet skip: a no-op as before.
+    assert!(plan_namespace(&active, &[idle], &intent).is_noop());
 }

@@ -1,6 +1,8 @@
-//! The streaming path of the audit writer: records are handed over one at a time while the run
-//! is still scaling (each namespace's record as soon as that namespace is done), so the audit
-//! overlaps the Kubernetes work instead of starting after the last namespace.
+//! The streaming path of the audit writer: records (and the deletions of intents whose
+//! namespace never started) are handed over one at a time while the run is still scaling (each
+//! namespace's record as soon as that namespace is done), so the audit overlaps the Kubernetes
+//! work instead of starting after the last namespace. [`AuditTable`] also writes the intents,
+//! synchronously, just before their namespaces start.
 //!
 //! A background task batches them [`BATCH_SIZE`] per BatchWriteItem, keeps up to
 //! [`CONCURRENT_BATCHES`] batches in flight, sends a partial batch once no record has arrived
@@ -15,18 +17,23 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{log_unwritten, AuditRecord, AuditWriter, BATCH_SIZE, CONCURRENT_BATCHES};
+use super::{log_unwritten, AuditRecord, AuditWrite, AuditWriter, BATCH_SIZE, CONCURRENT_BATCHES};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-/// A partial batch is sent once no record has arrived for this long.
-pub const IDLE_FLUSH: Duration = Duration::from_millis(5);
+/// A partial batch is sent once no record has arrived for this long. Long enough that records
+/// arriving a few milliseconds apart (a namespace ending every ~5 ms at 200 namespaces) fill
+/// batches of 25 — at 5 ms they went out in twos and threes, three times the BatchWriteItem calls
+/// at 2,000 namespaces — and harmless now that each namespace's intent is in the table before its
+/// first write: a final record held back this long and lost to a SIGKILL leaves its intent, which
+/// the next run closes. Whatever is left goes out at once when the stream is finished.
+pub const IDLE_FLUSH: Duration = Duration::from_millis(50);
 
 /// The sending end of a streaming audit write; see the module documentation.
 pub struct AuditStream {
     table: String,
     /// `None` once the writer task is gone (it only ends when the stream is finished).
-    tx: Option<mpsc::UnboundedSender<AuditRecord>>,
+    tx: Option<mpsc::UnboundedSender<AuditWrite>>,
     task: tokio::task::JoinHandle<Tally>,
     sent: usize,
     /// Records that could not even be handed to the writer task (logged whole when refused).
@@ -60,15 +67,20 @@ impl AuditStream {
     /// Hands one record to the writer; never blocks (the channel is unbounded: records wait
     /// only while DynamoDB is slower than the scaling, which is the rare case).
     pub fn send(&mut self, record: AuditRecord) {
+        self.send_write(AuditWrite::Put(Box::new(record)));
+    }
+
+    /// Hands one write (a record, or the deletion of an intent) to the writer.
+    pub fn send_write(&mut self, write: AuditWrite) {
         self.sent += 1;
         let refused = match &self.tx {
-            Some(tx) => tx.send(record).err().map(|e| e.0),
-            None => Some(record),
+            Some(tx) => tx.send(write).err().map(|e| e.0),
+            None => Some(write),
         };
-        if let Some(record) = refused {
+        if let Some(write) = refused {
             self.tx = None;
             self.lost += 1;
-            log_unwritten(&self.table, &record, "the audit writer task has stopped");
+            log_unwritten(&self.table, &write, "the audit writer task has stopped");
         }
     }
 
@@ -108,15 +120,15 @@ impl AuditStream {
     }
 }
 
-async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<AuditRecord>) -> Tally {
+async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<AuditWrite>) -> Tally {
     let mut tally = Tally::default();
-    let mut batch: Vec<AuditRecord> = Vec::with_capacity(BATCH_SIZE);
+    let mut batch: Vec<AuditWrite> = Vec::with_capacity(BATCH_SIZE);
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
-    let write = |records: Vec<AuditRecord>| {
+    let write = |records: Vec<AuditWrite>| {
         let writer = &writer;
         async move {
-            let (written, failed) = writer.write_chunk(0, &records).await;
+            let (written, failed) = writer.write_chunk(0, &records, super::MAX_ATTEMPTS).await;
             for (index, reason) in &failed {
                 log_unwritten(&writer.table, &records[*index], reason);
             }
@@ -154,40 +166,103 @@ async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<Audit
     }
 }
 
-/// A run's audit: the background writer is started with the first record, so a run that
-/// changes nothing never connects to DynamoDB.
-pub struct AuditSink<'a> {
-    config: &'a Config,
-    stream: Option<AuditStream>,
-    /// Seconds added to every record's timestamps (0 but for `NS_SCHEDULER_AUDIT_CLOCK=decision`).
+/// A run's audit table: the writer (and its DynamoDB client) is made on first use, so a run that
+/// changes nothing never connects to DynamoDB; every write is shifted by the run's audit clock
+/// (0 but for `NS_SCHEDULER_AUDIT_CLOCK=decision`). Shared by the intents, written as their
+/// namespaces are about to start, and by the [`AuditSink`] of the final records.
+pub struct AuditTable {
+    config: Config,
+    writer: tokio::sync::OnceCell<AuditWriter>,
     shift: f64,
+    /// After a batch of intents gave up, the next ones get one attempt each until one batch
+    /// goes through: a DynamoDB outage must not hold every namespace for the whole retry budget.
+    degraded: std::cell::Cell<bool>,
 }
 
-impl<'a> AuditSink<'a> {
-    pub fn new(config: &'a Config, shift: f64) -> Self {
-        AuditSink {
+impl AuditTable {
+    pub fn new(config: Config, shift: f64) -> Self {
+        AuditTable {
             config,
-            stream: None,
+            writer: tokio::sync::OnceCell::new(),
             shift,
+            degraded: std::cell::Cell::new(false),
         }
     }
 
-    pub async fn send(&mut self, mut record: AuditRecord) {
-        record.timestamp_start += self.shift;
-        record.timestamp_end += self.shift;
+    pub async fn writer(&self) -> &AuditWriter {
+        self.writer
+            .get_or_init(|| async {
+                let client = crate::dynamo::client(&self.config).await;
+                AuditWriter::new(client, self.config.audit_table.clone())
+            })
+            .await
+    }
+
+    /// Seconds added to every timestamp written.
+    pub fn shift(&self) -> f64 {
+        self.shift
+    }
+
+    /// Writes these intents now (at most [`BATCH_SIZE`]: one BatchWriteItem, retried), and says
+    /// for each whether it is in the table. One that is not is logged whole at ERROR: that line
+    /// is its record, and the caller fails the run (exit 1) — but its namespace still proceeds.
+    pub async fn write_intents(&self, intents: Vec<AuditRecord>) -> Vec<bool> {
+        let writes: Vec<AuditWrite> = intents
+            .into_iter()
+            .map(|r| AuditWrite::Put(Box::new(r)).shifted(self.shift))
+            .collect();
+        let attempts = if self.degraded.get() { 1 } else { super::MAX_ATTEMPTS };
+        let writer = self.writer().await;
+        let mut in_table = vec![true; writes.len()];
+        for chunk_start in (0..writes.len()).step_by(BATCH_SIZE) {
+            let chunk = &writes[chunk_start..(chunk_start + BATCH_SIZE).min(writes.len())];
+            let (_, failed) = writer.write_chunk(chunk_start, chunk, attempts).await;
+            self.degraded.set(!failed.is_empty());
+            for (index, reason) in failed {
+                in_table[index] = false;
+                log_unwritten(writer.table(), &writes[index], &format!("intent: {reason}"));
+            }
+        }
+        in_table
+    }
+}
+
+/// A run's final records (and the deletions of intents whose namespace never started): the
+/// background writer is started with the first one.
+pub struct AuditSink<'t> {
+    table: &'t AuditTable,
+    stream: Option<AuditStream>,
+    records: usize,
+}
+
+impl<'t> AuditSink<'t> {
+    pub fn new(table: &'t AuditTable) -> Self {
+        AuditSink {
+            table,
+            stream: None,
+            records: 0,
+        }
+    }
+
+    pub async fn send(&mut self, record: AuditRecord) {
+        self.send_write(AuditWrite::Put(Box::new(record))).await;
+    }
+
+    pub async fn send_write(&mut self, write: AuditWrite) {
+        self.records += usize::from(matches!(write, AuditWrite::Put(_)));
+        let write = write.shifted(self.table.shift);
         if self.stream.is_none() {
-            let client = crate::dynamo::client(self.config).await;
-            self.stream = Some(AuditWriter::new(client, self.config.audit_table.clone()).stream());
+            self.stream = Some(self.table.writer().await.clone().stream());
         }
         if let Some(s) = &mut self.stream {
-            s.send(record);
+            s.send_write(write);
         }
     }
 
-    /// Waits for the last batches: (records handed over, the error if any was not written).
+    /// Waits for the last batches: (records handed over, the error if any write was not done).
     pub async fn finish(self) -> (usize, Option<String>) {
         let Some(stream) = self.stream else { return (0, None) };
-        let sent = stream.sent();
+        let sent = self.records;
         match stream.finish().await {
             Ok(_) => (sent, None),
             Err(e) => {

@@ -24,6 +24,7 @@ fn record(resources: Vec<ResourceChange>) -> AuditRecord {
         resources,
         error: None,
         active_until: None,
+        closed_by: None,
     }
 }
 
@@ -125,4 +126,40 @@ fn replica_counts_that_do_not_read_make_totals_unknown() {
     )]);
     assert_eq!(r.totals(), None);
     assert!(!r.to_item().contains_key(CPU_TOTAL_ATTRIBUTE));
+}
+
+#[test]
+fn every_status_reads_back_and_only_in_progress_is_not_final() {
+    for status in AuditStatus::ALL {
+        assert_eq!(status.as_str().parse::<AuditStatus>(), Ok(status));
+        assert_eq!(status.is_final(), status != AuditStatus::InProgress, "{status:?}");
+        let mut r = record(vec![]);
+        r.status = status;
+        assert_eq!(AuditRecord::from_item(&r.to_item()).unwrap().status, status);
+    }
+    assert!("done".parse::<AuditStatus>().is_err());
+}
+
+#[test]
+fn a_write_is_shifted_on_both_timestamps_and_a_deletion_on_its_key() {
+    let r = record(vec![]);
+    let AuditWrite::Put(shifted) = AuditWrite::Put(Box::new(r.clone())).shifted(-10.0) else {
+        panic!()
+    };
+    assert_eq!(
+        (shifted.timestamp_start, shifted.timestamp_end),
+        (r.timestamp_start - 10.0, r.timestamp_end - 10.0)
+    );
+    let delete = AuditWrite::Delete {
+        namespace_name: "qa-a".into(),
+        timestamp_start: 5.0,
+    }
+    .shifted(2.5);
+    assert_eq!(
+        delete,
+        AuditWrite::Delete {
+            namespace_name: "qa-a".into(),
+            timestamp_start: 7.5
+        }
+    );
 }

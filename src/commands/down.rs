@@ -14,7 +14,7 @@ pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
     args.namespaces.sort();
     args.namespaces.dedup();
     let at = args.at.unwrap_or_else(Utc::now);
-    let (session, inv) = engine::open_for_named(ctx, &args.namespaces).await?;
+    let (session, inv) = engine::open_for_named(ctx, &args.namespaces, at).await?;
     let intent = Intent {
         target: Target::Down,
         until: Until::Remove,

@@ -20,7 +20,7 @@ use crate::summary::Row;
 pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
-    let session = Session::open(ctx).await?;
+    let session = Session::open(ctx, at).await?;
     match decide_run(ctx, &session, at).await {
         Ok((inv, intents, extra)) => {
             let header = engine::header(ctx, "run", at, Some(business), inv.namespaces.len());

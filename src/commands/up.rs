@@ -21,7 +21,7 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
     let until = at + args.duration;
-    let (session, inv) = engine::open_for_named(ctx, &args.namespaces).await?;
+    let (session, inv) = engine::open_for_named(ctx, &args.namespaces, at).await?;
     let requests: Vec<ActivationRequest> = args
         .namespaces
         .iter()

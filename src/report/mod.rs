@@ -3,7 +3,9 @@
 //!
 //! A namespace becomes active at the `timestamp_end` of a completed activating operation
 //! (`activate`, `auto_startup_business_hours`) and inactive at that of a completed deactivating
-//! one (`deactivate`, `auto_shutdown_business_hours`). Intervals are clipped to the ISO week (in
+//! one (`deactivate`, `auto_shutdown_business_hours`). An `interrupted` record (its run died)
+//! counts as the change it was when objects were found changed, with only those objects; an
+//! `in_progress` one never counts. Intervals are clipped to the ISO week (in
 //! the business time zone) and to "now" for the current week. The interval arithmetic is pure:
 //! active hours here, hours down and savings in [`savings`], the table with its totals in
 //! [`table`]; [`load_transitions`] reads the audit table.
@@ -20,13 +22,13 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::audit::{self, AuditStatus, OperationType};
+use crate::audit::{self, AuditStatus, OperationType, ResourceChange};
 use crate::dynamo;
 use crate::error::{Error, Result};
 use crate::scaling::requests::Requested;
 
 /// The GSI the report queries: (cluster_name, timestamp_start).
-pub const CLUSTER_INDEX: &str = "cluster-timestamp-index";
+pub use crate::audit::journal::CLUSTER_INDEX;
 
 /// One completed change of a namespace's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,19 +157,23 @@ pub async fn load_transitions(
             .table_name(table)
             .index_name(CLUSTER_INDEX)
             .key_condition_expression("cluster_name = :cluster AND timestamp_start <= :until")
-            .filter_expression("#status = :completed")
+            .filter_expression("#status IN (:completed, :interrupted)")
             // cluster_name is not needed in the result, but DynamoDB Local builds the page's
             // LastEvaluatedKey from the projected item: without it (or without the table's own
             // keys, namespace_name and timestamp_start), pages are skipped. Keep all three.
             .projection_expression(
                 "namespace_name, timestamp_start, timestamp_end, operation_type, cost_center, cluster_name, \
-                 #resources, cpu_millicores_total, memory_bytes_total",
+                 #resources, cpu_millicores_total, memory_bytes_total, #status",
             )
             .expression_attribute_names("#resources", "resources")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()))
             .expression_attribute_values(":until", AttributeValue::N(format!("{until}")))
             .expression_attribute_values(":completed", AttributeValue::S(AuditStatus::Completed.as_str().into()))
+            .expression_attribute_values(
+                ":interrupted",
+                AttributeValue::S(AuditStatus::Interrupted.as_str().into()),
+            )
             .set_exclusive_start_key(start_key)
             .send()
             .await
@@ -187,7 +193,9 @@ pub async fn load_transitions(
     }
 }
 
-fn transition(item: &HashMap<String, AttributeValue>) -> Option<Transition> {
+/// The transition an item records, if it records one: a `completed` record, or an `interrupted`
+/// one whose objects were found changed (only those count; `in_progress` never does).
+pub fn transition(item: &HashMap<String, AttributeValue>) -> Option<Transition> {
     let s = |k: &str| match item.get(k) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
         _ => None,
@@ -197,15 +205,22 @@ fn transition(item: &HashMap<String, AttributeValue>) -> Option<Transition> {
         _ => None,
     };
     let operation: OperationType = s("operation_type")?.parse().ok()?;
+    let resources = audit::resources_from_attribute(item.get("resources")).unwrap_or_default();
+    match s("status")?.parse::<AuditStatus>().ok()? {
+        AuditStatus::Completed => {}
+        AuditStatus::Interrupted if resources.iter().any(|r| r.reached == Some(true)) => {}
+        _ => return None,
+    }
     let activates = operation.activates();
     let requests_known = n(audit::CPU_TOTAL_ATTRIBUTE).is_some() && n(audit::MEMORY_TOTAL_ATTRIBUTE).is_some();
     // Only a deactivation's workloads matter (an activation ends every saving of its namespace).
     let scaled_down = if activates || !requests_known {
         Vec::new()
     } else {
-        audit::resources_from_attribute(item.get("resources"))
-            .unwrap_or_default()
+        resources
             .into_iter()
+            // A refused or unreadable object, or one an interrupted run never reached, freed nothing.
+            .filter(ResourceChange::took_effect)
             .filter_map(|r| {
                 let from: u64 = r.from.trim().parse().ok()?;
                 let to: u64 = r.to.trim().parse().ok()?;

@@ -369,3 +369,72 @@ fn totals_are_the_sums_of_the_rows() {
     // Hand-checked: qa-a 14 h × 4.4 + qa-b 150 h × 0.25 + dev-c 10.5 h × 2 + ops 138 h × 0.4.
     assert!(close(t.total.vcpu_hours().unwrap(), 61.6 + 37.5 + 21.0 + 55.2));
 }
+
+/// Which records are transitions, and what a deactivation among them scaled down: `completed`
+/// ones, `interrupted` ones whose objects were found changed (only those), never `in_progress`,
+/// and never an object left alone (refused, unreadable).
+#[test]
+fn which_records_count_and_what_they_scaled_down() {
+    use crate::audit::{AuditRecord, AuditStatus, ResourceChange};
+    let reached = |name: &str, yes: bool| ResourceChange {
+        found: Some(if yes { "0" } else { "3" }.into()),
+        reached: Some(yes),
+        ..ResourceChange::changed("Deployment", name, "3", "0", Some((100, 1)))
+    };
+    let refused = ResourceChange::left_alone("Deployment", "frozen", "3", "0", "denied by policy");
+    // (case, status, resources, the workloads it scaled down: None = not a transition)
+    type Case<'a> = (&'a str, AuditStatus, Vec<ResourceChange>, Option<Vec<&'a str>>);
+    let cases: [Case; 6] = [
+        (
+            "completed",
+            AuditStatus::Completed,
+            vec![
+                ResourceChange::changed("Deployment", "api", "3", "0", Some((100, 1))),
+                refused.clone(),
+            ],
+            Some(vec!["Deployment/api"]),
+        ),
+        (
+            "interrupted, partly found in place",
+            AuditStatus::Interrupted,
+            vec![reached("api", true), reached("web", false)],
+            Some(vec!["Deployment/api"]),
+        ),
+        (
+            "interrupted, nothing found in place",
+            AuditStatus::Interrupted,
+            vec![reached("api", false)],
+            None,
+        ),
+        (
+            "in_progress",
+            AuditStatus::InProgress,
+            vec![ResourceChange::changed("Deployment", "api", "3", "0", Some((100, 1)))],
+            None,
+        ),
+        ("rolled back", AuditStatus::RolledBack, vec![], None),
+        ("failed", AuditStatus::Failed, vec![], None),
+    ];
+    for (case, status, resources, want) in cases {
+        let record = AuditRecord {
+            namespace_name: "dev-a".into(),
+            timestamp_start: START,
+            timestamp_end: START + 1.0,
+            duration_ms: 1000,
+            operation_type: OperationType::AutoShutdownBusinessHours,
+            cost_center: "CC".into(),
+            cluster_name: "eks".into(),
+            requested_by: "system".into(),
+            status,
+            run_id: "r".into(),
+            resources,
+            error: None,
+            active_until: None,
+            closed_by: None,
+        };
+        let got =
+            transition(&record.to_item()).map(|t| t.scaled_down.iter().map(|s| s.workload.clone()).collect::<Vec<_>>());
+        let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(got, want, "{case}");
+    }
+}

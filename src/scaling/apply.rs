@@ -1,11 +1,12 @@
 //! Applying a namespace's plan: its writes in parallel, each through the one conditional-write
 //! path ([`super::write`]), and rollback to the starting state when a write still fails.
 //!
-//! A write the API refuses for good (403/422: an admission policy freezing a legacy Deployment,
-//! say) is not a failure: nothing changed, so that object is skipped and named, and the rest of
-//! the namespace still reaches its target. Rolling the namespace back would only make it flap at
-//! every run. Transient errors and unknown outcomes are retried; a write that still fails rolls
-//! the namespace back.
+//! A workload's write the API refuses for good (403/422: an admission policy freezing a legacy
+//! Deployment, say) is not a failure: nothing changed, so that object is skipped and named, and
+//! the rest of the namespace still reaches its target. Rolling the namespace back would only make
+//! it flap at every run. The Namespace's own write (status label, window) is different: refused,
+//! the namespace has not reached its target, and it fails like any write that still fails after
+//! the retries — it is rolled back (or, with rollback disabled, left and reported `failed`).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -209,14 +210,16 @@ impl Applier {
         };
         // The Namespace's status label leads on the way up and trails on the way down: "active"
         // must be true before pods are created (admission policies such as the Kyverno component
-        // key on it), and "inactive" only once the workloads are.
+        // key on it), and "inactive" only once the workloads are. Unlike a workload's, the
+        // Namespace's own write is never "refused and skipped": without its label and window
+        // the namespace has not reached its target, so a refusal fails it like an error.
         let label_first = plan.target == Target::Up;
         let mut ns_step = None;
         let mut steps = Vec::new();
         if label_first && gate.admit() {
             ns_step = self.namespace_step(plan).await;
         }
-        if !matches!(ns_step, Some(Step::Failed(..))) {
+        if !matches!(ns_step, Some(Step::Failed(..) | Step::Refused(..))) {
             steps = join_all(plan.changes.iter().map(|c| async {
                 if !gate.admit() {
                     return Step::Nothing;
@@ -265,13 +268,8 @@ impl Applier {
         let mut ns_revert = None;
         match ns_step {
             Some(Step::Applied(c, rv)) => ns_revert = Some((c, rv)),
-            Some(Step::Refused(c, message)) => outcome.refused.push(Refusal {
-                kind: Kind::Namespace,
-                name: plan.namespace.clone(),
-                from: c.before.status.clone().unwrap_or_default(),
-                to: c.after.status.clone().unwrap_or_default(),
-                message,
-            }),
+            // Nothing changed on the Namespace: nothing of it to revert.
+            Some(Step::Refused(_, message)) => errors.push(format!("Namespace {}: refused: {message}", plan.namespace)),
             Some(Step::Failed(c, e)) => {
                 errors.push(format!("Namespace {}: {e}", plan.namespace));
                 ns_revert = Some((c, None));

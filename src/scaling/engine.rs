@@ -1,23 +1,26 @@
-//! The sequence every mutating command shares: lock → discover → (the command plans) → apply
-//! in parallel → Events → audit → release → summary. It knows nothing of the CLI: commands hand
-//! it a [`Context`] and their plans, and say what a rejected request means for the exit code.
+//! The sequence every mutating command shares: lock → discover (and close what dead runs left
+//! in the audit) → (the command plans) → for each batch of namespaces about to start, their
+//! intents → apply in parallel → Events → final records → release → summary. It knows nothing
+//! of the CLI: commands hand it a [`Context`] and their plans, and say what a rejected request
+//! means for the exit code.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::cell::Cell;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 
-use super::apply::{Applier, NamespaceOutcome, NsStatus};
+use super::apply::Applier;
 use super::inventory::{self, Inventory};
 use super::lease::{self, LeaseGuard};
-use super::plan::{rfc3339, NamespacePlan, Target};
+use super::pipeline::{self, Announced, Tally};
+use super::plan::{rfc3339, NamespacePlan};
+use super::records::{self, epoch, RunInfo};
 use super::requests::Requested;
 use super::retry::RetryPolicy;
 use super::stop::Stop;
-use crate::audit::{AuditRecord, AuditSink, AuditStatus, OperationType, ResourceChange};
+use crate::audit::journal::{self, Found, OpenRun};
+use crate::audit::{AuditRecord, AuditSink, AuditTable, ResourceChange};
 use crate::config::AuditClock;
 use crate::context::Context;
 use crate::error::{Exit, Result};
@@ -31,19 +34,43 @@ fn holder_identity(ctx: &Context) -> String {
     format!("{host}/{}", ctx.run_id)
 }
 
+/// The runs whose audit this run must close, and how that went.
+#[derive(Debug, Default)]
+struct Journal {
+    /// Still open: handed over by the Lease, not closed (yet).
+    open: Vec<OpenRun>,
+    /// What was closed, for the summary's note.
+    closed: Vec<String>,
+    /// Why some could not be closed (they stay listed on the Lease): the run exits 1.
+    error: Option<String>,
+}
+
 pub struct Session {
     pub client: kube::Client,
     pub policy: RetryPolicy,
     pub stop: Arc<Stop>,
     lease: Option<LeaseGuard>,
     started: Instant,
-    started_at: DateTime<Utc>,
+    audit: AuditTable,
+    /// The earliest `timestamp_start` this run's records can have, as written (see the Lease's
+    /// `audit-since`).
+    since: f64,
+    journal: Mutex<Journal>,
 }
 
 impl Session {
-    /// Connects and, unless dry-run, takes the Lease (exit 3 if another run holds it).
-    pub async fn open(ctx: &Context) -> Result<Session> {
+    /// Connects and, unless dry-run, takes the Lease (exit 3 if another run holds it). `at` is
+    /// the instant the run decides for (`--at`, else now): audit records are stamped with it
+    /// under `NS_SCHEDULER_AUDIT_CLOCK=decision` (a demo's pretend week, a backfill).
+    pub async fn open(ctx: &Context, at: DateTime<Utc>) -> Result<Session> {
         let started = Instant::now();
+        let started_at = Utc::now();
+        let shift = match ctx.config.tuning.audit_clock {
+            AuditClock::Wall => 0.0,
+            AuditClock::Decision => (at - started_at).num_milliseconds() as f64 / 1000.0,
+        };
+        // A second's margin: records are stamped later, never earlier, than this.
+        let since = (epoch(started_at) + shift - 1.0).floor();
         let tuning = &ctx.config.tuning;
         let client = super::client(tuning.request_timeout).await?;
         let policy = RetryPolicy::from_tuning(tuning);
@@ -55,12 +82,16 @@ impl Session {
                     &client,
                     &ctx.config.own_namespace,
                     &holder_identity(ctx),
-                    i64::from(tuning.lease_seconds),
+                    (i64::from(tuning.lease_seconds), since),
                     &policy,
                     ctx.stop.clone(),
                 )
                 .await?,
             )
+        };
+        let journal = Journal {
+            open: lease.as_ref().map(|l| l.open_runs().to_vec()).unwrap_or_default(),
+            ..Journal::default()
         };
         Ok(Session {
             client,
@@ -68,25 +99,108 @@ impl Session {
             stop: ctx.stop.clone(),
             lease,
             started,
-            started_at: Utc::now(),
+            audit: AuditTable::new(ctx.config.clone(), shift),
+            since,
+            journal: Mutex::new(journal),
         })
     }
 
+    /// The managed namespaces and their workloads; then, before anything is written, the
+    /// operations dead runs left `in_progress` are closed from what this inventory shows.
     pub async fn discover(&self, ctx: &Context) -> Result<Inventory> {
-        inventory::discover(&self.client, &ctx.config, &self.policy).await
+        let inv = inventory::discover(&self.client, &ctx.config, &self.policy).await?;
+        self.close_open_runs(ctx, &inv).await;
+        Ok(inv)
+    }
+
+    /// Closes the `in_progress` items of the runs the Lease handed over (docs/reference.md §6).
+    /// One that cannot be closed now (DynamoDB unreachable) stays listed for the next run, and
+    /// this run exits 1.
+    async fn close_open_runs(&self, ctx: &Context, inv: &Inventory) {
+        let runs = self.journal.lock().expect("journal").open.clone();
+        if runs.is_empty() {
+            return;
+        }
+        let writer = self.audit.writer().await;
+        for run in runs {
+            let closed = journal::close_run(
+                writer.client(),
+                writer.table(),
+                &ctx.config.cluster_name,
+                &run,
+                &ctx.run_id,
+                |ns, r| found_in(inv, ns, r),
+            )
+            .await;
+            let mut j = self.journal.lock().expect("journal");
+            match closed {
+                Ok((closed, final_already)) => {
+                    tracing::info!(run = %run.run_id, closed, final_already, "the audit of an earlier run is closed");
+                    j.open.retain(|r| r.run_id != run.run_id);
+                    if closed > 0 {
+                        j.closed.push(format!(
+                            "{closed} operation(s) of run {} closed as interrupted",
+                            run.run_id
+                        ));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(run = %run.run_id, error = %e, "could not close the audit of an earlier run; the next run tries again");
+                    j.error.get_or_insert(format!(
+                        "the audit of run {} could not be closed ({e}); it stays open for the next run",
+                        run.run_id
+                    ));
+                }
+            }
+        }
     }
 
     /// Releases the Lease (for paths that end before applying anything).
     pub async fn close(self) {
+        self.release(None).await;
+    }
+
+    /// Releases the Lease, leaving on it the runs whose audit is still open (`own`: this one).
+    async fn release(self, own: Option<OpenRun>) {
+        let open = std::mem::take(&mut self.journal.lock().expect("journal").open);
         if let Some(l) = self.lease {
-            l.release().await;
+            l.release(open, own).await;
         }
     }
 
+    /// Writes the intents of a batch of namespaces about to start, in one BatchWriteItem, and
+    /// hands each plan on with its `timestamp_start` and whether its intent is in the table.
+    /// After a stop none is written: those namespaces will not start. An intent that cannot be
+    /// written is logged whole (its record) and counted in `failed`; its namespace proceeds.
+    async fn announce(&self, run: &RunInfo<'_>, batch: Vec<NamespacePlan>, failed: &Cell<usize>) -> Vec<Announced> {
+        let at = epoch(Utc::now());
+        if self.stop.is_set() {
+            return batch.into_iter().map(|p| (p, at, false)).collect();
+        }
+        let intents: Vec<AuditRecord> = batch
+            .iter()
+            .filter(|p| records::needs_intent(p))
+            .map(|p| records::intent(run, p, at))
+            .collect();
+        let mut written = if intents.is_empty() {
+            Vec::new()
+        } else {
+            self.audit.write_intents(intents).await
+        }
+        .into_iter();
+        failed.set(failed.get() + written.clone().filter(|w| !w).count());
+        batch
+            .into_iter()
+            .map(|p| {
+                let intent = records::needs_intent(&p) && written.next().unwrap_or(false);
+                (p, at, intent)
+            })
+            .collect()
+    }
+
     /// Applies the plans, writes Events and the audit, releases the Lease, prints the summary.
-    /// `plans` is consumed lazily: a namespace is planned when it is started, and its plan and
-    /// outcome are dropped once its Event is written and its audit record handed to the
-    /// background writer, so memory does not grow with the number of namespaces changed.
+    /// `plans` is consumed lazily, and intents are written just before their namespaces start
+    /// ([`pipeline::apply_all`]), so memory does not grow with the number of namespaces changed.
     /// `extra` are records and rows decided before applying (rejected requests); `on_rejection`
     /// is the exit code when there are some and nothing failed (a rejected `up` is exit 4; a
     /// scheduled run that answered a request "rejected" has done its job: exit 0).
@@ -115,17 +229,14 @@ impl Session {
             ctx.config.rollback_enabled,
             self.stop.clone(),
         );
-        // Records carry the wall clock, unless NS_SCHEDULER_AUDIT_CLOCK=decision asks for the
-        // instant the run decided for (`--at`): a demo's pretend week, a backfill.
-        let shift = match ctx.config.tuning.audit_clock {
-            AuditClock::Wall => 0.0,
-            AuditClock::Decision => (header.decided_at - self.started_at).num_milliseconds() as f64 / 1000.0,
+        let run = RunInfo {
+            cluster: &ctx.config.cluster_name,
+            run_id: &ctx.run_id,
         };
-        let mut audit = AuditSink::new(&ctx.config, shift);
-        let mut rows: Vec<Row> = Vec::new();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut audit = AuditSink::new(&self.audit);
+        let mut tally = Tally::default();
         for (r, row) in extra {
-            *counts.entry(row.status.clone()).or_default() += 1;
+            *tally.counts.entry(row.status.clone()).or_default() += 1;
             if row.status == "skipped" {
                 super::events::emit_skipped(
                     &applier,
@@ -138,72 +249,58 @@ impl Session {
             if let Some(r) = r {
                 audit.send(r).await;
             }
-            rows.push(row);
+            tally.rows.push(row);
         }
-        let unchanged = AtomicUsize::new(0);
-        let work = plans.into_iter().filter(|p| {
-            let noop = p.is_noop();
-            if noop {
-                unchanged.fetch_add(1, Ordering::Relaxed);
-            }
-            !noop
-        });
+        let intents_failed = Cell::new(0);
         // More namespaces in flight than write slots (their phases depend on each other, so
         // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
-        let mut done = futures::stream::iter(work)
-            .map(|p| {
-                let applier = &applier;
-                async move {
-                    let o = applier.apply_namespace(&p).await;
-                    super::events::emit(applier, &p, &o, &ctx.run_id).await;
-                    // What took effect (a rolled-back namespace moved nothing).
-                    let moved: Requested = match o.status {
-                        NsStatus::Completed => o.resources.iter().filter_map(ResourceChange::requested).sum(),
-                        _ => Requested::default(),
-                    };
-                    let (freed, restored) = match p.target {
-                        Target::Down => (moved, Requested::default()),
-                        Target::Up => (Requested::default(), moved),
-                    };
-                    let row = Row {
-                        namespace: p.namespace.clone(),
-                        cost_center: p.cost_center.clone(),
-                        action: p.target.as_str().into(),
-                        schedule: p.schedule.clone(),
-                        changes: o.resources.len(),
-                        skipped: p.skipped.len(),
-                        refused: o.refused.len(),
-                        freed,
-                        restored,
-                        status: o.status.as_str().into(),
-                        error: o.error.clone().or_else(|| refusal_note(&o)),
-                    };
-                    (o.status, row, record(ctx, &p, o))
-                }
-            })
-            .buffer_unordered(concurrency * IN_FLIGHT_PER_SLOT);
-        let mut changed = 0;
-        while let Some((status, row, record)) = done.next().await {
-            *counts.entry(status.as_str().into()).or_default() += 1;
-            if status == NsStatus::Completed && row.changes > 0 {
-                changed += 1;
-            }
-            rows.push(row);
-            if let Some(r) = record {
-                audit.send(r).await;
-            }
-        }
-        drop(done);
-        let unchanged = unchanged.into_inner();
+        pipeline::apply_all(
+            &applier,
+            &run,
+            concurrency * IN_FLIGHT_PER_SLOT,
+            plans.into_iter(),
+            |batch| self.announce(&run, batch, &intents_failed),
+            &mut audit,
+            &mut tally,
+        )
+        .await;
+        let Tally {
+            mut rows,
+            mut counts,
+            changed,
+            unchanged,
+            intents_written,
+        } = tally;
         if unchanged > 0 {
             counts.insert("unchanged".into(), unchanged);
         }
         rows.sort_by(|a, b| a.namespace.cmp(&b.namespace).then(a.action.cmp(&b.action)));
 
-        let (audit_records, audit_error) = audit.finish().await;
+        let (audit_records, finals_error) = audit.finish().await;
+        // This run leaves intents behind only if some final record (or deletion) failed: it is
+        // then listed on the Lease, and the next run closes it.
+        let own = (finals_error.is_some() && intents_written > 0).then(|| OpenRun {
+            run_id: ctx.run_id.clone(),
+            since: self.since,
+        });
+        let (closed_note, journal_error) = {
+            let mut j = self.journal.lock().expect("journal");
+            (std::mem::take(&mut j.closed), j.error.take())
+        };
+        let intents_error = (intents_failed.get() > 0).then(|| {
+            format!(
+                "{} intent(s) could not be written to {} before their namespaces started; each is logged whole at ERROR",
+                intents_failed.get(),
+                ctx.config.audit_table
+            )
+        });
+        let audit_error = [intents_error, finals_error, journal_error]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| format!("{a}; {b}"));
         let started = self.started;
         let lease_lost = self.stop.is_lease_lost();
-        self.close().await;
+        self.release(own).await;
 
         let count = |s: &str| counts.get(s).copied().unwrap_or(0);
         let failed = count("rolled_back") + count("failed") + count("not_processed") + count("unanswered");
@@ -214,7 +311,7 @@ impl Session {
         } else {
             Exit::Ok
         };
-        let note = if lease_lost {
+        let stopped = if lease_lost {
             Some(format!(
                 "stopped: {}; {} namespace(s) were not processed and keep their previous state",
                 applier.stop.reason(),
@@ -228,6 +325,10 @@ impl Session {
                 )
             })
         };
+        let note = stopped
+            .into_iter()
+            .chain(closed_note)
+            .reduce(|a, b| format!("{a}; {b}"));
         let freed: Requested = rows.iter().map(|r| r.freed).sum();
         let restored: Requested = rows.iter().map(|r| r.restored).sum();
         let figures = RunFigures {
@@ -271,16 +372,19 @@ impl Session {
     }
 }
 
-/// The summary row's note for a namespace whose refused objects were skipped.
-fn refusal_note(o: &NamespaceOutcome) -> Option<String> {
-    (!o.refused.is_empty()).then(|| {
-        let names: Vec<String> = o
-            .refused
-            .iter()
-            .map(|r| format!("{} {} refused: {}", r.kind, r.name, r.message))
-            .collect();
-        names.join("; ")
-    })
+/// What a closing run finds on a planned object of `namespace` in its own inventory.
+fn found_in(inv: &Inventory, namespace: &str, r: &ResourceChange) -> Found {
+    if !inv.namespaces.contains_key(namespace) {
+        return Found::NotLooked;
+    }
+    match inv
+        .workloads_of(namespace)
+        .iter()
+        .find(|w| w.kind.as_str() == r.kind && w.name == r.name)
+    {
+        Some(w) => Found::Value(w.setting.to_string()),
+        None => Found::Gone,
+    }
 }
 
 /// Namespaces in flight per write slot (`SCALE_CONCURRENCY`). Each namespace's writes come in
@@ -288,55 +392,6 @@ fn refusal_note(o: &NamespaceOutcome) -> Option<String> {
 /// sit idle between phases. Kept modest: on SIGTERM every namespace in flight is finished or
 /// rolled back before the run exits.
 pub const IN_FLIGHT_PER_SLOT: usize = 4;
-
-fn epoch(t: DateTime<Utc>) -> f64 {
-    t.timestamp_micros() as f64 / 1e6
-}
-
-fn record(ctx: &Context, plan: &NamespacePlan, o: NamespaceOutcome) -> Option<AuditRecord> {
-    let status = match o.status {
-        NsStatus::Completed => AuditStatus::Completed,
-        NsStatus::RolledBack => AuditStatus::RolledBack,
-        NsStatus::Failed => AuditStatus::Failed,
-        // Nothing happened: nothing to audit.
-        NsStatus::Unchanged | NsStatus::NotProcessed => return None,
-    };
-    // Answering a rejected request is recorded by its own `rejected` record.
-    if status == AuditStatus::Completed && plan.only_bookkeeping() {
-        return None;
-    }
-    let start = epoch(o.started);
-    let mut resources = o.resources;
-    // A refused object is named with the API's message: it was tried, nothing changed.
-    resources.extend(o.refused.into_iter().map(|r| ResourceChange {
-        kind: r.kind.as_str().into(),
-        name: r.name,
-        from: r.from,
-        to: r.to,
-        // It freed nothing: no request figures.
-        cpu_millicores: None,
-        memory_bytes: None,
-        skipped: Some(r.message),
-    }));
-    Some(AuditRecord {
-        namespace_name: plan.namespace.clone(),
-        timestamp_start: start,
-        timestamp_end: start + o.duration_ms as f64 / 1000.0,
-        duration_ms: o.duration_ms,
-        operation_type: plan.operation_type,
-        cost_center: plan.cost_center.clone(),
-        cluster_name: ctx.config.cluster_name.clone(),
-        requested_by: plan.requested_by.clone(),
-        status,
-        run_id: ctx.run_id.clone(),
-        resources,
-        error: o.error,
-        active_until: plan
-            .active_until
-            .clone()
-            .filter(|_| plan.target == super::plan::Target::Up),
-    })
-}
 
 /// The audit record and summary row of a request refused before anything was touched.
 pub fn rejection(
@@ -346,23 +401,12 @@ pub fn rejection(
     requested_by: &str,
     why: &str,
 ) -> (AuditRecord, Row) {
-    let now = epoch(Utc::now());
+    let run = RunInfo {
+        cluster: &ctx.config.cluster_name,
+        run_id: &ctx.run_id,
+    };
     (
-        AuditRecord {
-            namespace_name: namespace.to_string(),
-            timestamp_start: now,
-            timestamp_end: now,
-            duration_ms: 0,
-            operation_type: OperationType::Activate,
-            cost_center: cost_center.to_string(),
-            cluster_name: ctx.config.cluster_name.clone(),
-            requested_by: requested_by.to_string(),
-            status: AuditStatus::Rejected,
-            run_id: ctx.run_id.clone(),
-            resources: vec![],
-            error: Some(why.to_string()),
-            active_until: None,
-        },
+        records::rejection(&run, namespace, cost_center, requested_by, why),
         Row::decided(namespace, cost_center, "activate", "rejected", why),
     )
 }
@@ -387,9 +431,9 @@ pub fn header(
 
 /// `up`/`down`: refuse protected names (before any API call), take the lock, discover, and
 /// require every named namespace to be managed. The Lease is released again on any error.
-pub async fn open_for_named(ctx: &Context, names: &[String]) -> Result<(Session, Inventory)> {
+pub async fn open_for_named(ctx: &Context, names: &[String], at: DateTime<Utc>) -> Result<(Session, Inventory)> {
     refuse_protected(ctx, names)?;
-    let session = Session::open(ctx).await?;
+    let session = Session::open(ctx, at).await?;
     let checked = match session.discover(ctx).await {
         Ok(inv) => require_managed(ctx, &session, &inv, names).await.map(|()| inv),
         Err(e) => Err(e),

@@ -1,7 +1,8 @@
 //! Kubernetes Events about namespaces, so `kubectl get events -n NS` tells the story: one per
 //! changed namespace (`ScaledDown`, `ScaledUp`, `RolledBack`, `ScalingFailed`), and a Warning
-//! `Refused` naming every object the API refused to change, or `Skipped` for a namespace left
-//! alone (a schedule that does not parse). Failing to write an Event is logged, never fatal:
+//! `Refused` naming every object the API refused to change, or `Skipped` naming the workloads
+//! left alone because our annotation on them does not read, or a namespace left alone (a
+//! schedule that does not parse). Failing to write an Event is logged, never fatal:
 //! the audit table is the record.
 
 use chrono::Utc;
@@ -47,19 +48,40 @@ pub async fn emit(applier: &Applier, plan: &NamespacePlan, outcome: &NamespaceOu
         };
         write_event(applier, ns, reason, kind, &message, run_id).await;
     }
-    if !outcome.refused.is_empty() {
-        let what: Vec<String> = outcome
-            .refused
-            .iter()
-            .map(|r| format!("{} {} ({} -> {}): {}", r.kind, r.name, r.from, r.to, r.message))
-            .collect();
+    let refused: Vec<String> = outcome
+        .refused
+        .iter()
+        .map(|r| format!("{} {} ({} -> {}): {}", r.kind, r.name, r.from, r.to, r.message))
+        .collect();
+    let unreadable: Vec<String> = plan
+        .unreadable()
+        .map(|s| format!("{} {}: {}", s.kind, s.name, s.reason))
+        .collect();
+    let warnings = [
+        (
+            "Refused",
+            format!(
+                "the API refused {} object(s), left as they are and tried again at the next run",
+                refused.len()
+            ),
+            refused,
+        ),
+        (
+            "Skipped",
+            format!("{} workload(s) left as they are", unreadable.len()),
+            unreadable,
+        ),
+    ];
+    for (reason, headline, what) in warnings {
+        if what.is_empty() || outcome.status == NsStatus::NotProcessed {
+            continue;
+        }
         let message = format!(
-            "namespace-scheduler {}: the API refused {} object(s), left as they are and tried again at the next run: {} (run {run_id})",
+            "namespace-scheduler {}: {headline}: {} (run {run_id})",
             plan.target.as_str(),
-            what.len(),
             what.join("; ")
         );
-        write_event(applier, ns, "Refused", "Warning", &message, run_id).await;
+        write_event(applier, ns, reason, "Warning", &message, run_id).await;
     }
 }
 

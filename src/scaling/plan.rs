@@ -216,16 +216,56 @@ impl std::iter::Sum for ResourceTotals {
 pub enum Decision {
     Change(Box<Change>),
     AtTarget,
-    Skip(String),
+    Skip(SkipReason),
+}
+
+/// Why a workload is left as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// By rule: excluded, operator-owned, off on purpose. Quiet: the plan lists it, nothing more.
+    Rule(String),
+    /// Our own annotation does not read, so the value to restore is unknown and nothing is
+    /// guessed. Loud: named in the summary, the audit record and a Warning Event at every run
+    /// until someone fixes it, so its namespace is never "unchanged".
+    Unreadable { annotation: &'static str, value: String },
+}
+
+impl SkipReason {
+    fn rule(why: impl Into<String>) -> Decision {
+        Decision::Skip(SkipReason::Rule(why.into()))
+    }
+
+    fn unreadable(annotation: &'static str, value: &str) -> Decision {
+        Decision::Skip(SkipReason::Unreadable {
+            annotation,
+            value: value.to_string(),
+        })
+    }
+
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, SkipReason::Unreadable { .. })
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Rule(why) => f.write_str(why),
+            SkipReason::Unreadable { annotation, value } => write!(
+                f,
+                "unreadable {annotation}={value:?}: the value to restore is unknown, so it is left as it is until the annotation is fixed"
+            ),
+        }
+    }
 }
 
 /// What to do with one workload to reach `target`.
 pub fn decide(w: &Workload, target: Target) -> Decision {
     if w.excluded {
-        return Decision::Skip(format!("annotated {ANN_EXCLUDE}"));
+        return SkipReason::rule(format!("annotated {ANN_EXCLUDE}"));
     }
     if let Some(c) = &w.controller {
-        return Decision::Skip(format!("controlled by {c}"));
+        return SkipReason::rule(format!("controlled by {c}"));
     }
     let change = |setting: Setting, marker: Option<String>| {
         Decision::Change(Box::new(Change::new(w, FieldState { setting, marker })))
@@ -233,41 +273,33 @@ pub fn decide(w: &Workload, target: Target) -> Decision {
     match (target, &w.setting, &w.marker) {
         // Down: value 0 and the original value, in one write.
         (Target::Down, Setting::Replicas(0), Some(_)) => Decision::AtTarget,
-        (Target::Down, Setting::Replicas(0), None) => {
-            Decision::Skip("at 0 without our annotation: off on purpose".into())
-        }
+        (Target::Down, Setting::Replicas(0), None) => SkipReason::rule("at 0 without our annotation: off on purpose"),
         // With or without a marker: a count set while down is the new original.
         (Target::Down, Setting::Replicas(n), _) => change(Setting::Replicas(0), Some(n.to_string())),
         (Target::Down, Setting::Suspend(true), Some(_)) => Decision::AtTarget,
         (Target::Down, Setting::Suspend(true), None) => {
-            Decision::Skip("suspended without our annotation: off on purpose".into())
+            SkipReason::rule("suspended without our annotation: off on purpose")
         }
         (Target::Down, Setting::Suspend(false), _) => change(Setting::Suspend(true), Some("false".into())),
         (Target::Down, Setting::Paused(Some(p)), Some(_)) if p == "0" => Decision::AtTarget,
-        (Target::Down, Setting::Paused(Some(_)), None) => {
-            Decision::Skip("paused by someone else: off on purpose".into())
-        }
+        (Target::Down, Setting::Paused(Some(_)), None) => SkipReason::rule("paused by someone else: off on purpose"),
         (Target::Down, Setting::Paused(_), _) => change(Setting::Paused(Some("0".into())), Some("true".into())),
 
         // Up: the exact original value, unless someone changed it while down.
-        (Target::Up, Setting::Replicas(0), None) => {
-            Decision::Skip("at 0 without our annotation: off on purpose".into())
-        }
+        (Target::Up, Setting::Replicas(0), None) => SkipReason::rule("at 0 without our annotation: off on purpose"),
         (Target::Up, Setting::Replicas(0), Some(m)) => match m.trim().parse::<i32>() {
             Ok(n) if n >= 0 => change(Setting::Replicas(n), None),
-            _ => Decision::Skip(format!(
-                "unreadable {ANN_ORIGINAL_REPLICAS}={m:?}: not restoring a guess"
-            )),
+            _ => SkipReason::unreadable(ANN_ORIGINAL_REPLICAS, m),
         },
         (Target::Up, Setting::Suspend(true), None) => {
-            Decision::Skip("suspended without our annotation: off on purpose".into())
+            SkipReason::rule("suspended without our annotation: off on purpose")
         }
         (Target::Up, Setting::Suspend(true), Some(m)) => match m.trim().parse::<bool>() {
             Ok(s) => change(Setting::Suspend(s), None),
-            _ => Decision::Skip(format!("unreadable {ANN_ORIGINAL_SUSPEND}={m:?}")),
+            _ => SkipReason::unreadable(ANN_ORIGINAL_SUSPEND, m),
         },
         (Target::Up, Setting::Paused(Some(p)), Some(_)) if p == "0" => change(Setting::Paused(None), None),
-        (Target::Up, Setting::Paused(Some(_)), None) => Decision::Skip("paused by someone else: off on purpose".into()),
+        (Target::Up, Setting::Paused(Some(_)), None) => SkipReason::rule("paused by someone else: off on purpose"),
         // Changed by someone while down (or never ours): keep the value, drop the marker.
         (Target::Up, s, Some(_)) => change(s.clone(), None),
         (Target::Up, _, None) => Decision::AtTarget,
@@ -368,11 +400,28 @@ pub struct Intent {
     pub answer: Option<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A workload left as it is, why, and the value it keeps.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
     pub kind: Kind,
     pub name: String,
-    pub reason: String,
+    pub reason: SkipReason,
+    /// Its value as listed (`0`, `suspend=true`), which it keeps.
+    pub value: String,
+}
+
+/// Shown in a plan or summary as `kind`, `name`, `reason` (text) and `unreadable`.
+impl Serialize for Skipped {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Skipped", 5)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("reason", &self.reason.to_string())?;
+        st.serialize_field("unreadable", &self.reason.is_unreadable())?;
+        st.serialize_field("value", &self.value)?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -398,8 +447,15 @@ pub struct NamespacePlan {
 }
 
 impl NamespacePlan {
+    /// Nothing to write and nothing to say: a namespace with an unreadable annotation is never
+    /// a no-op (it is named at every run until fixed).
     pub fn is_noop(&self) -> bool {
-        self.changes.is_empty() && self.namespace_change.is_none()
+        self.changes.is_empty() && self.namespace_change.is_none() && self.unreadable().next().is_none()
+    }
+
+    /// The workloads left alone because our annotation on them does not read.
+    pub fn unreadable(&self) -> impl Iterator<Item = &Skipped> {
+        self.skipped.iter().filter(|s| s.reason.is_unreadable())
     }
 
     /// Only a self-service answer is written: nothing was scaled or (de)activated.
@@ -451,6 +507,7 @@ pub fn plan_namespace(ns: &ManagedNamespace, workloads: &[Workload], intent: &In
                 kind: w.kind,
                 name: w.name.clone(),
                 reason,
+                value: w.setting.to_string(),
             }),
         }
     }

@@ -12,6 +12,8 @@
 //! Each test file uses a subset of these helpers.
 #![allow(dead_code)]
 
+pub mod control_plane;
+
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -261,6 +263,8 @@ pub fn sample_record(namespace: &str, timestamp_start: f64, operation: Operation
                 skipped: None,
                 cpu_millicores: Some(250),
                 memory_bytes: Some(512 * 1024 * 1024),
+                found: None,
+                reached: None,
             },
             ResourceChange {
                 kind: "CronJob".to_string(),
@@ -270,10 +274,13 @@ pub fn sample_record(namespace: &str, timestamp_start: f64, operation: Operation
                 skipped: Some("admission webhook \"freeze\" denied the request (403)".to_string()),
                 cpu_millicores: None,
                 memory_bytes: None,
+                found: None,
+                reached: None,
             },
         ],
         error: Some("none really".to_string()),
         active_until: Some("2026-01-01T22:00:00-05:00".to_string()),
+        closed_by: None,
     }
 }
 

@@ -68,24 +68,37 @@ impl Cluster {
     }
 
     pub async fn start_with(opts: Options) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let id = format!("{:06x}", fastrand::u32(..0x100_0000));
-        let (standin, kubeconfig, client) = match std::env::var("E2E_KUBECONFIG") {
-            Ok(p) if !p.trim().is_empty() => {
-                let kc = kube::config::Kubeconfig::read_from(&p).expect("read E2E_KUBECONFIG");
-                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .expect("E2E_KUBECONFIG config");
-                (None, PathBuf::from(p), kube::Client::try_from(cfg).expect("client"))
-            }
+        match std::env::var("E2E_KUBECONFIG") {
+            Ok(p) if !p.trim().is_empty() => Self::start_on(PathBuf::from(p)).await,
             _ => {
+                let dir = tempfile::tempdir().expect("tempdir");
                 let s = Standin::start_in_thread(opts).expect("start the stand-in");
                 let kc = dir.path().join("kubeconfig");
                 s.write_kubeconfig(&kc).expect("write kubeconfig");
                 let client = kube::Client::try_from(kube::Config::new(s.url().parse().unwrap())).unwrap();
-                (Some(s), kc, client)
+                Self::with(Some(s), kc, client, dir).await
             }
-        };
+        }
+    }
+
+    /// On the real cluster of `kubeconfig` (E2E_KUBECONFIG's, or a control plane of the test's
+    /// own: `common::control_plane`).
+    pub async fn start_on(kubeconfig: PathBuf) -> Cluster {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read the kubeconfig");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kubeconfig config");
+        let client = kube::Client::try_from(cfg).expect("client");
+        Self::with(None, kubeconfig, client, tempfile::tempdir().expect("tempdir")).await
+    }
+
+    async fn with(
+        standin: Option<Standin>,
+        kubeconfig: PathBuf,
+        client: kube::Client,
+        dir: tempfile::TempDir,
+    ) -> Cluster {
+        let id = format!("{:06x}", fastrand::u32(..0x100_0000));
         let dynamo = common::dynamo().await;
         let (audit_table, permissions_table) = common::unique_tables(&dynamo).await;
         let c = Cluster {
@@ -355,6 +368,21 @@ impl Cluster {
         (ns, asker)
     }
 
+    /// The Events of `ns` with this `reason`.
+    pub async fn events(&self, ns: &str, reason: &str) -> Vec<Value> {
+        let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))
+            .list(&Default::default())
+            .unwrap();
+        let list: Value = self.client.request(req).await.expect("list events");
+        list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["reason"] == reason)
+            .collect()
+    }
+
     /// Makes the scheduler's Lease look abandoned (its holder stopped renewing long ago).
     pub async fn expire_lease(&self) {
         if self
@@ -436,6 +464,18 @@ impl Drop for Cluster {
             Err(e) => eprintln!("cleanup of {created:?}: cannot run kubectl: {e}"),
         }
     }
+}
+
+/// The summary row of `ns`, if the run printed one.
+pub fn find_row<'a>(summary: &'a Value, ns: &str) -> Option<&'a Value> {
+    summary["namespaces"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
+}
+
+/// The summary row of `ns` (the test fails without one).
+pub fn row<'a>(summary: &'a Value, ns: &str) -> &'a Value {
+    find_row(summary, ns).unwrap_or_else(|| panic!("no row for {ns} in {summary}"))
 }
 
 /// Reports the current test as skipped: one line on stderr and, when `E2E_SKIP_LOG` names a

@@ -132,3 +132,47 @@ async fn a_run_that_cannot_renew_its_lease_before_it_expires_stops_too() {
     let down = whole_namespaces(&c, &names).await;
     assert!(down < names.len(), "{summary}");
 }
+
+/// The deadline is kept on the run's own clock: with every renewal hanging (an apiserver that
+/// accepts the connection and never answers, each attempt far longer than the Lease), the run
+/// still stops starting namespaces once its last renewal is as old as the Lease. Measured from
+/// the renewal's answer it would go on for the whole client timeout and its retries — and finish
+/// every namespace here, long after another run could have taken the Lease over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_that_hang_stop_the_run_at_the_lease_deadline_on_its_own_clock() {
+    let c = Cluster::start().await;
+    let Some(s) = c.standin_only("makes the Lease renewals hang") else {
+        return;
+    };
+    let names = seed(&c, 60).await;
+    s.set_latency(Duration::from_millis(40));
+    // Only renewals hang: the Lease is created (not updated) when the run takes it.
+    s.add_fault(
+        FaultRule::new(FaultAction::Latency { ms: 120_000 })
+            .verb("update")
+            .resource("leases"),
+    );
+    let mut cmd = c.command(&["--output", "json", "run", "--at", OFF_HOURS]);
+    cmd.env("SCALE_CONCURRENCY", "1")
+        .env("NS_SCHEDULER_LEASE_SECONDS", "2")
+        .env("NS_SCHEDULER_REQUEST_TIMEOUT_MS", "60000")
+        .stdout(std::process::Stdio::piped());
+    let out = tokio::time::timeout(Duration::from_secs(100), cmd.output())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    s.clear_faults();
+    s.set_latency(Duration::ZERO);
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("summary ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_stopped_by_the_lease(out.status.code().unwrap(), &summary);
+    let down = whole_namespaces(&c, &names).await;
+    assert!(down < names.len(), "{summary}");
+    let records = c.audit().await;
+    assert_eq!(
+        records.len(),
+        down,
+        "one record per namespace changed, no intent left: {records:?}"
+    );
+    assert!(records.iter().all(|r| r.status.is_final()));
+}

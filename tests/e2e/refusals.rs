@@ -23,70 +23,118 @@ enum Freeze {
     Fault(u64),
 }
 
-/// Makes every write that changes `name`'s replicas (in this test's namespaces) refused.
-async fn freeze(c: &Cluster, name: &str) -> Freeze {
-    if let Some(s) = c.standin() {
-        let rule = FaultRule::new(FaultAction::Status {
-            code: 422,
+/// What a freeze refuses: a Deployment's replicas, or a Namespace's status label.
+#[derive(Clone, Copy)]
+enum Frozen<'a> {
+    Replicas(&'a str),
+    NamespaceStatus(&'a str),
+}
+
+impl Frozen<'_> {
+    /// On the stand-in: a persistent refusal of the object's writes.
+    fn fault(self) -> FaultRule {
+        let (code, resource, name, message) = match self {
+            Frozen::Replicas(name) => (
+                422,
+                "deployments",
+                name,
+                format!("admission denied: {name} is frozen by policy"),
+            ),
+            Frozen::NamespaceStatus(ns) => (
+                403,
+                "namespaces",
+                ns,
+                format!("namespaces \"{ns}\" is forbidden: its status is frozen by policy"),
+            ),
+        };
+        FaultRule::new(FaultAction::Status {
+            code,
             retry_after_seconds: None,
-            message: Some(format!("admission denied: {name} is frozen by policy")),
+            message: Some(message),
         })
         .verb("patch")
-        .resource("deployments")
-        .name(name);
-        return Freeze::Fault(s.add_fault(rule));
+        .resource(resource)
+        .name(name)
     }
-    let policy = format!("nss-e2e-{}-freeze", c.id);
+
+    /// On a real apiserver: the policy's name suffix, its resource rule, its expression and message.
+    fn policy(self) -> (&'static str, Value, String, String) {
+        match self {
+            Frozen::Replicas(name) => (
+                "freeze",
+                json!({"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}),
+                format!("object.metadata.name != '{name}' || object.spec.replicas == oldObject.spec.replicas"),
+                format!("{name} is frozen by policy"),
+            ),
+            Frozen::NamespaceStatus(_) => {
+                let status = "'namespace-scheduler/status'";
+                let label = |o: &str| {
+                    format!("(has({o}.metadata.labels) && {status} in {o}.metadata.labels ? {o}.metadata.labels[{status}] : '')")
+                };
+                (
+                    "nsfreeze",
+                    json!({"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["namespaces"]}),
+                    format!("{} == {}", label("object"), label("oldObject")),
+                    "its status is frozen by policy".to_string(),
+                )
+            }
+        }
+    }
+}
+
+/// Makes `what` refused: a persistent fault on the stand-in; on a real apiserver a
+/// ValidatingAdmissionPolicy and its binding, matching only this test's namespaces (for a
+/// Namespace the selector matches the Namespace's own labels), deleted even if the test panics.
+async fn freeze_it(c: &Cluster, what: Frozen<'_>) -> Freeze {
+    if let Some(s) = c.standin() {
+        return Freeze::Fault(s.add_fault(what.fault()));
+    }
+    let (suffix, rule, expression, message) = what.policy();
+    let policy = format!("nss-e2e-{}-{suffix}", c.id);
     // Deleted even if the test panics (lift() deletes them on the normal path; both are idempotent).
-    c.delete_on_drop(
-        "validatingadmissionpolicybindings.admissionregistration.k8s.io",
-        None,
-        &policy,
-    );
-    c.delete_on_drop(
-        "validatingadmissionpolicies.admissionregistration.k8s.io",
-        None,
-        &policy,
-    );
-    let create = |path: String, body: Value| async move {
-        let req = Request::new(path)
+    for kind in ["validatingadmissionpolicybindings", "validatingadmissionpolicies"] {
+        c.delete_on_drop(&format!("{kind}.admissionregistration.k8s.io"), None, &policy);
+    }
+    for (kind, body) in [
+        (
+            "validatingadmissionpolicies",
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": policy},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [rule]},
+                    "validations": [{"expression": expression, "message": message}],
+                },
+            }),
+        ),
+        (
+            "validatingadmissionpolicybindings",
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": policy},
+                "spec": {
+                    "policyName": policy,
+                    "validationActions": ["Deny"],
+                    "matchResources": {"namespaceSelector": {"matchLabels": {RUN_LABEL: c.id}}},
+                },
+            }),
+        ),
+    ] {
+        let req = Request::new(format!("{VAP}/{kind}"))
             .create(&PostParams::default(), serde_json::to_vec(&body).unwrap())
             .unwrap();
         c.client
             .request::<Value>(req)
             .await
-            .expect("create the admission policy")
-    };
-    create(
-        format!("{VAP}/validatingadmissionpolicies"),
-        json!({
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": policy},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}]},
-                "validations": [{
-                    "expression": format!("object.metadata.name != '{name}' || object.spec.replicas == oldObject.spec.replicas"),
-                    "message": format!("{name} is frozen by policy"),
-                }],
-            },
-        }),
-    )
-    .await;
-    create(
-        format!("{VAP}/validatingadmissionpolicybindings"),
-        json!({
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": policy},
-            "spec": {
-                "policyName": policy,
-                "validationActions": ["Deny"],
-                "matchResources": {"namespaceSelector": {"matchLabels": {RUN_LABEL: c.id}}},
-            },
-        }),
-    )
-    .await;
+            .expect("create the admission policy");
+    }
     Freeze::Policy(policy)
+}
+
+/// Makes every write that changes `name`'s replicas (in this test's namespaces) refused.
+async fn freeze(c: &Cluster, name: &str) -> Freeze {
+    freeze_it(c, Frozen::Replicas(name)).await
 }
 
 async fn lift(c: &Cluster, freeze: Freeze) {
@@ -108,59 +156,69 @@ async fn lift(c: &Cluster, freeze: Freeze) {
     }
 }
 
-/// Whether a replicas change of `ns/name` is refused now (a server-side dry run): admission
-/// policies take effect, and go away, a moment after they are written.
-async fn refused_now(c: &Cluster, ns: &str, name: &str) -> bool {
-    let current = c.replicas("Deployment", ns, name).await;
-    let req = Request::new(format!("/apis/apps/v1/namespaces/{ns}/deployments"))
+/// Whether the change `patch` of `path`/`name` is refused now (a server-side dry run).
+async fn refused_by_dry_run(c: &Cluster, path: &str, name: &str, patch: Value) -> bool {
+    let req = Request::new(path)
         .patch(
             name,
             &PatchParams {
                 dry_run: true,
                 ..Default::default()
             },
-            &Patch::Merge(json!({"spec": {"replicas": current + 1}})),
+            &Patch::Merge(patch),
         )
         .unwrap();
     match c.client.request::<Value>(req).await {
         Ok(_) => false,
         Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => true,
-        Err(e) => panic!("probe {ns}/{name}: {e}"),
+        Err(e) => panic!("probe {path}/{name}: {e}"),
     }
 }
 
-async fn wait_until_refused(c: &Cluster, ns: &str, name: &str, refused: bool) {
+/// Whether `what` is refused now: admission policies take effect, and go away, a moment after
+/// they are written (always as wanted on the stand-in, whose faults act at once).
+async fn refused_now(c: &Cluster, ns: &str, what: Frozen<'_>) -> bool {
+    let (path, name, patch) = match what {
+        Frozen::Replicas(name) => {
+            let current = c.replicas("Deployment", ns, name).await;
+            (
+                format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+                name.to_string(),
+                json!({"spec": {"replicas": current + 1}}),
+            )
+        }
+        Frozen::NamespaceStatus(ns) => (
+            "/api/v1/namespaces".to_string(),
+            ns.to_string(),
+            json!({"metadata": {"labels": {"namespace-scheduler/status": "probe"}}}),
+        ),
+    };
+    refused_by_dry_run(c, &path, &name, patch).await
+}
+
+/// Waits (up to 10 s) until `what` in `ns` is refused, or no longer is (a real apiserver only).
+async fn wait_until(c: &Cluster, ns: &str, what: Frozen<'_>, refused: bool) {
+    if !c.real() {
+        return;
+    }
     for _ in 0..100 {
-        if refused_now(c, ns, name).await == refused {
+        if refused_now(c, ns, what).await == refused {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!(
-        "{ns}/{name}: the freeze did not {} within 10 s",
+        "{ns}: the freeze did not {} within 10 s",
         if refused { "apply" } else { "lift" }
     );
 }
 
-fn row<'a>(summary: &'a Value, ns: &str) -> &'a Value {
-    summary["namespaces"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
-        .unwrap_or_else(|| panic!("no row for {ns} in {summary}"))
+async fn wait_until_refused(c: &Cluster, ns: &str, name: &str, refused: bool) {
+    wait_until(c, ns, Frozen::Replicas(name), refused).await;
 }
 
 async fn refused_events(c: &Cluster, ns: &str) -> Vec<Value> {
-    let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))
-        .list(&Default::default())
-        .unwrap();
-    let list: Value = c.client.request(req).await.expect("list events");
-    list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["reason"] == "Refused")
-        .collect()
+    c.events(ns, "Refused").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,4 +324,117 @@ async fn on_the_way_up_a_refused_object_keeps_its_original_and_is_restored_once_
     assert_eq!(c.replicas("Deployment", &ns, "legacy").await, 4);
     assert_eq!(c.annotation("Deployment", Some(&ns), "legacy", ORIG).await, None);
     assert_eq!(row(&s, &ns)["refused"], 0, "{s}");
+}
+
+async fn freeze_namespace_now(c: &Cluster, ns: &str) -> Freeze {
+    let f = freeze_it(c, Frozen::NamespaceStatus(ns)).await;
+    wait_until(c, ns, Frozen::NamespaceStatus(ns), true).await;
+    f
+}
+
+async fn lift_now(c: &Cluster, ns: &str, f: Freeze) {
+    lift(c, f).await;
+    wait_until(c, ns, Frozen::NamespaceStatus(ns), false).await;
+}
+
+/// The row, the audit record and the exit code of a run whose Namespace write was refused all
+/// say it failed; returns the row's status.
+async fn refused_namespace_run(c: &Cluster, ns: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = c.run_with(&all, env).await;
+    let s: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(code, 1, "{args:?}: {s}\n{err}");
+    assert_eq!(s["exit_code"], 1, "{s}");
+    let r = row(&s, ns);
+    let status = r["status"].as_str().unwrap().to_string();
+    assert!(status == "rolled_back" || status == "failed", "{args:?}: {r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Namespace {ns}: refused")),
+        "{r}"
+    );
+    let record = c
+        .audit()
+        .await
+        .into_iter()
+        .find(|a| a.namespace_name == *ns && Some(a.run_id.as_str()) == s["run_id"].as_str())
+        .unwrap_or_else(|| panic!("{args:?}: no audit record of this run"));
+    assert_eq!(record.status.as_str(), status, "{record:?}");
+    status
+}
+
+/// No false success: a Namespace whose own write (status label, window) is refused has not
+/// reached its target. `up` exits 1 and leaves nothing up without a window; a run is rolled back
+/// both ways (or, with rollback disabled, reported failed); summary, audit and exit code agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_namespace_write_fails_the_namespace_in_both_directions() {
+    let c = Cluster::start().await;
+    c.populate().await;
+    let ns = c
+        .namespace("nsfrozen", &[("namespace-scheduler/cost-center", "DEVOPS-INFRA")])
+        .await;
+    c.deployment(&ns, "api", 3).await;
+    c.cronjob(&ns, "job", false).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
+    let at_zero = c.snapshot(&ns).await;
+
+    // Up, with the Namespace frozen: not a single workload is scaled, no window is recorded.
+    let frozen = freeze_namespace_now(&c, &ns).await;
+    let up = [
+        "up",
+        "-n",
+        &ns,
+        "--cost-center",
+        "DEVOPS-INFRA",
+        "--for",
+        "4h",
+        "--at",
+        OFF_HOURS,
+    ];
+    assert_eq!(refused_namespace_run(&c, &ns, &up, &[]).await, "rolled_back");
+    assert_eq!(c.snapshot(&ns).await, at_zero, "up left something changed");
+    assert_eq!(
+        c.annotation("Namespace", None, &ns, "namespace-scheduler/active-until")
+            .await,
+        None
+    );
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", BUSINESS], &[]).await,
+        "rolled_back"
+    );
+    let no_rollback = [("ROLLBACK_ENABLED", "false")];
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", BUSINESS], &no_rollback).await,
+        "failed"
+    );
+    assert_eq!(
+        c.snapshot(&ns).await,
+        at_zero,
+        "the label leads: nothing scaled up without it"
+    );
+
+    // Down, with the Namespace frozen: the workloads are brought back where they were.
+    lift_now(&c, &ns, frozen).await;
+    assert_eq!(c.run(&["run", "--at", BUSINESS]).await.0, 0);
+    let up_state = c.snapshot(&ns).await;
+    let frozen = freeze_namespace_now(&c, &ns).await;
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", OFF_HOURS], &[]).await,
+        "rolled_back"
+    );
+    assert_eq!(c.snapshot(&ns).await, up_state, "rolled back to where it started");
+    assert_eq!(
+        refused_namespace_run(&c, &ns, &["run", "--at", OFF_HOURS], &no_rollback).await,
+        "failed"
+    );
+    assert_eq!(
+        c.replicas("Deployment", &ns, "api").await,
+        0,
+        "left as it is, reported failed"
+    );
+    lift_now(&c, &ns, frozen).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0, "converges once allowed");
 }

@@ -10,12 +10,6 @@ use crate::harness::*;
 const SCHEDULE: &str = "namespace-scheduler/schedule";
 const MADRID: &str = "Mon-Fri 08:00-18:00 Europe/Madrid holidays=ES";
 
-fn row<'a>(summary: &'a Value, ns: &str) -> Option<&'a Value> {
-    summary["namespaces"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["namespace"] == ns))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn madrid_and_bogota_namespaces_follow_their_own_hours() {
     let c = Cluster::start().await;
@@ -36,14 +30,14 @@ async fn madrid_and_bogota_namespaces_follow_their_own_hours() {
     assert_eq!(code, 0, "{s}\n{err}");
     assert_eq!(c.replicas("Deployment", &madrid, "api").await, 3);
     assert_eq!(c.replicas("Deployment", &bogota, "api").await, 0);
-    assert_eq!(row(&s, &bogota).unwrap()["schedule"], "cluster", "{s}");
+    assert_eq!(find_row(&s, &bogota).unwrap()["schedule"], "cluster", "{s}");
 
     // 18:00 Madrid = 12:00 Bogotá: the reverse.
     let (code, s, err) = c.run_json("2026-11-24T18:00:00+01:00", &[]).await;
     assert_eq!(code, 0, "{s}\n{err}");
     assert_eq!(c.replicas("Deployment", &madrid, "api").await, 0);
     assert_eq!(c.replicas("Deployment", &bogota, "api").await, 2);
-    let r = row(&s, &madrid).unwrap();
+    let r = find_row(&s, &madrid).unwrap();
     assert_eq!(r["action"], "down", "{r}");
     assert!(r["schedule"].as_str().unwrap().contains("Europe/Madrid"), "{r}");
 
@@ -99,7 +93,7 @@ async fn a_schedule_that_does_not_parse_leaves_its_namespace_exactly_as_it_is() 
     );
     for ((ns, part), before) in broken.iter().zip(before) {
         assert_eq!(c.snapshot(ns).await, before, "{ns} untouched");
-        let r = row(&s, ns).unwrap_or_else(|| panic!("{ns} listed: {s}"));
+        let r = find_row(&s, ns).unwrap_or_else(|| panic!("{ns} listed: {s}"));
         assert_eq!(r["status"], "skipped", "{r}");
         assert!(r["error"].as_str().unwrap().contains(part), "{ns}: names {part}: {r}");
         let req = Request::new(format!("/api/v1/namespaces/{ns}/events"))

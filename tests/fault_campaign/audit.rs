@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use namespace_scheduler::audit::AuditRecord;
 
 use crate::runner::{self, Outcome};
-use crate::world::{Kind, Snapshot, World};
+use crate::world::{Snapshot, World};
 use crate::Env;
 
 /// This run's records for `ns`: started within its lifetime, and of its run id when it printed one.
@@ -80,11 +80,7 @@ pub fn check(
                 else {
                     continue;
                 };
-                let now = &after[&wl.id()];
-                let holds = match wl.kind {
-                    Kind::CronJob => format!("suspend={}", now.value == 1),
-                    _ => now.value.to_string(),
-                };
+                let holds = wl.kind.shown(after[&wl.id()].value);
                 if holds != res.to {
                     bad.push(format!(
                         "{ns}: audit says {} {} → {} (completed) but the cluster holds {holds}",
@@ -118,5 +114,41 @@ pub fn check_refusal_named(env: &Env, ns: &str, name: &str, message: &str, out: 
         Err(format!(
             "{ns}: refused {name} is not named (skipped, with the API's message) in this run's audit record"
         ))
+    }
+}
+
+/// The write-ahead audit, once the run after `out` has closed whatever `out` left open: every
+/// namespace `out` changed has exactly one record of it, and none of its records is still
+/// `in_progress` (a SIGKILLed run's intents are closed as `interrupted`). With DynamoDB
+/// unreachable the records are in the log instead (checked by [`check`]), none in the table.
+pub fn check_exactly_once(
+    env: &Env,
+    w: &World,
+    (before, after): (&Snapshot, &Snapshot),
+    out: &Outcome,
+    outage: bool,
+    bad: &mut Vec<String>,
+) {
+    for ns in &w.managed {
+        let records = records_of(env, ns, out);
+        let open: Vec<&AuditRecord> = records.iter().filter(|r| !r.status.is_final()).collect();
+        if !open.is_empty() {
+            bad.push(format!(
+                "{ns}: {} record(s) of the run ({}) still in_progress after the next run: {open:?}",
+                open.len(),
+                out.describe()
+            ));
+        }
+        if w.ns_same(before, after, ns) {
+            continue;
+        }
+        let want = usize::from(!outage);
+        if records.len() != want {
+            bad.push(format!(
+                "{ns} changed, with {} record(s) of the run ({}) in the table, want {want}: {records:?}",
+                records.len(),
+                out.describe()
+            ));
+        }
     }
 }

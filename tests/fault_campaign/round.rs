@@ -8,15 +8,12 @@ use serde_json::Value;
 
 use crate::faults::{self, Planned, Role, Scenario, Trigger};
 use crate::runner::{self, Outcome, Signal};
-use crate::world::{Snapshot, Target, World};
+use crate::world::{Kind, Snapshot, Target, World};
 use crate::{audit, Env, Stats, RUN_LIMIT};
 
 /// Workload writes recorded so far (no copy of the request log: this is polled).
 fn workload_writes(w: &World) -> usize {
-    ["deployments", "statefulsets", "cronjobs"]
-        .iter()
-        .map(|r| w.standin.count("patch", r))
-        .sum()
+    Kind::ALL.iter().map(|k| w.standin.count("patch", k.resource())).sum()
 }
 
 /// What happened to a faulty run, as far as the invariants care.
@@ -174,7 +171,23 @@ pub fn play(env: &Env, w: &World, rng: &mut fastrand::Rng, stats: &mut Stats, la
         // A killed run never released its Lease: let it expire, as time would.
         w.expire_lease();
     }
-    clean_run(env, w, target, &sc, &out, after, stats, label, &mut bad);
+    let clean = clean_run(env, w, target, &sc, &out, after.clone(), stats, label, &mut bad);
+    // The clean run closed what the faulty one left open (it took over a killed run's Lease).
+    let mut audit_bad = Vec::new();
+    audit::check_exactly_once(env, w, (&before, &after), &out, sc.audit_outage, &mut audit_bad);
+    for a in audit_bad {
+        ctx(&mut bad, format!("write-ahead audit: {a}"));
+    }
+    *stats
+        .proved
+        .entry("write-ahead audit: one final record per change, none in_progress".into())
+        .or_default() += 1;
+    let (mid, end, clean) = clean;
+    let mut audit_bad = Vec::new();
+    audit::check_exactly_once(env, w, (&mid, &end), &clean, false, &mut audit_bad);
+    for a in audit_bad {
+        ctx(&mut bad, format!("write-ahead audit of the clean run: {a}"));
+    }
     bad
 }
 
@@ -318,7 +331,8 @@ fn ended_by_itself(
     bad
 }
 
-/// The clean run: no faults, full DynamoDB, must converge.
+/// The clean run: no faults, full DynamoDB, must converge. Returns the snapshots before and
+/// after it, and its outcome.
 #[allow(clippy::too_many_arguments)]
 fn clean_run(
     env: &Env,
@@ -330,7 +344,7 @@ fn clean_run(
     stats: &mut Stats,
     label: &str,
     bad: &mut Vec<String>,
-) {
+) -> (Snapshot, Snapshot, Outcome) {
     let since = w.standin.request_count() as u64;
     let mut clean = runner::run(env.scheduler(w, target, 16), None, |_| false, RUN_LIMIT);
     if clean.code == Some(3) && out.code.is_some() {
@@ -404,6 +418,7 @@ fn clean_run(
     for a in audit_bad {
         ctx(bad, a);
     }
+    (mid, end, clean)
 }
 
 /// Waits until the stand-in has answered every request it received (see `Standin::wait_idle`).

@@ -1,6 +1,6 @@
 //! A "world": one API stand-in seeded with a handful of namespaces, and the truth about every
-//! workload in it — the original replica count or suspend state it had before the scheduler
-//! ever touched it — against which every round's cluster state is checked.
+//! workload in it — the original replica count, suspend state or KEDA pause it had before the
+//! scheduler ever touched it — against which every round's cluster state is checked.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,6 +12,10 @@ use crate::faults::Needing;
 
 pub const ANN_REPLICAS: &str = "namespace-scheduler/original-replicas";
 pub const ANN_SUSPEND: &str = "namespace-scheduler/original-suspend";
+pub const ANN_PAUSED_BY_US: &str = "namespace-scheduler/paused-by-scheduler";
+pub const ANN_PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
+/// A ScaledObject's value when it is not paused.
+pub const UNPAUSED: i64 = -1;
 pub const LABEL_STATUS: &str = "namespace-scheduler/status";
 const CC: &str = "namespace-scheduler/cost-center";
 
@@ -20,14 +24,19 @@ pub enum Kind {
     Deployment,
     StatefulSet,
     CronJob,
+    /// KEDA: its value is `autoscaling.keda.sh/paused-replicas` ([`UNPAUSED`] when absent).
+    ScaledObject,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Deployment, Kind::StatefulSet, Kind::CronJob, Kind::ScaledObject];
+
     pub fn resource(self) -> &'static str {
         match self {
             Kind::Deployment => "deployments",
             Kind::StatefulSet => "statefulsets",
             Kind::CronJob => "cronjobs",
+            Kind::ScaledObject => "scaledobjects",
         }
     }
 
@@ -36,6 +45,17 @@ impl Kind {
             Kind::Deployment => ("apps/v1", "Deployment"),
             Kind::StatefulSet => ("apps/v1", "StatefulSet"),
             Kind::CronJob => ("batch/v1", "CronJob"),
+            Kind::ScaledObject => ("keda.sh/v1alpha1", "ScaledObject"),
+        }
+    }
+
+    /// A value as the scheduler's audit records write it (`3`, `suspend=true`, `paused=0`).
+    pub fn shown(self, value: i64) -> String {
+        match self {
+            Kind::CronJob => format!("suspend={}", value == 1),
+            Kind::ScaledObject if value == UNPAUSED => "unpaused".into(),
+            Kind::ScaledObject => format!("paused={value}"),
+            _ => value.to_string(),
         }
     }
 }
@@ -76,7 +96,8 @@ pub struct Workload {
     pub kind: Kind,
     pub ns: String,
     pub name: String,
-    /// Replicas, or for a CronJob `suspend` as 0/1, before the scheduler ever ran.
+    /// Replicas, for a CronJob `suspend` as 0/1, for a ScaledObject its paused replicas
+    /// ([`UNPAUSED`]), before the scheduler ever ran.
     pub original: i64,
     /// False for workloads the scheduler must never write (excluded, operator-owned, in a
     /// protected or excluded namespace).
@@ -117,6 +138,12 @@ impl Workload {
                 ann: Some("false".into()),
             },
             Kind::CronJob => self.up_state(),
+            Kind::ScaledObject if self.original == UNPAUSED => State {
+                value: 0,
+                ann: Some("true".into()),
+            },
+            // Paused by someone else: off on purpose, left as it is.
+            Kind::ScaledObject => self.up_state(),
             _ if self.original > 0 => State {
                 value: 0,
                 ann: Some(self.original.to_string()),
@@ -139,6 +166,20 @@ impl Workload {
 
 pub type Snapshot = BTreeMap<String, State>;
 
+/// An object's value and the key of our annotation on it.
+fn value_of(kind: Kind, o: &Value) -> (i64, &'static str) {
+    match kind {
+        Kind::CronJob => (o["spec"]["suspend"].as_bool().unwrap_or(false) as i64, ANN_SUSPEND),
+        Kind::ScaledObject => (
+            o["metadata"]["annotations"][ANN_PAUSED_REPLICAS]
+                .as_str()
+                .map_or(UNPAUSED, |v| v.parse().unwrap_or(i64::MIN)),
+            ANN_PAUSED_BY_US,
+        ),
+        _ => (o["spec"]["replicas"].as_i64().unwrap_or(-1), ANN_REPLICAS),
+    }
+}
+
 pub struct World {
     pub id: u64,
     pub standin: Standin,
@@ -160,6 +201,7 @@ impl World {
     pub fn new(id: u64, rng: &mut fastrand::Rng) -> World {
         let standin = Standin::start_in_thread(Options {
             fault_seed: rng.u64(..),
+            enable_keda: true,
             ..Options::default()
         })
         .expect("start the API stand-in");
@@ -214,6 +256,15 @@ impl World {
             let suspended = rng.f64() < 0.3;
             self.add(Kind::CronJob, ns, &format!("cron-{c}"), suspended as i64, touchable);
         }
+        if rng.f64() < 0.5 {
+            self.add(Kind::ScaledObject, ns, "keda", UNPAUSED, touchable);
+        }
+        if rng.f64() < 0.15 {
+            // Paused by someone else: the scheduler must neither unpause nor mark it.
+            let mut o = standin::seed::scaled_object(ns, "keda-paused", "deploy-0");
+            o["metadata"]["annotations"] = json!({ANN_PAUSED_REPLICAS: "2"});
+            self.insert(Kind::ScaledObject, o, false);
+        }
         if rng.f64() < 0.3 {
             let mut o = standin::seed::deployment(ns, "excluded", rng.i64(1..=7));
             o["metadata"]["annotations"] = json!({"namespace-scheduler/exclude": "true"});
@@ -234,15 +285,13 @@ impl World {
             Kind::Deployment => standin::seed::deployment(ns, name, original),
             Kind::StatefulSet => standin::seed::statefulset(ns, name, original),
             Kind::CronJob => standin::seed::cronjob(ns, name, original == 1),
+            Kind::ScaledObject => standin::seed::scaled_object(ns, name, "deploy-0"),
         };
         self.insert(kind, o, touchable);
     }
 
     fn insert(&mut self, kind: Kind, o: Value, touchable: bool) {
-        let original = match kind {
-            Kind::CronJob => o["spec"]["suspend"].as_bool().unwrap_or(false) as i64,
-            _ => o["spec"]["replicas"].as_i64().unwrap_or(0),
-        };
+        let original = value_of(kind, &o).0;
         let ns = o["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
         let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
         self.standin.insert(o);
@@ -261,10 +310,7 @@ impl World {
             .standin
             .get(api, kind, Some(&w.ns), &w.name)
             .unwrap_or_else(|| panic!("{} vanished", w.id()));
-        let (value, key) = match w.kind {
-            Kind::CronJob => (o["spec"]["suspend"].as_bool().unwrap_or(false) as i64, ANN_SUSPEND),
-            _ => (o["spec"]["replicas"].as_i64().unwrap_or(-1), ANN_REPLICAS),
-        };
+        let (value, key) = value_of(w.kind, &o);
         State {
             value,
             ann: o["metadata"]["annotations"][key].as_str().map(str::to_string),

@@ -21,6 +21,7 @@ pub mod report;
 pub mod scaling;
 pub mod schedule;
 pub mod selector;
+pub mod self_service;
 pub mod summary;
 pub mod telemetry;
 

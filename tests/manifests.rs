@@ -181,6 +181,109 @@ fn assert_common(r: &Rendered, origin: &str) {
     assert_rbac_grants(r, BINARY_API_REQUESTS);
     assert_cron_jobs(r);
     assert_populate_job(r);
+    assert_activation_requests(r, origin);
+}
+
+/// The ActivationRequest CRD as the binary reads it (docs/reference.md §5), and the rights teams
+/// get on requests through the built-in roles: everything but their status.
+fn assert_activation_requests(r: &Rendered, origin: &str) {
+    use namespace_scheduler::self_service::{MESSAGE_MAX_BYTES, REQUESTED_BY_MAX_CHARS, UNTIL_MAX_CHARS};
+    assert_eq!(r.custom_resource_definitions.len(), 1, "{origin}: one CRD");
+    let crd = serde_json::to_value(&r.custom_resource_definitions[0]).unwrap();
+    let spec = &crd["spec"];
+    assert_eq!(crd["metadata"]["name"], "activationrequests.namespace-scheduler.io");
+    assert_eq!(spec["group"], "namespace-scheduler.io");
+    assert_eq!(spec["scope"], "Namespaced");
+    assert_eq!(spec["names"]["kind"], "ActivationRequest");
+    let versions = spec["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1);
+    let v = &versions[0];
+    assert_eq!(
+        (&v["name"], &v["served"], &v["storage"]),
+        (
+            &serde_json::json!("v1alpha1"),
+            &serde_json::json!(true),
+            &serde_json::json!(true)
+        )
+    );
+    assert!(
+        v["subresources"]["status"].is_object(),
+        "{origin}: the status subresource"
+    );
+    let columns: Vec<&str> = v["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["jsonPath"].as_str())
+        .collect();
+    for path in [".status.phase", ".spec.until", ".status.message"] {
+        assert!(columns.contains(&path), "{origin}: printer column {path}: {columns:?}");
+    }
+    let schema = &v["schema"]["openAPIV3Schema"]["properties"];
+    let s = &schema["spec"];
+    assert_eq!(s["required"], serde_json::json!(["until", "requestedBy"]));
+    let until = &s["properties"]["until"];
+    assert_eq!(
+        (until["format"].as_str(), until["maxLength"].as_u64()),
+        (Some("date-time"), Some(UNTIL_MAX_CHARS as u64))
+    );
+    assert_eq!(
+        s["properties"]["requestedBy"]["maxLength"].as_u64(),
+        Some(REQUESTED_BY_MAX_CHARS as u64)
+    );
+    assert!(
+        s["properties"]["reason"]["maxLength"].as_u64().is_some(),
+        "{origin}: every field bounded"
+    );
+    let st = &schema["status"]["properties"];
+    assert_eq!(st["message"]["maxLength"].as_u64(), Some(MESSAGE_MAX_BYTES as u64));
+    assert_eq!(
+        st["phase"]["enum"],
+        serde_json::json!(["Pending", "Accepted", "Rejected", "Ended"])
+    );
+    assert_eq!(st["observedGeneration"]["type"], "integer");
+
+    let role = |name: &str| {
+        r.cluster_roles
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{origin}: ClusterRole {name}"))
+    };
+    for (name, aggregate_to, verbs) in [
+        (
+            "namespace-scheduler-activationrequests-edit",
+            &["edit", "admin"][..],
+            &["create", "get", "list", "watch", "update", "patch", "delete"][..],
+        ),
+        (
+            "namespace-scheduler-activationrequests-view",
+            &["view"][..],
+            &["get", "list", "watch"][..],
+        ),
+    ] {
+        let c = role(name);
+        let labels = c.metadata.labels.clone().unwrap_or_default();
+        for to in aggregate_to {
+            let key = format!("rbac.authorization.k8s.io/aggregate-to-{to}");
+            assert_eq!(
+                labels.get(&key).map(String::as_str),
+                Some("true"),
+                "{origin}: {name} {key}"
+            );
+        }
+        let rules = c.rules.as_deref().unwrap_or_default();
+        assert_eq!(rules.len(), 1, "{origin}: {name}");
+        assert_eq!(
+            rules[0].api_groups.as_deref(),
+            Some(&["namespace-scheduler.io".to_string()][..])
+        );
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["activationrequests".to_string()][..]),
+            "{origin}: {name}: the requests, never their status"
+        );
+        assert_eq!(rules[0].verbs, verbs, "{origin}: {name}");
+    }
 }
 
 /// `arn:aws:iam::<12 digits>:role/<name>`
@@ -379,6 +482,12 @@ fn production_overlay() {
     }
     assert_eq!(n, 4, "three CronJobs and the populate Job");
     assert_label_guard(&r, "manifests/overlays/production");
+    let groups = k8s_manifests::label_guard::platform_groups(&r, "manifests/overlays/production");
+    assert_eq!(
+        groups,
+        ["system:masters", "platform-admins"],
+        "the production overlay names the platform"
+    );
 
     // the tag is managed through kustomize `images:` so CI can `kustomize edit set image`
     let k: Value = serde_yaml::from_str(
@@ -401,7 +510,7 @@ fn kyverno_component() {
     let r = type_all(&docs, "manifests/tests/kyverno");
     assert_common(&r, "manifests/tests/kyverno");
     let policies: Vec<&Value> = r.custom.iter().filter(|v| kind_of(v) == "ClusterPolicy").collect();
-    assert_eq!(policies.len(), 2, "two Kyverno ClusterPolicies");
+    assert_eq!(policies.len(), 3, "three Kyverno ClusterPolicies");
     let p = policies
         .iter()
         .find(|p| name_of(p) == "namespace-scheduler-block-pods-in-inactive-namespaces")
@@ -434,7 +543,7 @@ fn kyverno_component() {
     assert!(rule["validate"]["deny"].is_object(), "validate.deny");
     assert!(rule["validate"]["message"]
         .as_str()
-        .is_some_and(|m| m.contains("request-until")));
+        .is_some_and(|m| m.contains("ActivationRequest")));
 }
 
 #[test]
@@ -519,11 +628,20 @@ fn label_guard_component() {
 fn kyverno_guard_is_the_same_rule_as_the_admission_policy() {
     use k8s_manifests::label_guard::*;
     let r = type_all(&kustomize("manifests/tests/kyverno"), "manifests/tests/kyverno");
-    let p = r
-        .custom
-        .iter()
-        .find(|p| name_of(p) == "namespace-scheduler-guard-money-labels")
-        .expect("the guard ClusterPolicy");
+    let kyverno_policy = |name: &str| {
+        r.custom
+            .iter()
+            .find(|p| name_of(p) == name)
+            .unwrap_or_else(|| panic!("the ClusterPolicy {name}"))
+    };
+    let vap = type_all(
+        &kustomize("manifests/components/label-guard"),
+        "manifests/components/label-guard",
+    );
+
+    // The label guard: what changed is decided by the same CEL, so the rule tested on a real
+    // apiserver is this one; who may is the exclude block.
+    let p = kyverno_policy("namespace-scheduler-guard-money-labels");
     assert_eq!(p["spec"]["background"], false, "userInfo exists only at admission");
     let rule = &p["spec"]["rules"][0];
     let m = &rule["match"]["any"][0]["resources"];
@@ -538,21 +656,21 @@ fn kyverno_guard_is_the_same_rule_as_the_admission_policy() {
             .any(|s| s["kind"] == "ServiceAccount" && s["name"] == SERVICE_ACCOUNT && s["namespace"] == NAMESPACE),
         "the scheduler's ServiceAccount may change: {subjects:?}"
     );
-    assert!(
-        subjects.iter().any(|s| s["kind"] == "Group"),
-        "a platform group may change"
+    let groups: Vec<&str> = subjects
+        .iter()
+        .filter(|s| s["kind"] == "Group")
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        groups,
+        ["system:masters", "platform-admins"],
+        "the platform, as in the production overlay"
     );
     assert_eq!(rule["validate"]["failureAction"], "Enforce");
-
     let kyverno = kyverno_variables(rule);
-    let bad = guard_mismatches(&guard_of(&kyverno, "kyverno"), "kyverno");
+    let bad = guard_mismatches(&kyverno, "kyverno");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
-    // What changed is decided by the same CEL, so the rule tested on a real apiserver is this one.
-    let vap = type_all(
-        &kustomize("manifests/components/label-guard"),
-        "manifests/components/label-guard",
-    );
-    let shared: Vec<(String, String)> = policy_variables(&vap.admission_policies[0])
+    let shared: Vec<(String, String)> = policy_variables(policy(&vap, POLICY_NAME, "label-guard"))
         .into_iter()
         .filter(|(n, _)| !IDENTITY_VARIABLES.contains(&n.as_str()))
         .collect();
@@ -563,7 +681,7 @@ fn kyverno_guard_is_the_same_rule_as_the_admission_policy() {
     let exprs = rule["validate"]["cel"]["expressions"]
         .as_array()
         .expect("cel.expressions");
-    let vap_validation = &vap.admission_policies[0]
+    let vap_validation = &policy(&vap, POLICY_NAME, "label-guard")
         .spec
         .as_ref()
         .unwrap()
@@ -571,11 +689,44 @@ fn kyverno_guard_is_the_same_rule_as_the_admission_policy() {
         .as_ref()
         .unwrap()[0];
     assert_eq!(
-        format!("{} || variables.mayChange", exprs[0]["expression"].as_str().unwrap()),
-        vap_validation.expression
-    );
-    assert_eq!(
         exprs[0]["messageExpression"].as_str(),
         vap_validation.message_expression.as_deref()
     );
+
+    // The verified requester: the same variables and validations, word for word.
+    let p = kyverno_policy("namespace-scheduler-verified-requester");
+    assert_eq!(p["spec"]["background"], false);
+    let rule = &p["spec"]["rules"][0];
+    assert_eq!(
+        rule["match"]["any"][0]["resources"]["kinds"],
+        serde_json::json!(["namespace-scheduler.io/*/ActivationRequest"])
+    );
+    let requester = policy(&vap, REQUESTER_POLICY_NAME, "label-guard")
+        .spec
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        kyverno_variables(rule),
+        policy_variables(policy(&vap, REQUESTER_POLICY_NAME, "label-guard"))
+    );
+    let vap_rules: Vec<(String, Option<String>, Option<String>)> = requester
+        .validations
+        .iter()
+        .flatten()
+        .map(|v| (v.expression.clone(), v.message.clone(), v.message_expression.clone()))
+        .collect();
+    let kyverno_rules: Vec<(String, Option<String>, Option<String>)> = rule["validate"]["cel"]["expressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().map(str::to_string);
+            (
+                s("expression").unwrap_or_default(),
+                s("message"),
+                s("messageExpression"),
+            )
+        })
+        .collect();
+    assert_eq!(kyverno_rules, vap_rules);
 }

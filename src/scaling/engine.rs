@@ -31,10 +31,24 @@ fn holder_identity(ctx: &Context) -> String {
     format!("{host}/{}", ctx.run_id)
 }
 
+/// What a command does once one namespace of its plans has been applied, with the applier's
+/// write path (`run`: the ActivationRequest that opened the namespace's window is answered
+/// only once the namespace is at its target). Rows it returns join the summary (an answer that
+/// could not be written is `unanswered`, and the run exits 1).
+pub trait AfterApply: Send + Sync {
+    fn after<'a>(
+        &'a self,
+        applier: &'a Applier,
+        plan: &'a NamespacePlan,
+        outcome: &'a NamespaceOutcome,
+    ) -> futures::future::BoxFuture<'a, Vec<Row>>;
+}
+
 pub struct Session {
     pub client: kube::Client,
     pub policy: RetryPolicy,
     pub stop: Arc<Stop>,
+    after_apply: Option<Box<dyn AfterApply>>,
     lease: Option<LeaseGuard>,
     started: Instant,
     started_at: DateTime<Utc>,
@@ -66,6 +80,7 @@ impl Session {
             client,
             policy,
             stop: ctx.stop.clone(),
+            after_apply: None,
             lease,
             started,
             started_at: Utc::now(),
@@ -74,6 +89,11 @@ impl Session {
 
     pub async fn discover(&self, ctx: &Context) -> Result<Inventory> {
         inventory::discover(&self.client, &ctx.config, &self.policy).await
+    }
+
+    /// Sets what [`Session::finish`] does after each namespace it applies.
+    pub fn after_apply(&mut self, hook: Box<dyn AfterApply>) {
+        self.after_apply = Some(hook);
     }
 
     /// Releases the Lease (for paths that end before applying anything).
@@ -148,6 +168,7 @@ impl Session {
             }
             !noop
         });
+        let after_apply = self.after_apply.as_deref();
         // More namespaces in flight than write slots (their phases depend on each other, so
         // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
         let mut done = futures::stream::iter(work)
@@ -155,6 +176,10 @@ impl Session {
                 let applier = &applier;
                 async move {
                     let o = applier.apply_namespace(&p).await;
+                    let after = match after_apply {
+                        Some(h) => h.after(applier, &p, &o).await,
+                        None => Vec::new(),
+                    };
                     super::events::emit(applier, &p, &o, &ctx.run_id).await;
                     // What took effect (a rolled-back namespace moved nothing).
                     let moved: Requested = match o.status {
@@ -178,12 +203,16 @@ impl Session {
                         status: o.status.as_str().into(),
                         error: o.error.clone().or_else(|| refusal_note(&o)),
                     };
-                    (o.status, row, record(ctx, &p, o))
+                    (o.status, row, record(ctx, &p, o), after)
                 }
             })
             .buffer_unordered(concurrency * IN_FLIGHT_PER_SLOT);
         let mut changed = 0;
-        while let Some((status, row, record)) = done.next().await {
+        while let Some((status, row, record, after)) = done.next().await {
+            for r in after {
+                *counts.entry(r.status.clone()).or_default() += 1;
+                rows.push(r);
+            }
             *counts.entry(status.as_str().into()).or_default() += 1;
             if status == NsStatus::Completed && row.changes > 0 {
                 changed += 1;

@@ -305,6 +305,10 @@ impl Store {
         ] {
             meta.remove(f);
         }
+        if def.status {
+            // Only the status subresource writes it.
+            obj.as_object_mut().expect("object").remove("status");
+        }
         Ok(self.commit(def, k, None, obj, dry_run))
     }
 
@@ -314,7 +318,7 @@ impl Store {
         def: &'static ResourceDef,
         ns: Option<&str>,
         name: &str,
-        obj: Value,
+        mut obj: Value,
         require_rv: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
@@ -357,6 +361,7 @@ impl Store {
             }
             _ => {}
         }
+        keep_status(def, &current, &mut obj);
         Ok(self.commit(def, key(def, ns, name), Some(&current), obj, dry_run))
     }
 
@@ -380,7 +385,7 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let patched = patch::apply(&current, body, kind).map_err(|m| {
+        let mut patched = patch::apply(&current, body, kind).map_err(|m| {
             ApiError::new(
                 422,
                 "Invalid",
@@ -406,7 +411,59 @@ impl Store {
                 ),
             ));
         }
+        keep_status(def, &current, &mut patched);
         Ok(self.commit(def, key(def, ns, name), Some(&current), patched, dry_run))
+    }
+
+    /// PUT .../status: only `status` changes (optimistic concurrency on resourceVersion).
+    pub fn update_status(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let current = self.get(def, ns, name)?;
+        match meta_str(&obj, "resourceVersion") {
+            Some(rv) if Some(rv) != meta_str(&current, "resourceVersion") => return Err(ApiError::conflict(def, name)),
+            None if def.custom => {
+                return Err(ApiError::invalid(
+                    def,
+                    name,
+                    "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                ))
+            }
+            _ => {}
+        }
+        let mut new = current.clone();
+        match obj.get("status") {
+            Some(st) if !st.is_null() => new["status"] = st.clone(),
+            _ => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+        Ok(self.commit(def, key(def, ns, name), Some(&current), new, dry_run))
+    }
+
+    /// PATCH .../status: the patch applies to the object; only its `status` is kept.
+    pub fn patch_status(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchType,
+        body: &Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let current = self.get(def, ns, name)?;
+        let patched = patch::apply(&current, body, kind).map_err(|m| ApiError::new(422, "Invalid", m))?;
+        if meta_str(&patched, "resourceVersion").is_some()
+            && meta_str(&patched, "resourceVersion") != meta_str(&current, "resourceVersion")
+        {
+            return Err(ApiError::conflict(def, name));
+        }
+        self.update_status(def, ns, name, patched, dry_run)
     }
 
     /// Change an object as another actor would (bumps resourceVersion and generation).
@@ -549,6 +606,21 @@ impl Store {
         let current = self.get_scale(def, ns, name)?;
         let patched = patch::apply(&current, body, kind).map_err(|m| ApiError::new(422, "Invalid", m))?;
         self.update_scale(def, ns, name, &patched, dry_run)
+    }
+}
+
+/// A write to an object with the status subresource keeps the stored `status`.
+fn keep_status(def: &ResourceDef, current: &Value, obj: &mut Value) {
+    if !def.status {
+        return;
+    }
+    match current.get("status") {
+        Some(st) => obj["status"] = st.clone(),
+        None => {
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
     }
 }
 

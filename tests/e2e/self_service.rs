@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use namespace_scheduler::audit::{AuditStatus, OperationType};
 use namespace_scheduler::permissions::default_cost_centers;
 use serde_json::{json, Value};
-use standin::Options;
+use standin::{FaultAction, FaultRule, Options};
 
 use crate::harness::*;
 
@@ -372,4 +372,41 @@ async fn a_hostile_request_is_answered_briefly_and_once_and_without_the_crd_ther
     assert_eq!(code, 0, "{s}\n{err}");
     assert_eq!(bare.replicas("Deployment", &held, "api").await, 0);
     assert_eq!(window(&bare, &held).await, (None, None));
+}
+
+/// A request is answered `Accepted` only once its namespace is at its target: a namespace
+/// rolled back leaves its request pending, judged again at the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_namespace_is_rolled_back_stays_pending_until_a_run_brings_it_up() {
+    let c = Cluster::start().await;
+    let Some(s) = c.standin_only("makes a workload's write fail with injected 500s") else {
+        return;
+    };
+    c.populate().await;
+    let ns = c.namespace("rollback", &[(CC, "DEVOPS-INFRA")]).await;
+    c.deployment(&ns, "api", 2).await;
+    c.deployment(&ns, "web", 1).await;
+    assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
+    c.ask(&ns, "tonight", "2026-11-25T23:00:00-05:00").await;
+    let fault = s.add_fault(
+        FaultRule::new(FaultAction::status(500))
+            .verb("patch")
+            .resource("deployments")
+            .name("web"),
+    );
+    let (code, s_json, err) = c.run_json(LATER_OFF_HOURS, &[]).await;
+    assert_eq!(code, 1, "{s_json}\n{err}");
+    assert_eq!(row(&s_json, &ns, "rolled_back")["action"], "up");
+    assert_eq!(
+        c.answer(&ns, "tonight").await,
+        Value::Null,
+        "not answered: the namespace is not up"
+    );
+    assert_eq!(c.replicas("Deployment", &ns, "api").await, 0);
+    assert_eq!(window(&c, &ns).await, (None, None));
+    s.remove_fault(fault);
+    let (code, s_json, err) = c.run_json(LATER_OFF_HOURS, &[]).await;
+    assert_eq!(code, 0, "{s_json}\n{err}");
+    assert!(c.phase(&ns, "tonight").await.starts_with("Accepted: "));
+    assert_eq!(c.replicas("Deployment", &ns, "web").await, 1);
 }

@@ -217,10 +217,7 @@ pub async fn merge_patch(
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    let req = Request::new(kind.path(namespace))
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .map_err(kube::Error::BuildRequest)?;
-    client.request(req).await
+    merge_patch_at(client, kind, namespace, name, None, patch).await
 }
 
 /// A JSON merge patch of the `status` subresource (what an ActivationRequest's answer is
@@ -232,8 +229,23 @@ pub async fn merge_patch_status(
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    let req = Request::new(kind.path(namespace))
-        .patch_subresource("status", name, &PatchParams::default(), &Patch::Merge(patch))
-        .map_err(kube::Error::BuildRequest)?;
+    merge_patch_at(client, kind, namespace, name, Some("status"), patch).await
+}
+
+async fn merge_patch_at(
+    client: &kube::Client,
+    kind: Kind,
+    namespace: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    patch: &serde_json::Value,
+) -> Result<Slim, kube::Error> {
+    let (params, body) = (PatchParams::default(), Patch::Merge(patch));
+    let req = Request::new(kind.path(namespace));
+    let req = match subresource {
+        Some(sub) => req.patch_subresource(sub, name, &params, &body),
+        None => req.patch(name, &params, &body),
+    }
+    .map_err(kube::Error::BuildRequest)?;
     client.request(req).await
 }

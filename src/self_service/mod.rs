@@ -105,40 +105,36 @@ impl ActivationRequest {
     /// `spec.requestedBy`: who asked, verified at admission by the guard component.
     pub fn requester(&self) -> std::result::Result<&str, String> {
         let field = "spec.requestedBy";
-        match &self.requested_by {
-            None => Err(format!("{field} is missing")),
-            Some(Text::Other(what)) => Err(format!("{field} is {what}, not a user name")),
-            Some(Text::String { chars, .. }) if *chars > REQUESTED_BY_MAX_CHARS => Err(format!(
-                "{field} is {chars} characters long, more than {REQUESTED_BY_MAX_CHARS}"
-            )),
-            Some(t) => match t.as_str().map(str::trim) {
-                Some(s) if !s.is_empty() => Ok(s),
-                _ => Err(format!("{field} is empty")),
-            },
+        match written(field, &self.requested_by, REQUESTED_BY_MAX_CHARS, "a user name")?.trim() {
+            "" => Err(format!("{field} is empty")),
+            s => Ok(s),
         }
     }
 
     /// `spec.until`, an RFC 3339 instant.
     pub fn until(&self) -> std::result::Result<DateTime<Utc>, String> {
         let field = "spec.until";
-        match &self.until {
-            None => Err(format!("{field} is missing")),
-            Some(Text::Other(what)) => Err(format!("{field} is {what}, not an RFC 3339 instant")),
-            Some(Text::String { chars, .. }) if *chars > UNTIL_MAX_CHARS => Err(format!(
-                "{field} is {chars} characters long, more than {UNTIL_MAX_CHARS}"
-            )),
-            Some(t) => {
-                let raw = t.as_str().unwrap_or_default();
-                DateTime::parse_from_rfc3339(raw.trim())
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| format!("{field} {raw:?} is not an RFC 3339 instant"))
-            }
-        }
+        let raw = written(field, &self.until, UNTIL_MAX_CHARS, "an RFC 3339 instant")?;
+        DateTime::parse_from_rfc3339(raw.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| format!("{field} {raw:?} is not an RFC 3339 instant"))
     }
 
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A field a team wrote: present, a string, at most `max` characters; else why not.
+fn written<'a>(field: &str, value: &'a Option<Text>, max: usize, what: &str) -> std::result::Result<&'a str, String> {
+    match value {
+        None => Err(format!("{field} is missing")),
+        Some(Text::Other(kind)) => Err(format!("{field} is {kind}, not {what}")),
+        Some(Text::String { chars, .. }) if *chars > max => {
+            Err(format!("{field} is {chars} characters long, more than {max}"))
+        }
+        Some(t) => Ok(t.as_str().unwrap_or_default()),
     }
 }
 

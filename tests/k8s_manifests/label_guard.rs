@@ -91,6 +91,33 @@ pub fn platform_groups(r: &Rendered, origin: &str) -> Vec<String> {
     ))
 }
 
+/// A policy that fails closed, has no parameter, and judges exactly CREATE and UPDATE of one
+/// resource.
+fn assert_fail_closed_on_create_and_update(p: &ValidatingAdmissionPolicy, group: &str, resource: &str, origin: &str) {
+    let spec = p.spec.as_ref().expect("policy spec");
+    assert_eq!(spec.failure_policy.as_deref(), Some("Fail"), "{origin}: fail closed");
+    assert!(spec.param_kind.is_none(), "{origin}: no paramKind");
+    let rules = spec
+        .match_constraints
+        .as_ref()
+        .and_then(|m| m.resource_rules.as_ref())
+        .expect("matchConstraints.resourceRules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&[resource.to_string()][..]),
+        "{origin}"
+    );
+    assert_eq!(
+        rules[0].api_groups.as_deref(),
+        Some(&[group.to_string()][..]),
+        "{origin}"
+    );
+    let mut ops = rules[0].operations.clone().unwrap_or_default();
+    ops.sort();
+    assert_eq!(ops, ["CREATE", "UPDATE"], "{origin}: CREATE counts as setting a value");
+}
+
 /// The guard as shipped: two v1 ValidatingAdmissionPolicies, each bound to everything with
 /// `Deny` and no parameter; the label guard judges only Namespace writes that touch our keys
 /// (its matchCondition), covers the whole `namespace-scheduler/` prefix and lets the
@@ -122,19 +149,7 @@ pub fn assert_label_guard(r: &Rendered, origin: &str) {
 
     let p = policy(r, POLICY_NAME, origin);
     let spec = p.spec.as_ref().expect("policy spec");
-    assert_eq!(spec.failure_policy.as_deref(), Some("Fail"), "{origin}: fail closed");
-    assert!(spec.param_kind.is_none(), "{origin}: no paramKind");
-    let rules = spec
-        .match_constraints
-        .as_ref()
-        .and_then(|m| m.resource_rules.as_ref())
-        .expect("matchConstraints.resourceRules");
-    assert_eq!(rules.len(), 1);
-    assert_eq!(rules[0].resources.as_deref(), Some(&["namespaces".to_string()][..]));
-    assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
-    let mut ops = rules[0].operations.clone().unwrap_or_default();
-    ops.sort();
-    assert_eq!(ops, ["CREATE", "UPDATE"], "{origin}: CREATE counts as setting a key");
+    assert_fail_closed_on_create_and_update(p, "", "namespaces", origin);
     let conditions = spec.match_conditions.as_deref().unwrap_or_default();
     assert_eq!(conditions.len(), 1, "{origin}: one matchCondition");
     assert!(
@@ -168,23 +183,8 @@ pub fn assert_label_guard(r: &Rendered, origin: &str) {
 
     let p = policy(r, REQUESTER_POLICY_NAME, origin);
     let spec = p.spec.as_ref().expect("policy spec");
-    assert_eq!(spec.failure_policy.as_deref(), Some("Fail"));
-    assert!(spec.param_kind.is_none());
-    let rules = spec
-        .match_constraints
-        .as_ref()
-        .and_then(|m| m.resource_rules.as_ref())
-        .expect("matchConstraints.resourceRules");
-    assert_eq!(rules.len(), 1);
-    assert_eq!(
-        rules[0].resources.as_deref(),
-        Some(&["activationrequests".to_string()][..]),
-        "{origin}: the requests, not their status"
-    );
-    assert_eq!(
-        rules[0].api_groups.as_deref(),
-        Some(&["namespace-scheduler.io".to_string()][..])
-    );
+    // the requests, not their status
+    assert_fail_closed_on_create_and_update(p, "namespace-scheduler.io", "activationrequests", origin);
     let validations = spec.validations.as_deref().unwrap_or_default();
     assert!(validations
         .iter()

@@ -181,10 +181,6 @@ impl Judgement {
         at: DateTime<Utc>,
     ) -> Judgement {
         let mut j = Judgement::default();
-        let by_ns: BTreeMap<&str, Vec<&ActivationRequest>> = requests.iter().fold(BTreeMap::new(), |mut m, r| {
-            m.entry(r.namespace.as_str()).or_insert_with(Vec::new).push(r);
-            m
-        });
         let mut ordered: Vec<&ActivationRequest> = requests.iter().collect();
         // Oldest first; a request whose creationTimestamp does not read goes last.
         ordered.sort_by(|a, b| {
@@ -244,6 +240,18 @@ impl Judgement {
                 },
             ));
         }
+        j.windows(requests, inv, &decided);
+        j
+    }
+
+    /// Which windows end this run, and who holds the others: a window whose request is gone
+    /// (to be confirmed), or answered otherwise than `Accepted` and not pending, ends; so does
+    /// one whose request changed and is refused outright.
+    fn windows(&mut self, requests: &[ActivationRequest], inv: &Inventory, decided: impl Fn(&str) -> bool) {
+        let by_ns: BTreeMap<&str, Vec<&ActivationRequest>> = requests.iter().fold(BTreeMap::new(), |mut m, r| {
+            m.entry(r.namespace.as_str()).or_insert_with(Vec::new).push(r);
+            m
+        });
         // Windows whose request is gone, or answered otherwise than `Accepted` and not pending.
         for ns in inv.namespaces.values().filter(|ns| decided(&ns.name)) {
             let Some(holder) = ns.active_request() else { continue };
@@ -251,28 +259,27 @@ impl Judgement {
                 .get(ns.name.as_str())
                 .and_then(|rs| rs.iter().find(|r| r.name == holder));
             match found {
-                None => j.missing_holders.push((ns.name.clone(), holder.to_string())),
+                None => self.missing_holders.push((ns.name.clone(), holder.to_string())),
                 Some(r) if r.pending() => {}
                 Some(r) if r.answered(Phase::Accepted) => {
-                    j.holders.insert(ns.name.clone(), (*r).clone());
+                    self.holders.insert(ns.name.clone(), (*r).clone());
                 }
                 Some(_) => {
-                    j.ending.insert(ns.name.clone());
+                    self.ending.insert(ns.name.clone());
                 }
             }
         }
         // A changed request whose new spec is refused outright ends the window it held.
-        for reply in &j.replies {
+        for reply in &self.replies {
             let r = &reply.request;
             let holds = inv
                 .namespaces
                 .get(&r.namespace)
                 .is_some_and(|ns| ns.active_request() == Some(r.name.as_str()));
             if holds && matches!(reply.reason, Reason::Rejected { .. }) {
-                j.ending.insert(r.namespace.clone());
+                self.ending.insert(r.namespace.clone());
             }
         }
-        j
     }
 
     fn reject(&mut self, r: &ActivationRequest, cost_center: &str, why: &str) {
@@ -369,24 +376,32 @@ impl Judgement {
                 }),
             }
         }
-        // The request that held the window before, answered `Accepted`, is replaced (unless it
-        // is answered otherwise this run already).
-        for (ns_name, g) in grants.iter_mut() {
-            let Some(holder) = holders.get(ns_name).filter(|h| h.name != g.request.name) else {
-                continue;
-            };
-            let answered = replies.iter().any(|x| x.request == *holder) || g.replaced.iter().any(|(x, _)| x == holder);
-            if !answered {
-                let why = format!("replaced by ActivationRequest {}", g.request.name);
-                g.replaced.push((holder.clone(), Answer::ended(holder, &why)));
-            }
-        }
+        replace_holders(&mut grants, &holders, &replies);
         // Windows a grant opens again are not ending.
         ending.retain(|ns| !grants.contains_key(ns));
         Decisions {
             replies,
             grants,
             ending,
+        }
+    }
+}
+
+/// The request that held a granted window before, answered `Accepted`, is replaced by the grant
+/// (unless it is answered otherwise this run already).
+fn replace_holders(
+    grants: &mut BTreeMap<String, Grant>,
+    holders: &BTreeMap<String, ActivationRequest>,
+    replies: &[Reply],
+) {
+    for (ns_name, g) in grants.iter_mut() {
+        let Some(holder) = holders.get(ns_name).filter(|h| h.name != g.request.name) else {
+            continue;
+        };
+        let answered = replies.iter().any(|x| x.request == *holder) || g.replaced.iter().any(|(x, _)| x == holder);
+        if !answered {
+            let why = format!("replaced by ActivationRequest {}", g.request.name);
+            g.replaced.push((holder.clone(), Answer::ended(holder, &why)));
         }
     }
 }

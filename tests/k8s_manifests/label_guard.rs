@@ -10,7 +10,7 @@ use namespace_scheduler::scaling::{LABEL_COST_CENTER, LABEL_EXCLUDE, PREFIX};
 use namespace_scheduler::schedule::SCHEDULE_ANNOTATION;
 use serde_json::Value;
 
-use super::{Rendered, NAMESPACE, SERVICE_ACCOUNT};
+use super::{name_of, Rendered, NAMESPACE, SERVICE_ACCOUNT};
 
 pub const POLICY_NAME: &str = "namespace-scheduler-label-guard";
 pub const REQUESTER_POLICY_NAME: &str = "namespace-scheduler-verified-requester";
@@ -189,4 +189,105 @@ pub fn assert_label_guard(r: &Rendered, origin: &str) {
     assert!(validations
         .iter()
         .any(|v| v.expression.contains("request.userInfo.username")));
+}
+
+/// The Kyverno component's two guard rules are the admission policies' rules: what changed is
+/// decided by the same CEL (so the rule tested on a real apiserver is this one), who may is the
+/// exclude block; the verified requester is the same variables and validations, word for word.
+pub fn assert_kyverno_twin(kyverno: &Rendered, vap: &Rendered) {
+    let kyverno_policy = |name: &str| {
+        kyverno
+            .custom
+            .iter()
+            .find(|p| name_of(p) == name)
+            .unwrap_or_else(|| panic!("the ClusterPolicy {name}"))
+    };
+
+    // The label guard: what changed is decided by the same CEL, so the rule tested on a real
+    // apiserver is this one; who may is the exclude block.
+    let p = kyverno_policy("namespace-scheduler-guard-money-labels");
+    assert_eq!(p["spec"]["background"], false, "userInfo exists only at admission");
+    let rule = &p["spec"]["rules"][0];
+    let m = &rule["match"]["any"][0]["resources"];
+    assert_eq!(m["kinds"], serde_json::json!(["Namespace"]));
+    assert_eq!(m["operations"], serde_json::json!(["CREATE", "UPDATE"]));
+    let subjects = rule["exclude"]["any"][0]["subjects"]
+        .as_array()
+        .expect("exclude subjects");
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == SERVICE_ACCOUNT && s["namespace"] == NAMESPACE),
+        "the scheduler's ServiceAccount may change: {subjects:?}"
+    );
+    let groups: Vec<&str> = subjects
+        .iter()
+        .filter(|s| s["kind"] == "Group")
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        groups,
+        ["system:masters", "platform-admins"],
+        "the platform, as in the production overlay"
+    );
+    assert_eq!(rule["validate"]["failureAction"], "Enforce");
+    let kyverno = kyverno_variables(rule);
+    let bad = guard_mismatches(&kyverno, "kyverno");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let shared: Vec<(String, String)> = policy_variables(policy(vap, POLICY_NAME, "label-guard"))
+        .into_iter()
+        .filter(|(n, _)| !IDENTITY_VARIABLES.contains(&n.as_str()))
+        .collect();
+    assert_eq!(
+        kyverno, shared,
+        "Kyverno's CEL variables differ from the admission policy's"
+    );
+    let exprs = rule["validate"]["cel"]["expressions"]
+        .as_array()
+        .expect("cel.expressions");
+    let vap_validation = &policy(vap, POLICY_NAME, "label-guard")
+        .spec
+        .as_ref()
+        .unwrap()
+        .validations
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        exprs[0]["messageExpression"].as_str(),
+        vap_validation.message_expression.as_deref()
+    );
+
+    // The verified requester: the same variables and validations, word for word.
+    let p = kyverno_policy("namespace-scheduler-verified-requester");
+    assert_eq!(p["spec"]["background"], false);
+    let rule = &p["spec"]["rules"][0];
+    assert_eq!(
+        rule["match"]["any"][0]["resources"]["kinds"],
+        serde_json::json!(["namespace-scheduler.io/*/ActivationRequest"])
+    );
+    let requester = policy(vap, REQUESTER_POLICY_NAME, "label-guard").spec.as_ref().unwrap();
+    assert_eq!(
+        kyverno_variables(rule),
+        policy_variables(policy(vap, REQUESTER_POLICY_NAME, "label-guard"))
+    );
+    let vap_rules: Vec<(String, Option<String>, Option<String>)> = requester
+        .validations
+        .iter()
+        .flatten()
+        .map(|v| (v.expression.clone(), v.message.clone(), v.message_expression.clone()))
+        .collect();
+    let kyverno_rules: Vec<(String, Option<String>, Option<String>)> = rule["validate"]["cel"]["expressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().map(str::to_string);
+            (
+                s("expression").unwrap_or_default(),
+                s("message"),
+                s("messageExpression"),
+            )
+        })
+        .collect();
+    assert_eq!(kyverno_rules, vap_rules);
 }

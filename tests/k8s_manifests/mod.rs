@@ -3,6 +3,7 @@
 //! suite, which feeds it the requests the binary really made against the API stand-in.
 #![allow(dead_code)]
 
+pub mod activation_requests;
 pub mod argocd;
 pub mod label_guard;
 pub mod workloads;

@@ -22,6 +22,8 @@ use serde_yaml::Value;
 use crate::config::Config;
 use crate::error::{Error, Result};
 
+pub mod item;
+
 /// The CloudFormation template of both tables, as deployed.
 pub const TABLES_TEMPLATE: &str = include_str!("../infrastructure/dynamodb-tables.yaml");
 /// Logical ids of the two tables in [`TABLES_TEMPLATE`].

@@ -192,13 +192,13 @@ pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespaceP
                 show(&nc.before.active_until),
                 show(&nc.after.active_until)
             );
-            if nc.after.request_status != nc.before.request_status {
+            if nc.after.active_request != nc.before.active_request {
                 let _ = writeln!(
                     out,
-                    "  {:<12} {:<40} request: {}",
+                    "  {:<12} {:<40} window granted to ActivationRequest {}",
                     "",
                     "",
-                    show(&nc.after.request_status)
+                    show(&nc.after.active_request)
                 );
             }
         }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use namespace_scheduler::config::Config;
 use namespace_scheduler::hours::BusinessHours;
 use namespace_scheduler::permissions::rules::{authorize, first_non_business};
-use namespace_scheduler::permissions::{default_cost_centers, ActivationRequest, Caps, CostCenter, Grant, Window};
+use namespace_scheduler::permissions::{default_cost_centers, Caps, CostCenter, Grant, ProposedWindow, Window};
 use namespace_scheduler::Exit;
 use proptest::prelude::*;
 
@@ -45,8 +45,8 @@ fn caps(cluster: u32) -> Caps {
     }
 }
 
-fn req(namespace: &str, cost_center: &str, until: DateTime<Utc>) -> ActivationRequest {
-    ActivationRequest {
+fn req(namespace: &str, cost_center: &str, until: DateTime<Utc>) -> ProposedWindow {
+    ProposedWindow {
         namespace: namespace.into(),
         cost_center: cost_center.into(),
         label: None,
@@ -64,7 +64,7 @@ fn window(namespace: &str, cost_center: &str, until: DateTime<Utc>) -> Window {
 }
 
 fn verdicts(
-    requests: &[ActivationRequest],
+    requests: &[ProposedWindow],
     windows: &[Window],
     at: DateTime<Utc>,
     cap: u32,
@@ -76,7 +76,7 @@ fn verdicts(
         .collect()
 }
 
-fn one(request: ActivationRequest, windows: &[Window], at: DateTime<Utc>) -> Result<Grant, String> {
+fn one(request: ProposedWindow, windows: &[Window], at: DateTime<Utc>) -> Result<Grant, String> {
     verdicts(&[request], windows, at, 5).remove(0)
 }
 
@@ -319,7 +319,7 @@ proptest! {
             match event {
                 Event::Close(n) => open.retain(|w| w.namespace != format!("dev-{n}")),
                 Event::Ask(asks) => {
-                    let requests: Vec<ActivationRequest> = asks
+                    let requests: Vec<ProposedWindow> = asks
                         .iter()
                         .map(|(n, c, minutes)| {
                             let cc = COST_CENTERS[*c];

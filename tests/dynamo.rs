@@ -352,6 +352,8 @@ async fn a_batch_that_keeps_failing_does_not_stop_the_others() {
     );
 }
 
+/// A malformed item fails only its own cost center: the others are read as usual, and the
+/// invalid one says which attribute and what was found.
 #[tokio::test]
 async fn permissions_are_fetched_in_batches_and_missing_ones_are_absent() {
     let h = dynamo().await;
@@ -361,12 +363,30 @@ async fn permissions_are_fetched_in_batches_and_missing_ones_are_absent() {
         assert!(store.put_if_absent(&cc).await.unwrap());
     }
     // 150 names: two BatchGetItem chunks; only the six defaults exist.
-    let mut wanted: BTreeSet<String> = (0..144).map(|i| format!("MISSING-{i}")).collect();
+    let mut broken = default_cost_centers(0)[0].to_item();
+    broken.insert("cost_center".into(), AttributeValue::S("BROKEN".into()));
+    broken.insert("max_concurrent_namespaces".into(), AttributeValue::S("ten".into()));
+    h.client
+        .put_item()
+        .table_name(&permissions)
+        .set_item(Some(broken))
+        .send()
+        .await
+        .unwrap();
+    let mut wanted: BTreeSet<String> = (0..143).map(|i| format!("MISSING-{i}")).collect();
     wanted.extend(default_cost_centers(0).into_iter().map(|c| c.cost_center));
+    wanted.insert("BROKEN".into());
     let found = store.fetch(&wanted).await.unwrap();
-    assert_eq!(found.len(), 6);
-    assert_eq!(found["EXTERNAL-CONTRACTOR"], default_cost_centers(1_767_225_600)[5]);
-    assert!(!found["EXTERNAL-CONTRACTOR"].is_authorized);
+    assert_eq!(found.len(), 7);
+    assert_eq!(
+        found["EXTERNAL-CONTRACTOR"].as_ref().unwrap(),
+        &default_cost_centers(1_767_225_600)[5]
+    );
+    assert!(!found["EXTERNAL-CONTRACTOR"].as_ref().unwrap().is_authorized);
+    assert_eq!(
+        found["BROKEN"].as_ref().unwrap_err().to_string(),
+        "permissions_invalid: BROKEN.max_concurrent_namespaces: the string \"ten\" (expected a non-negative integer, N)"
+    );
 
     let unreadable = PermissionsStore::new(h.client.clone(), unique_name("no-such-table"));
     let err = unreadable.fetch(&wanted).await.unwrap_err();

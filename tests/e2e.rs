@@ -13,6 +13,8 @@ mod common;
 mod control_plane_faults;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/guard_real.rs"]
+mod guard_real;
 #[path = "e2e/harness.rs"]
 mod harness;
 mod k8s_manifests;
@@ -20,6 +22,8 @@ mod k8s_manifests;
 mod lease;
 #[path = "e2e/manifests_real.rs"]
 mod manifests_real;
+#[path = "e2e/manifests_real_support.rs"]
+mod manifests_real_support;
 #[path = "e2e/rbac.rs"]
 mod rbac;
 #[path = "e2e/refusals.rs"]
@@ -28,6 +32,8 @@ mod refusals;
 mod savings;
 #[path = "e2e/schedules.rs"]
 mod schedules;
+#[path = "e2e/self_service.rs"]
+mod self_service;
 #[path = "e2e/skips.rs"]
 mod skips;
 
@@ -440,19 +446,19 @@ async fn self_service_requests_are_accepted_rejected_expired_and_answered_once()
         c.deployment(ns, "api", 2).await;
     }
     assert_eq!(c.run(&["run", "--at", OFF_HOURS]).await.0, 0);
-    let ask = |until: &str| json!({"metadata": {"annotations": {"namespace-scheduler/request-until": until, "namespace-scheduler/requested-by": "maria"}}});
-    c.patch("Namespace", None, &ok, ask("2026-11-25T23:00:00-05:00")).await;
-    c.patch("Namespace", None, &no, ask("2026-11-25T23:00:00-05:00")).await;
-    c.patch("Namespace", None, &old, ask("2026-11-25T19:00:00-05:00")).await;
+    c.ask(&ok, "late", "2026-11-25T23:00:00-05:00").await;
+    c.ask(&no, "late", "2026-11-25T23:00:00-05:00").await;
+    c.ask(&old, "late", "2026-11-25T19:00:00-05:00").await;
+    let me = c.whoami().await;
 
     let (code, s, err) = c.run_json(LATER_OFF_HOURS, &[]).await;
     assert_eq!(code, 0, "{s}\n{err}");
     assert_eq!(c.replicas("Deployment", &ok, "api").await, 2);
+    let answer = c.answer(&ok, "late").await;
     assert_eq!(
-        c.annotation("Namespace", None, &ok, "namespace-scheduler/request-status")
-            .await
-            .as_deref(),
-        Some("accepted")
+        answer,
+        json!({"phase": "Accepted", "message": "window open until 2026-11-26T04:00:00Z, granted to DEVOPS-INFRA",
+               "grantedUntil": "2026-11-26T04:00:00Z", "costCenter": "DEVOPS-INFRA", "observedGeneration": 1})
     );
     assert_eq!(
         c.annotation("Namespace", None, &ok, "namespace-scheduler/active-until")
@@ -460,17 +466,23 @@ async fn self_service_requests_are_accepted_rejected_expired_and_answered_once()
             .as_deref(),
         Some("2026-11-26T04:00:00Z")
     );
+    assert_eq!(
+        c.annotation("Namespace", None, &ok, "namespace-scheduler/active-request")
+            .await
+            .as_deref(),
+        Some("late")
+    );
     assert_eq!(c.replicas("Deployment", &no, "api").await, 0);
-    let status = c
-        .annotation("Namespace", None, &no, "namespace-scheduler/request-status")
-        .await
-        .unwrap();
-    assert!(status.starts_with("rejected: not_authorized"), "{status}");
-    let status = c
-        .annotation("Namespace", None, &old, "namespace-scheduler/request-status")
-        .await
-        .unwrap();
-    assert!(status.starts_with("rejected: expired"), "{status}");
+    let status = c.phase(&no, "late").await;
+    assert!(
+        status.starts_with("Rejected: not_authorized: cost center EXTERNAL-CONTRACTOR"),
+        "{status}"
+    );
+    let status = c.phase(&old, "late").await;
+    assert!(
+        status.starts_with("Rejected: expired: the requested window ended at 2026-11-26T00:00:00Z"),
+        "{status}"
+    );
     let audit = c.audit().await;
     let activations: Vec<_> = audit
         .iter()
@@ -478,14 +490,15 @@ async fn self_service_requests_are_accepted_rejected_expired_and_answered_once()
         .map(|r| (r.namespace_name.clone(), r.status, r.requested_by.clone()))
         .collect();
     assert_eq!(activations.len(), 3, "{activations:?}");
-    assert!(activations.contains(&(ok.clone(), AuditStatus::Completed, "maria".into())));
-    assert!(activations.contains(&(no.clone(), AuditStatus::Rejected, "maria".into())));
-    assert!(activations.contains(&(old.clone(), AuditStatus::Rejected, "maria".into())));
+    assert!(activations.contains(&(ok.clone(), AuditStatus::Completed, me.clone())));
+    assert!(activations.contains(&(no.clone(), AuditStatus::Rejected, me.clone())));
+    assert!(activations.contains(&(old.clone(), AuditStatus::Rejected, me.clone())));
 
-    // Answered requests are not re-evaluated: nothing changes, nothing is audited.
+    // Answered requests are not judged again: nothing changes, nothing is audited.
     let (code, s, _) = c.run_json(LATER_OFF_HOURS, &[]).await;
     assert_eq!(code, 0);
     assert_eq!(s["namespaces_changed"], 0, "{s}");
+    assert_eq!(s["writes"], 0, "{s}");
     assert_eq!(c.audit().await.len(), audit.len());
     c.cleanup().await;
 }

@@ -181,6 +181,7 @@ fn assert_common(r: &Rendered, origin: &str) {
     assert_rbac_grants(r, BINARY_API_REQUESTS);
     assert_cron_jobs(r);
     assert_populate_job(r);
+    k8s_manifests::activation_requests::assert_activation_requests(r, origin);
 }
 
 /// `arn:aws:iam::<12 digits>:role/<name>`
@@ -379,6 +380,12 @@ fn production_overlay() {
     }
     assert_eq!(n, 4, "three CronJobs and the populate Job");
     assert_label_guard(&r, "manifests/overlays/production");
+    let groups = k8s_manifests::label_guard::platform_groups(&r, "manifests/overlays/production");
+    assert_eq!(
+        groups,
+        ["system:masters", "platform-admins"],
+        "the production overlay names the platform"
+    );
 
     // the tag is managed through kustomize `images:` so CI can `kustomize edit set image`
     let k: Value = serde_yaml::from_str(
@@ -401,7 +408,7 @@ fn kyverno_component() {
     let r = type_all(&docs, "manifests/tests/kyverno");
     assert_common(&r, "manifests/tests/kyverno");
     let policies: Vec<&Value> = r.custom.iter().filter(|v| kind_of(v) == "ClusterPolicy").collect();
-    assert_eq!(policies.len(), 2, "two Kyverno ClusterPolicies");
+    assert_eq!(policies.len(), 3, "three Kyverno ClusterPolicies");
     let p = policies
         .iter()
         .find(|p| name_of(p) == "namespace-scheduler-block-pods-in-inactive-namespaces")
@@ -434,7 +441,7 @@ fn kyverno_component() {
     assert!(rule["validate"]["deny"].is_object(), "validate.deny");
     assert!(rule["validate"]["message"]
         .as_str()
-        .is_some_and(|m| m.contains("request-until")));
+        .is_some_and(|m| m.contains("ActivationRequest")));
 }
 
 #[test]
@@ -517,65 +524,10 @@ fn label_guard_component() {
 
 #[test]
 fn kyverno_guard_is_the_same_rule_as_the_admission_policy() {
-    use k8s_manifests::label_guard::*;
-    let r = type_all(&kustomize("manifests/tests/kyverno"), "manifests/tests/kyverno");
-    let p = r
-        .custom
-        .iter()
-        .find(|p| name_of(p) == "namespace-scheduler-guard-money-labels")
-        .expect("the guard ClusterPolicy");
-    assert_eq!(p["spec"]["background"], false, "userInfo exists only at admission");
-    let rule = &p["spec"]["rules"][0];
-    let m = &rule["match"]["any"][0]["resources"];
-    assert_eq!(m["kinds"], serde_json::json!(["Namespace"]));
-    assert_eq!(m["operations"], serde_json::json!(["CREATE", "UPDATE"]));
-    let subjects = rule["exclude"]["any"][0]["subjects"]
-        .as_array()
-        .expect("exclude subjects");
-    assert!(
-        subjects
-            .iter()
-            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == SERVICE_ACCOUNT && s["namespace"] == NAMESPACE),
-        "the scheduler's ServiceAccount may change: {subjects:?}"
-    );
-    assert!(
-        subjects.iter().any(|s| s["kind"] == "Group"),
-        "a platform group may change"
-    );
-    assert_eq!(rule["validate"]["failureAction"], "Enforce");
-
-    let kyverno = kyverno_variables(rule);
-    let bad = guard_mismatches(&guard_of(&kyverno, "kyverno"), "kyverno");
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
-    // What changed is decided by the same CEL, so the rule tested on a real apiserver is this one.
+    let kyverno = type_all(&kustomize("manifests/tests/kyverno"), "manifests/tests/kyverno");
     let vap = type_all(
         &kustomize("manifests/components/label-guard"),
         "manifests/components/label-guard",
     );
-    let shared: Vec<(String, String)> = policy_variables(&vap.admission_policies[0])
-        .into_iter()
-        .filter(|(n, _)| !IDENTITY_VARIABLES.contains(&n.as_str()))
-        .collect();
-    assert_eq!(
-        kyverno, shared,
-        "Kyverno's CEL variables differ from the admission policy's"
-    );
-    let exprs = rule["validate"]["cel"]["expressions"]
-        .as_array()
-        .expect("cel.expressions");
-    let vap_validation = &vap.admission_policies[0]
-        .spec
-        .as_ref()
-        .unwrap()
-        .validations
-        .as_ref()
-        .unwrap()[0];
-    assert_eq!(
-        format!("{} || variables.mayChange", exprs[0]["expression"].as_str().unwrap()),
-        vap_validation.expression
-    );
-    assert_eq!(
-        exprs[0]["messageExpression"].as_str(),
-        vap_validation.message_expression.as_deref()
-    );
+    k8s_manifests::label_guard::assert_kyverno_twin(&kyverno, &vap);
 }

@@ -170,7 +170,6 @@ fn namespace(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ManagedNa
         cost_center: "IT".into(),
         labels: map(labels),
         annotations: map(annotations),
-        request_written_at: None,
     }
 }
 
@@ -185,7 +184,7 @@ fn namespace_status_and_window_are_one_write_of_our_keys() {
         until: Until::Set(until, "QA-TESTING".into()),
         operation: OperationType::Activate,
         requested_by: "ana".into(),
-        answer: None,
+        granted_by: None,
     };
     let ws = [w(Kind::Deployment, "api", Setting::Replicas(0), Some("3"))];
     let p = plan_namespace(
@@ -220,30 +219,86 @@ fn namespace_status_and_window_are_one_write_of_our_keys() {
     assert!(p.is_noop(), "{p:?}");
 }
 
+/// A window granted to an ActivationRequest names it on the Namespace; any other window (an
+/// `up`), and its end, remove the name. The answers of the old Namespace-annotation requests are
+/// the scheduler's own keys: removed by the next write the Namespace gets anyway, never alone.
 #[test]
-fn a_request_is_pending_until_its_exact_value_is_answered() {
-    let ns = namespace(
+fn a_window_names_the_request_that_opened_it_and_old_answer_keys_go_with_the_next_write() {
+    let until = Utc.with_ymd_and_hms(2026, 11, 26, 5, 0, 0).unwrap();
+    let granted = Intent {
+        target: Target::Up,
+        until: Until::Set(until, "QA-TESTING".into()),
+        operation: OperationType::Activate,
+        requested_by: "ana".into(),
+        granted_by: Some("night-tests".into()),
+    };
+    let old = [
+        ("namespace-scheduler/request-status", "accepted"),
+        ("namespace-scheduler/request-answered", "2026-11-25T23:00:00-05:00"),
+        ("namespace-scheduler/request-until", "2026-11-25T23:00:00-05:00"),
+    ];
+    let p = plan_namespace(
+        &namespace(&[("namespace-scheduler/status", "active")], &old),
         &[],
-        &[("namespace-scheduler/request-until", "2026-11-25T23:00:00-05:00")],
+        &granted,
     );
-    let r = ns.pending_request().unwrap();
-    assert_eq!(r.until, Some(Utc.with_ymd_and_hms(2026, 11, 26, 4, 0, 0).unwrap()));
-    let answered = namespace(
+    assert_eq!(
+        p.namespace_change.unwrap().patch(),
+        json!({"metadata": {"annotations": {
+            "namespace-scheduler/active-until": "2026-11-26T05:00:00Z",
+            "namespace-scheduler/active-cost-center": "QA-TESTING",
+            "namespace-scheduler/active-request": "night-tests",
+            "namespace-scheduler/request-status": null,
+            "namespace-scheduler/request-answered": null
+        }}}),
+        "the team's own request-until is not the scheduler's to remove"
+    );
+    let holding = [
+        ("namespace-scheduler/active-until", "2026-11-26T05:00:00Z"),
+        ("namespace-scheduler/active-cost-center", "QA-TESTING"),
+        ("namespace-scheduler/active-request", "night-tests"),
+    ];
+    let ended = Intent {
+        until: Until::Remove,
+        granted_by: None,
+        ..granted.clone()
+    };
+    let p = plan_namespace(
+        &namespace(&[("namespace-scheduler/status", "active")], &holding),
         &[],
-        &[
-            ("namespace-scheduler/request-until", "2026-11-25T23:00:00-05:00"),
-            ("namespace-scheduler/request-answered", "2026-11-25T23:00:00-05:00"),
-        ],
+        &ended,
     );
-    assert!(answered.pending_request().is_none());
-    let changed = namespace(
+    assert_eq!(
+        p.namespace_change.unwrap().patch()["metadata"]["annotations"]["namespace-scheduler/active-request"],
+        json!(null)
+    );
+    let admin_up = Intent {
+        granted_by: None,
+        ..granted.clone()
+    };
+    let p = plan_namespace(
+        &namespace(&[("namespace-scheduler/status", "active")], &holding),
         &[],
-        &[
-            ("namespace-scheduler/request-until", "2026-11-26T23:00:00-05:00"),
-            ("namespace-scheduler/request-answered", "2026-11-25T23:00:00-05:00"),
-        ],
+        &admin_up,
     );
-    assert!(changed.pending_request().is_some(), "a new value is a new request");
+    assert_eq!(
+        p.namespace_change.unwrap().patch(),
+        json!({"metadata": {"annotations": {"namespace-scheduler/active-request": null}}}),
+        "an admin's up takes the window over"
+    );
+    // Nothing else to write: the old keys stay until then.
+    let keep = Intent {
+        until: Until::Keep,
+        ..granted
+    };
+    let mut at_target = holding.to_vec();
+    at_target.extend(old);
+    let p = plan_namespace(
+        &namespace(&[("namespace-scheduler/status", "active")], &at_target),
+        &[],
+        &keep,
+    );
+    assert!(p.is_noop(), "{p:?}");
 }
 
 /// A workload as the apiserver lists it, decoded by the engine's slim types.
@@ -266,7 +321,7 @@ fn intent_to(target: Target) -> Intent {
         until: Until::Keep,
         operation: OperationType::Deactivate,
         requested_by: "cli".into(),
-        answer: None,
+        granted_by: None,
     }
 }
 

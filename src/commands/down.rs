@@ -20,7 +20,7 @@ pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
         until: Until::Remove,
         operation: OperationType::Deactivate,
         requested_by: args.requested_by.clone(),
-        answer: None,
+        granted_by: None,
     };
     let plans: Vec<_> = args
         .namespaces

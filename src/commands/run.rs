@@ -1,6 +1,6 @@
 //! `run`, the CronJob entrypoint: the clock decides (every time, not only at 08:00), so a late,
-//! missed or hand-started run converges to the right state; and every pending self-service
-//! request is decided by the same rules as `up`.
+//! missed or hand-started run converges to the right state; and every pending ActivationRequest
+//! is decided by the same rules as `up` (docs/reference.md §5).
 
 use std::collections::BTreeMap;
 
@@ -10,20 +10,29 @@ use super::Context;
 use crate::audit::{AuditRecord, OperationType};
 use crate::cli::RunArgs;
 use crate::error::{Exit, Result};
-use crate::permissions::{self, ActivationRequest};
+use crate::permissions::{self, Window};
 use crate::scaling::engine::{self, Session};
-use crate::scaling::inventory::{Inventory, ManagedNamespace};
-use crate::scaling::plan::{plan_namespace, rfc3339, Intent, Target, Until};
+use crate::scaling::inventory::Inventory;
+use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
+use crate::self_service::answer::{self, AnswerOnceApplied};
+use crate::self_service::judge::{Decisions, Grant, Judgement, Reason, Reply};
+use crate::self_service::{self, ActivationRequest};
 use crate::summary::Row;
 
 pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
-    let session = Session::open(ctx, at).await?;
+    let mut session = Session::open(ctx, at).await?;
     match decide_run(ctx, &session, at).await {
-        Ok((inv, intents, extra)) => {
+        Ok(Decided {
+            inv,
+            intents,
+            extra,
+            grants,
+        }) => {
             let header = engine::header(ctx, "run", at, Some(business), inv.namespaces.len());
+            session.after_apply(Box::new(AnswerOnceApplied { grants }));
             // Planned lazily, one namespace at a time as the engine starts it; a namespace left
             // alone (its schedule does not parse) has no plan at all.
             let plans = inv.namespaces.values().zip(intents).filter_map(|(ns, decided)| {
@@ -42,19 +51,18 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     }
 }
 
-/// The inventory, per managed namespace (in the inventory's order) its intent and the schedule
-/// that decided it (None: left exactly as it is), and the rows decided before planning
-/// (rejected requests with their audit records, namespaces left alone).
-type Decided = (
-    Inventory,
-    Vec<Option<(Intent, String)>>,
-    Vec<(Option<AuditRecord>, Row)>,
-);
-
-/// How a pending request was answered.
-enum Answer {
-    Accepted { until: DateTime<Utc> },
-    Rejected(String),
+/// What `run` hands the engine.
+struct Decided {
+    inv: Inventory,
+    /// Per managed namespace (in the inventory's order): its intent and the schedule that
+    /// decided it (None: left exactly as it is).
+    intents: Vec<Option<(Intent, String)>>,
+    /// Rows decided before planning (answers to requests, namespaces left alone), with their
+    /// audit records.
+    extra: Vec<(Option<AuditRecord>, Row)>,
+    /// Windows granted to requests whose namespace has something to apply: answered once
+    /// it is at its target.
+    grants: BTreeMap<String, Grant>,
 }
 
 async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Result<Decided> {
@@ -79,36 +87,151 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
         )
         .collect();
     tracing::debug!(schedules = book.distinct_schedules(), "schedules decided");
-    let answers = answer_requests(ctx, &inv, at, |ns| hours.contains_key(ns), &mut extra).await?;
+    let mut decisions = judge_requests(ctx, session, &inv, |ns| hours.contains_key(ns), at).await?;
+
     let mut intents = Vec::with_capacity(inv.namespaces.len());
+    let mut answered_now = Vec::new();
     for ns in inv.namespaces.values() {
         let Some(h) = hours.get(ns.name.as_str()) else {
             intents.push(None);
             continue;
         };
-        let live_window = ns.active_until().is_some_and(|t| t > at);
+        let live_window = ns.active_until().is_some_and(|t| t > at) && !decisions.ending.contains(&ns.name);
         let mut intent = scheduled_intent(h.business(), live_window);
-        if let Some((raw, requested_by, answer)) = answers.get(&ns.name) {
-            match answer {
-                Answer::Accepted { until } => {
-                    intent = Intent {
-                        target: Target::Up,
-                        until: Until::Set(*until, ns.cost_center.clone()),
-                        operation: OperationType::Activate,
-                        requested_by: requested_by.clone(),
-                        answer: Some((raw.clone(), "accepted".into())),
-                    };
-                }
-                Answer::Rejected(why) => {
-                    intent.answer = Some((raw.clone(), format!("rejected: {why}")));
-                    let (record, row) = engine::rejection(ctx, &ns.name, &ns.cost_center, requested_by, why);
-                    extra.push((Some(record), row));
-                }
+        if let Some(g) = decisions.grants.get(&ns.name) {
+            intent = Intent {
+                target: Target::Up,
+                until: Until::Set(g.until, g.cost_center.clone()),
+                operation: OperationType::Activate,
+                requested_by: g.requested_by.clone(),
+                granted_by: Some(g.request.name.clone()),
+            };
+            // Nothing to apply: the namespace is at its target already, so the answer is due now.
+            if plan_namespace(ns, inv.workloads_of(&ns.name), &intent).is_noop() {
+                answered_now.push(ns.name.clone());
             }
         }
         intents.push(Some((intent, h.schedule.clone())));
     }
-    Ok((inv, intents, extra))
+    let due: Vec<Grant> = answered_now
+        .iter()
+        .filter_map(|ns| decisions.grants.remove(ns))
+        .collect();
+    extra.extend(answer_now(ctx, session, std::mem::take(&mut decisions.replies), due).await);
+    Ok(Decided {
+        inv,
+        intents,
+        extra,
+        grants: decisions.grants,
+    })
+}
+
+/// Lists and judges the ActivationRequests, asking the permissions table (once, only when a
+/// request is pending) about the ones the rules decide. When the table cannot be read, those
+/// requests stay pending and unanswered (exit 1; the next healthy run decides them) and the rest
+/// of the run goes on; a request whose cost center's item is invalid stays pending the same way,
+/// and only its cost center is affected.
+async fn judge_requests(
+    ctx: &Context,
+    session: &Session,
+    inv: &Inventory,
+    decided: impl Fn(&str) -> bool,
+    at: DateTime<Utc>,
+) -> Result<Decisions> {
+    let requests: Vec<ActivationRequest> = self_service::list(&session.client, &session.policy).await?;
+    let mut judgement = Judgement::of(&requests, inv, decided, at);
+    for (ns, name) in std::mem::take(&mut judgement.missing_holders) {
+        if self_service::gone(&session.client, &session.policy, &ns, &name).await? {
+            judgement.holder_gone(&ns);
+        }
+    }
+    if judgement.proposals.is_empty() {
+        return Ok(judgement.settle(Ok(Vec::new()), inv));
+    }
+    // Windows that end this run hold no slot.
+    let open: Vec<Window> = inv
+        .open_windows(at)
+        .into_iter()
+        .filter(|w| !judgement.ending.contains(&w.namespace))
+        .collect();
+    let proposals = judgement.proposed();
+    let verdicts = permissions::authorize(&ctx.config, &proposals, &open, at)
+        .await
+        .map_err(|e| {
+            // Not a rejection: the requests are not answered at all, and the run fails (exit 1)
+            // so the Job is retried and the next healthy run decides them.
+            tracing::error!(error = %e, requests = proposals.len(), "self-service requests left unanswered until the next run");
+            e.to_string()
+        });
+    Ok(judgement.settle(verdicts, inv))
+}
+
+/// Writes the answers due before anything is applied — rejections, ends of windows, the
+/// reasons a request stays pending, and acceptances whose namespace is already at its target —
+/// and returns their summary rows and audit records. A rejection is audited once, when its
+/// answer is written; an answer that cannot be written makes an `unanswered` row (exit 1). In a
+/// dry run nothing is written: the rows say what would be.
+async fn answer_now(
+    ctx: &Context,
+    session: &Session,
+    replies: Vec<Reply>,
+    due: Vec<Grant>,
+) -> Vec<(Option<AuditRecord>, Row)> {
+    let cost_center = |r: &Reason| match r {
+        Reason::Rejected { cost_center, .. } | Reason::Undecided { cost_center } => cost_center.clone(),
+        Reason::Ended => String::new(),
+    };
+    let mut out = Vec::new();
+    // Rows of what does not depend on being written: a pending request is unanswered either way.
+    for reply in &replies {
+        let why = format!("ActivationRequest {}: {}", reply.request.name, reply.answer.message);
+        if let Reason::Undecided { cost_center } = &reply.reason {
+            out.push((
+                None,
+                Row::decided(&reply.request.namespace, cost_center, "activate", "unanswered", &why),
+            ));
+        }
+    }
+    let mut writes: Vec<(Option<Reason>, ActivationRequest, self_service::judge::Answer)> = replies
+        .into_iter()
+        .map(|r| (Some(r.reason), r.request, r.answer))
+        .collect();
+    for g in due {
+        writes.push((None, g.request, g.answer));
+        writes.extend(g.replaced.into_iter().map(|(r, a)| (None, r, a)));
+    }
+    let written = if ctx.dry_run {
+        writes.into_iter().map(|(t, r, a)| (t, r, a, Ok(()))).collect()
+    } else {
+        let concurrency = ctx.config.scale_concurrency;
+        answer::write_all(&session.client, &session.policy, concurrency, writes).await
+    };
+    for (reason, request, a, result) in written {
+        let cc = reason.as_ref().map(cost_center).unwrap_or_default();
+        match (reason, result) {
+            (
+                Some(Reason::Rejected {
+                    cost_center,
+                    requested_by,
+                }),
+                Ok(()),
+            ) => {
+                let why = format!("ActivationRequest {}: {}", request.name, a.message);
+                let (record, row) = engine::rejection(ctx, &request.namespace, &cost_center, &requested_by, &why);
+                out.push((Some(record), row));
+            }
+            // Its `unanswered` row is there already.
+            (Some(Reason::Undecided { .. }), Err(e)) => {
+                tracing::warn!(request = %request.key(), error = ?e, "why the request stays pending could not be written");
+            }
+            (_, result) => {
+                if let Some(row) = answer::unwritten_row(&request.namespace, &cc, &request, &a, result) {
+                    out.push((None, row));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// What the clock says for a namespace: up in its business hours (a spent window removed), up
@@ -126,88 +249,6 @@ fn scheduled_intent(business: bool, live_window: bool) -> Intent {
         until,
         operation,
         requested_by: "system".into(),
-        answer: None,
+        granted_by: None,
     }
-}
-
-/// Pending self-service requests of the namespaces `decided` (not left alone), answered:
-/// namespace → (request value, requested_by, answer).
-/// Each is authorized exactly like `up`, oldest request first; the permissions table is read
-/// once, and only when there is a request (scheduled scale-downs never depend on it). When the
-/// table cannot be read, requests that need it stay unanswered (rows `unanswered` in
-/// `unanswered`, exit 1; the next healthy run decides them) and the rest of the run goes on.
-async fn answer_requests(
-    ctx: &Context,
-    inv: &Inventory,
-    at: DateTime<Utc>,
-    decided: impl Fn(&str) -> bool,
-    unanswered: &mut Vec<(Option<AuditRecord>, Row)>,
-) -> Result<BTreeMap<String, (String, String, Answer)>> {
-    let mut answers = BTreeMap::new();
-    let mut candidates: Vec<(&ManagedNamespace, String, DateTime<Utc>, Option<String>)> = Vec::new();
-    for ns in inv.namespaces.values().filter(|ns| decided(&ns.name)) {
-        let Some(req) = ns.pending_request() else { continue };
-        let by = req.requested_by.clone().unwrap_or_else(|| "self-service".into());
-        match req.until {
-            None => {
-                let why = format!("invalid: {:?} is not an RFC 3339 instant", req.raw);
-                answers.insert(ns.name.clone(), (req.raw, by, Answer::Rejected(why)));
-            }
-            Some(until) if until <= at => {
-                let why = format!(
-                    "expired: the requested window ended at {} (now {})",
-                    rfc3339(until),
-                    rfc3339(at)
-                );
-                answers.insert(ns.name.clone(), (req.raw, by, Answer::Rejected(why)));
-            }
-            Some(until) => candidates.push((ns, req.raw, until, req.written_at)),
-        }
-    }
-    if candidates.is_empty() {
-        return Ok(answers);
-    }
-    // Oldest request first (by when its annotation was written, as the apiserver records it),
-    // then by name: a stable order, so the same requests get the same slots at every run.
-    candidates.sort_by(|a, b| {
-        let when = |c: &(&ManagedNamespace, String, DateTime<Utc>, Option<String>)| c.3.clone();
-        (when(a).is_none(), when(a), &a.0.name).cmp(&(when(b).is_none(), when(b), &b.0.name))
-    });
-    let requests: Vec<ActivationRequest> = candidates
-        .iter()
-        .map(|(ns, _, until, _)| {
-            let req = ns.pending_request().expect("pending");
-            ActivationRequest {
-                namespace: ns.name.clone(),
-                cost_center: ns.cost_center.clone(),
-                label: ns.cost_center_label().map(str::to_string),
-                requested_by: req.requested_by.unwrap_or_else(|| "self-service".into()),
-                until: *until,
-            }
-        })
-        .collect();
-    let verdicts = match permissions::authorize(&ctx.config, &requests, &inv.open_windows(at), at).await {
-        Ok(v) => v,
-        Err(e) => {
-            // Not a rejection: the request is not answered at all, and the run fails (exit 1)
-            // so the Job is retried and the next healthy run decides it.
-            tracing::error!(error = %e, requests = requests.len(), "self-service requests left unanswered until the next run");
-            let why = format!("left unanswered until the next run: {e}");
-            unanswered.extend(requests.iter().map(|r| {
-                (
-                    None,
-                    Row::decided(&r.namespace, &r.cost_center, "activate", "unanswered", &why),
-                )
-            }));
-            return Ok(answers);
-        }
-    };
-    for ((_, raw, until, _), (request, verdict)) in candidates.into_iter().zip(requests.into_iter().zip(verdicts)) {
-        let answer = match verdict {
-            Ok(_) => Answer::Accepted { until },
-            Err(rejection) => Answer::Rejected(rejection.to_string()),
-        };
-        answers.insert(request.namespace, (raw, request.requested_by, answer));
-    }
-    Ok(answers)
 }

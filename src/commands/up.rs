@@ -1,8 +1,9 @@
 //! `up`: one-off activation, all-or-nothing. It opens a window `[now, now + --for)` granted to
 //! `--cost-center`, held to the same rules and caps as a self-service request. If any requested
 //! namespace is rejected, nothing is touched, each one is audited `rejected`, and the exit code
-//! is 4. If the permissions table cannot be read, nothing is touched and the exit code is 1 (a
-//! retryable failure, not a rejection).
+//! is 4. If the permissions table cannot be read, or the item of `--cost-center` in it is
+//! invalid, nothing is touched and the exit code is 1 (a failure the platform can fix, not a
+//! rejection).
 
 use chrono::Utc;
 
@@ -10,7 +11,7 @@ use super::Context;
 use crate::audit::OperationType;
 use crate::cli::UpArgs;
 use crate::error::{Error, Exit, Result};
-use crate::permissions::{self, ActivationRequest};
+use crate::permissions::{self, ProposedWindow, Verdict};
 use crate::scaling::engine;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
@@ -22,10 +23,10 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
     let business = ctx.config.business.is_business(at)?;
     let until = at + args.duration;
     let (session, inv) = engine::open_for_named(ctx, &args.namespaces, at).await?;
-    let requests: Vec<ActivationRequest> = args
+    let proposals: Vec<ProposedWindow> = args
         .namespaces
         .iter()
-        .map(|n| ActivationRequest {
+        .map(|n| ProposedWindow {
             namespace: n.clone(),
             cost_center: args.cost_center.clone(),
             label: inv.namespaces[n].cost_center_label().map(str::to_string),
@@ -33,17 +34,28 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
             until,
         })
         .collect();
-    let verdicts = match permissions::authorize(&ctx.config, &requests, &inv.open_windows(at), at).await {
+    let verdicts = match permissions::authorize(&ctx.config, &proposals, &inv.open_windows(at), at).await {
         Ok(v) => v,
         Err(e) => {
             session.close().await;
             return Err(e);
         }
     };
-    let rejections: Vec<(String, String)> = requests
+    // An invalid item of the cost center is the platform's to fix: exit 1, nothing touched.
+    if let Some(invalid) = verdicts.iter().find_map(|v| match v {
+        Verdict::Undecided(e) => Some(e),
+        _ => None,
+    }) {
+        session.close().await;
+        return Err(Error::Failed(format!("{invalid}; nothing was changed")));
+    }
+    let rejections: Vec<(String, String)> = proposals
         .iter()
         .zip(&verdicts)
-        .filter_map(|(r, v)| v.as_ref().err().map(|why| (r.namespace.clone(), why.to_string())))
+        .filter_map(|(r, v)| match v {
+            Verdict::Rejected(why) => Some((r.namespace.clone(), why.to_string())),
+            _ => None,
+        })
         .collect();
     let header = engine::header(ctx, "up", at, Some(business), inv.namespaces.len());
     if !rejections.is_empty() {
@@ -57,7 +69,7 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
             return Err(Error::Rejected(first));
         }
         tracing::warn!(rejected = %first, "request rejected; nothing was touched");
-        let rejected = requests
+        let rejected = proposals
             .iter()
             .map(|r| {
                 let why = rejections
@@ -77,7 +89,7 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
         until: Until::Set(until, args.cost_center.clone()),
         operation: OperationType::Activate,
         requested_by: args.requested_by.clone(),
-        answer: None,
+        granted_by: None,
     };
     let plans: Vec<_> = args
         .namespaces

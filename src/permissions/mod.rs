@@ -4,7 +4,7 @@
 
 pub mod rules;
 
-pub use rules::{ActivationRequest, Caps, Grant, Window};
+pub use rules::{Caps, Grant, ProposedWindow, Window};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,6 +16,7 @@ use globset::{Glob, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo;
+use crate::dynamo::item::{self, BadAttribute, Item};
 use crate::error::{Error, Result};
 
 /// One item of the permissions table.
@@ -162,72 +163,82 @@ impl CostCenter {
         item
     }
 
-    /// Reads an item, leniently about types the old system may have written (a string set for a
-    /// list, `"true"` for a boolean, a string for a number). An item that still makes no sense is
-    /// an error naming the attribute: authorization then fails closed.
-    pub fn from_item(item: &HashMap<String, AttributeValue>) -> std::result::Result<Self, String> {
-        let name = match item.get("cost_center") {
-            Some(AttributeValue::S(v)) => v.clone(),
-            other => return Err(format!("cost_center: expected a string, got {other:?}")),
-        };
-        let bad = |k: &str, v: &AttributeValue| format!("cost center {name}: {k}: unexpected value {v:?}");
-        let string = |k: &str| -> std::result::Result<Option<String>, String> {
-            match item.get(k) {
-                None | Some(AttributeValue::Null(_)) => Ok(None),
-                Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
-                Some(v) => Err(bad(k, v)),
+    /// Reads an item strictly, each attribute as its documented type (docs/reference.md §5):
+    /// `is_authorized` BOOL and `max_concurrent_namespaces` a non-negative integer N, both
+    /// required; `authorized_namespaces` and `allowed_clusters` L of S when present, every
+    /// pattern a valid glob; `description` and `codigo-cost-center` S; `created_at` and
+    /// `updated_at` N. Other attributes are ignored. Anything else makes this cost center
+    /// invalid, and only this one.
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> std::result::Result<Self, InvalidItem> {
+        let r = Item(item);
+        let name = r.string("cost_center").ok().flatten().unwrap_or("?").to_string();
+        let read = || -> std::result::Result<CostCenter, BadAttribute> {
+            let owned = |v: Option<&str>| v.map(str::to_string);
+            let list = |k: &str| -> std::result::Result<Option<Vec<String>>, BadAttribute> {
+                Ok(r.strings(k)?.map(|l| l.into_iter().map(str::to_string).collect()))
+            };
+            let namespaces = list("authorized_namespaces")?;
+            if let Some((i, bad)) = namespaces.iter().flatten().enumerate().find(|(_, p)| !is_valid_glob(p)) {
+                return Err(BadAttribute {
+                    attribute: "authorized_namespaces".into(),
+                    found: format!(
+                        "element {} is {:?}, not a valid glob pattern (expected patterns such as dev-*)",
+                        i + 1,
+                        item::cut(bad)
+                    ),
+                });
             }
+            let max = r.required(
+                "max_concurrent_namespaces",
+                r.count("max_concurrent_namespaces"),
+                item::expected::COUNT,
+            )?;
+            Ok(CostCenter {
+                cost_center: r
+                    .required("cost_center", r.string("cost_center"), item::expected::STRING)?
+                    .to_string(),
+                codigo: owned(r.string("codigo-cost-center")?),
+                is_authorized: r.required("is_authorized", r.boolean("is_authorized"), item::expected::BOOLEAN)?,
+                max_concurrent_namespaces: u32::try_from(max).unwrap_or(u32::MAX),
+                authorized_namespaces: namespaces,
+                allowed_clusters: list("allowed_clusters")?,
+                description: owned(r.string("description")?),
+                // Epoch seconds; a fraction (a Python `time.time()`) is a number all the same.
+                created_at: r.number("created_at")?.map(|n| n.floor() as i64),
+                updated_at: r.number("updated_at")?.map(|n| n.floor() as i64),
+            })
         };
-        let int = |k: &str| -> std::result::Result<Option<i64>, String> {
-            match item.get(k) {
-                None | Some(AttributeValue::Null(_)) => Ok(None),
-                Some(AttributeValue::N(v)) | Some(AttributeValue::S(v)) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .map(|f| Some(f as i64))
-                    .ok_or_else(|| bad(k, &AttributeValue::S(v.clone()))),
-                Some(v) => Err(bad(k, v)),
-            }
-        };
-        let strings = |k: &str| -> std::result::Result<Option<Vec<String>>, String> {
-            match item.get(k) {
-                None | Some(AttributeValue::Null(_)) => Ok(None),
-                Some(AttributeValue::Ss(v)) => Ok(Some(v.clone())),
-                Some(AttributeValue::L(v)) => v
-                    .iter()
-                    .map(|x| match x {
-                        AttributeValue::S(s) => Ok(s.clone()),
-                        other => Err(bad(k, other)),
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map(Some),
-                Some(v) => Err(bad(k, v)),
-            }
-        };
-        let is_authorized = match item.get("is_authorized") {
-            Some(AttributeValue::Bool(b)) => *b,
-            Some(AttributeValue::S(v)) if v.eq_ignore_ascii_case("true") => true,
-            Some(AttributeValue::S(v)) if v.eq_ignore_ascii_case("false") => false,
-            Some(AttributeValue::N(v)) if v == "1" || v == "0" => v == "1",
-            None => false,
-            Some(v) => return Err(bad("is_authorized", v)),
-        };
-        let max = int("max_concurrent_namespaces")?
-            .ok_or_else(|| format!("cost center {name}: max_concurrent_namespaces: missing"))?;
-        Ok(CostCenter {
-            codigo: string("codigo-cost-center")?,
-            is_authorized,
-            max_concurrent_namespaces: u32::try_from(max.max(0)).unwrap_or(u32::MAX),
-            authorized_namespaces: strings("authorized_namespaces")?,
-            allowed_clusters: strings("allowed_clusters")?,
-            description: string("description")?,
-            created_at: int("created_at")?,
-            updated_at: int("updated_at")?,
+        read().map_err(|problem| InvalidItem {
             cost_center: name,
+            problem,
         })
     }
 }
+
+/// A permissions item that does not read as documented: its cost center cannot be decided on
+/// until the platform fixes it; every other cost center is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidItem {
+    pub cost_center: String,
+    pub problem: BadAttribute,
+}
+
+/// The rule name an invalid item is reported under.
+pub const PERMISSIONS_INVALID: &str = "permissions_invalid";
+
+/// `permissions_invalid: TEAM-X.max_concurrent_namespaces: the string "ten" (expected …)`.
+impl std::fmt::Display for InvalidItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{PERMISSIONS_INVALID}: {}.{}: {}",
+            self.cost_center, self.problem.attribute, self.problem.found
+        )
+    }
+}
+
+/// What the permissions table says of one cost center it holds: readable, or invalid.
+pub type Permission = std::result::Result<CostCenter, InvalidItem>;
 
 /// Reads (and, for `populate`, seeds) the cost-center permissions table.
 #[derive(Debug, Clone)]
@@ -253,9 +264,10 @@ impl PermissionsStore {
     }
 
     /// One BatchGetItem (chunks of 100, `UnprocessedKeys` retried) for the named cost centers:
-    /// each is read once per run. Missing cost centers are simply absent from the map. An
-    /// unreadable table or a malformed item is an error (callers fail closed).
-    pub async fn fetch(&self, cost_centers: &BTreeSet<String>) -> Result<BTreeMap<String, CostCenter>> {
+    /// each is read once per run. Missing cost centers are simply absent from the map; a
+    /// malformed item is there as [`InvalidItem`] (it fails only its own cost center). An
+    /// unreadable table is an error (callers fail closed).
+    pub async fn fetch(&self, cost_centers: &BTreeSet<String>) -> Result<BTreeMap<String, Permission>> {
         let mut found = BTreeMap::new();
         let names: Vec<&String> = cost_centers.iter().collect();
         for chunk in names.chunks(GET_BATCH) {
@@ -282,9 +294,14 @@ impl PermissionsStore {
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
                 {
-                    let cc = CostCenter::from_item(&item)
-                        .map_err(|e| Error::Dynamo(format!("permissions table {}: {e}", self.table)))?;
-                    found.insert(cc.cost_center.clone(), cc);
+                    let Some(AttributeValue::S(key)) = item.get("cost_center") else {
+                        continue;
+                    };
+                    let read = CostCenter::from_item(&item);
+                    if let Err(invalid) = &read {
+                        tracing::warn!(table = %self.table, problem = %invalid, "permissions item invalid");
+                    }
+                    found.insert(key.clone(), read);
                 }
                 match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                     Some(rest) if !rest.keys().is_empty() => {
@@ -333,16 +350,12 @@ impl PermissionsStore {
     }
 }
 
-/// Glob match (`dev-*`); a pattern that is not a valid glob matches nothing (and is logged).
+/// Glob match (`dev-*`). Patterns are validated when the item is read; one that is not a valid
+/// glob matches nothing.
 pub fn matches_any(patterns: &[String], namespace: &str) -> bool {
     let mut builder = GlobSetBuilder::new();
-    for p in patterns {
-        match Glob::new(p) {
-            Ok(g) => {
-                builder.add(g);
-            }
-            Err(e) => tracing::warn!(pattern = %p, error = %e, "invalid authorized_namespaces pattern ignored"),
-        }
+    for g in patterns.iter().filter_map(|p| Glob::new(p).ok()) {
+        builder.add(g);
     }
     builder.build().map(|set| set.is_match(namespace)).unwrap_or(false)
 }
@@ -352,22 +365,68 @@ pub fn is_valid_glob(pattern: &str) -> bool {
     !pattern.is_empty() && Glob::new(pattern).is_ok()
 }
 
+/// How one proposed window was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Granted(Grant),
+    /// A rule refused it: the rule and the numbers.
+    Rejected(Rejection),
+    /// Not decided: its cost center's item in the permissions table is invalid. It holds no
+    /// slot; the platform fixes the item and a later run decides.
+    Undecided(InvalidItem),
+}
+
 /// Reads the permissions of every cost center involved (once per run) and applies the rules in
-/// the requests' order. `Err` when the table cannot be read: callers fail closed but not for
-/// good (`up` exits 1, a retryable failure; pending self-service requests stay unanswered so
-/// the next healthy run decides them).
+/// the proposals' order. A proposal whose cost center's item is invalid is `Undecided` and
+/// counts for nothing; the others are decided as if it were not there. `Err` when the table
+/// cannot be read at all: callers fail closed but not for good (`up` exits 1, a retryable
+/// failure; pending self-service requests stay unanswered so the next healthy run decides them).
 pub async fn authorize(
     config: &crate::config::Config,
-    requests: &[ActivationRequest],
+    proposals: &[ProposedWindow],
     open_windows: &[Window],
     at: DateTime<Utc>,
-) -> Result<Vec<std::result::Result<Grant, Rejection>>> {
-    let wanted: BTreeSet<String> = requests.iter().map(|r| r.cost_center.clone()).collect();
+) -> Result<Vec<Verdict>> {
+    let wanted: BTreeSet<String> = proposals.iter().map(|r| r.cost_center.clone()).collect();
     let client = dynamo::client(config).await;
     let permissions = PermissionsStore::new(client, config.permissions_table.clone())
         .fetch(&wanted)
         .await
         .map_err(|e| Error::Dynamo(format!("permissions table unreadable, no request decided: {e}")))?;
-    let caps = Caps::from_config(config);
-    rules::authorize(requests, &permissions, open_windows, &config.business, at, &caps)
+    decide(proposals, &permissions, open_windows, config, at)
 }
+
+/// [`authorize`] once the table is read: the rules over the proposals whose cost center reads,
+/// in order; `Undecided` for the others.
+pub fn decide(
+    proposals: &[ProposedWindow],
+    permissions: &BTreeMap<String, Permission>,
+    open_windows: &[Window],
+    config: &crate::config::Config,
+    at: DateTime<Utc>,
+) -> Result<Vec<Verdict>> {
+    let valid: BTreeMap<String, CostCenter> = permissions
+        .iter()
+        .filter_map(|(name, p)| Some((name.clone(), p.as_ref().ok()?.clone())))
+        .collect();
+    let invalid = |p: &ProposedWindow| match permissions.get(&p.cost_center) {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    let decidable: Vec<ProposedWindow> = proposals.iter().filter(|p| invalid(p).is_none()).cloned().collect();
+    let caps = Caps::from_config(config);
+    let mut decided = rules::authorize(&decidable, &valid, open_windows, &config.business, at, &caps)?.into_iter();
+    Ok(proposals
+        .iter()
+        .map(|p| match invalid(p) {
+            Some(e) => Verdict::Undecided(e),
+            None => match decided.next().expect("one verdict per decidable proposal") {
+                Ok(g) => Verdict::Granted(g),
+                Err(r) => Verdict::Rejected(r),
+            },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -23,12 +23,13 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::hours::BusinessHours;
 
-/// A request to open a window on one namespace (from `up` or a self-service annotation). The
-/// cluster side has already checked that the namespace exists, is managed and is not protected.
+/// A window proposed for one namespace, to be granted or refused by the rules: what an `up` or a
+/// self-service ActivationRequest asks for. The cluster side has already checked that the
+/// namespace exists, is managed and is not protected.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActivationRequest {
+pub struct ProposedWindow {
     pub namespace: String,
-    /// The cost center asked for (`--cost-center`; a self-service request asks for its label).
+    /// The cost center asked for (`--cost-center`; a self-service request asks for the label).
     pub cost_center: String,
     /// The namespace's own `namespace-scheduler/cost-center` label, if it has one.
     pub label: Option<String>,
@@ -53,7 +54,7 @@ impl Window {
     }
 }
 
-/// An accepted request.
+/// A granted proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
     /// The first non-business instant the window covers, from which it holds a slot; `None`
@@ -61,7 +62,7 @@ pub struct Grant {
     pub holds_slot_from: Option<DateTime<Utc>>,
 }
 
-/// The limits every request is held to.
+/// The limits every proposal is held to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caps {
     /// `NON_BUSINESS_MAX_ACTIVE_NAMESPACES`.
@@ -82,12 +83,12 @@ impl Caps {
     }
 }
 
-/// Checks each request in order. Accepted requests count towards later ones (callers pass
-/// them in a stable order, oldest request first). `open_windows` are the windows open now,
+/// Checks each proposal in order. Granted ones count towards later ones (callers pass them in
+/// a stable order, oldest request first). `open_windows` are the windows open now,
 /// with the cost center each was granted to. `Err` only when the business calendar cannot
 /// answer.
 pub fn authorize(
-    requests: &[ActivationRequest],
+    proposals: &[ProposedWindow],
     permissions: &BTreeMap<String, CostCenter>,
     open_windows: &[Window],
     hours: &BusinessHours,
@@ -95,15 +96,15 @@ pub fn authorize(
     caps: &Caps,
 ) -> Result<Vec<std::result::Result<Grant, Rejection>>> {
     let mut windows: Vec<Window> = open_windows.iter().filter(|w| w.open_at(at)).cloned().collect();
-    let mut verdicts = Vec::with_capacity(requests.len());
-    for request in requests {
-        let verdict = check(request, permissions, &windows, hours, at, caps)?;
+    let mut verdicts = Vec::with_capacity(proposals.len());
+    for proposal in proposals {
+        let verdict = check(proposal, permissions, &windows, hours, at, caps)?;
         if verdict.is_ok() {
-            windows.retain(|w| w.namespace != request.namespace);
+            windows.retain(|w| w.namespace != proposal.namespace);
             windows.push(Window {
-                namespace: request.namespace.clone(),
-                cost_center: request.cost_center.clone(),
-                until: request.until,
+                namespace: proposal.namespace.clone(),
+                cost_center: proposal.cost_center.clone(),
+                until: proposal.until,
             });
         }
         verdicts.push(verdict);
@@ -127,7 +128,7 @@ pub fn first_non_business(
 }
 
 fn check(
-    request: &ActivationRequest,
+    proposal: &ProposedWindow,
     permissions: &BTreeMap<String, CostCenter>,
     windows: &[Window],
     hours: &BusinessHours,
@@ -135,8 +136,8 @@ fn check(
     caps: &Caps,
 ) -> Result<std::result::Result<Grant, Rejection>> {
     let reject = |rule, message: String| Ok(Err(Rejection::new(rule, message)));
-    let ns = &request.namespace;
-    let name = &request.cost_center;
+    let ns = &proposal.namespace;
+    let name = &proposal.cost_center;
     let Some(cc) = permissions.get(name) else {
         return reject(
             "unknown_cost_center",
@@ -172,19 +173,19 @@ fn check(
             );
         }
     }
-    if let Some(label) = request.label.as_deref().filter(|l| l != name) {
+    if let Some(label) = proposal.label.as_deref().filter(|l| l != name) {
         return reject(
             "cost_center_mismatch",
             format!("namespace {ns} belongs to cost center {label} (its label), not {name}"),
         );
     }
-    let length = request.until - at;
+    let length = proposal.until - at;
     if length <= Duration::zero() {
         return reject(
             "window_too_long",
             format!(
                 "the window must end after now; it ends at {}",
-                local(hours, request.until)
+                local(hours, proposal.until)
             ),
         );
     }
@@ -193,13 +194,13 @@ fn check(
             "window_too_long",
             format!(
                 "the window to {} is {} long, more than MAX_ACTIVATION_HOURS={}",
-                local(hours, request.until),
+                local(hours, proposal.until),
                 human(length),
                 caps.max_window.num_hours()
             ),
         );
     }
-    let Some(from) = first_non_business(hours, at, request.until)? else {
+    let Some(from) = first_non_business(hours, at, proposal.until)? else {
         return Ok(Ok(Grant { holds_slot_from: None }));
     };
     let others: Vec<&Window> = windows

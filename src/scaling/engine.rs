@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::apply::Applier;
+use super::apply::{Applier, NamespaceOutcome};
 use super::inventory::{self, Inventory};
 use super::lease::{self, LeaseGuard};
 use super::pipeline::{self, Announced, Tally};
@@ -45,10 +45,24 @@ struct Journal {
     error: Option<String>,
 }
 
+/// What a command does once one namespace of its plans has been applied, with the applier's
+/// write path (`run`: the ActivationRequest that opened the namespace's window is answered
+/// only once the namespace is at its target). Rows it returns join the summary (an answer that
+/// could not be written is `unanswered`, and the run exits 1).
+pub trait AfterApply: Send + Sync {
+    fn after<'a>(
+        &'a self,
+        applier: &'a Applier,
+        plan: &'a NamespacePlan,
+        outcome: &'a NamespaceOutcome,
+    ) -> futures::future::BoxFuture<'a, Vec<Row>>;
+}
+
 pub struct Session {
     pub client: kube::Client,
     pub policy: RetryPolicy,
     pub stop: Arc<Stop>,
+    after_apply: Option<Box<dyn AfterApply>>,
     lease: Option<LeaseGuard>,
     started: Instant,
     audit: AuditTable,
@@ -97,6 +111,7 @@ impl Session {
             client,
             policy,
             stop: ctx.stop.clone(),
+            after_apply: None,
             lease,
             started,
             audit: AuditTable::new(ctx.config.clone(), shift),
@@ -153,6 +168,11 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Sets what [`Session::finish`] does after each namespace it applies.
+    pub fn after_apply(&mut self, hook: Box<dyn AfterApply>) {
+        self.after_apply = Some(hook);
     }
 
     /// Releases the Lease (for paths that end before applying anything).
@@ -259,6 +279,7 @@ impl Session {
             &run,
             concurrency * IN_FLIGHT_PER_SLOT,
             plans.into_iter(),
+            self.after_apply.as_deref(),
             |batch| self.announce(&run, batch, &intents_failed),
             &mut audit,
             &mut tally,

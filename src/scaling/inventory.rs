@@ -61,7 +61,7 @@ pub fn marker_key(kind: Kind) -> &'static str {
     match kind {
         Kind::Deployment | Kind::StatefulSet => ANN_ORIGINAL_REPLICAS,
         Kind::CronJob => ANN_ORIGINAL_SUSPEND,
-        Kind::ScaledObject | Kind::Namespace => ANN_KEDA_PAUSED_BY_US,
+        Kind::ScaledObject | Kind::Namespace | Kind::ActivationRequest => ANN_KEDA_PAUSED_BY_US,
     }
 }
 
@@ -96,17 +96,6 @@ impl Workload {
     }
 }
 
-/// A self-service request found on a namespace (docs/reference.md §5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Request {
-    /// The annotation value as written (the answer is keyed on it).
-    pub raw: String,
-    pub until: Option<DateTime<Utc>>,
-    pub requested_by: Option<String>,
-    /// When the annotation was last written (managedFields), to decide the oldest first.
-    pub written_at: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ManagedNamespace {
     pub name: String,
@@ -115,8 +104,6 @@ pub struct ManagedNamespace {
     pub cost_center: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
-    #[serde(skip)]
-    pub request_written_at: Option<String>,
 }
 
 impl ManagedNamespace {
@@ -133,7 +120,6 @@ impl ManagedNamespace {
             resource_version: m.resource_version,
             labels: m.labels,
             annotations: m.annotations,
-            request_written_at: m.request_written_at,
         }
     }
 
@@ -166,22 +152,9 @@ impl ManagedNamespace {
             .map(|t| t.with_timezone(&Utc))
     }
 
-    /// A request whose value has not been answered yet.
-    pub fn pending_request(&self) -> Option<Request> {
-        let raw = self.annotations.get(ANN_REQUEST_UNTIL)?.trim().to_string();
-        if raw.is_empty() || self.annotations.get(ANN_REQUEST_ANSWERED) == Some(&raw) {
-            return None;
-        }
-        Some(Request {
-            until: DateTime::parse_from_rfc3339(&raw).ok().map(|t| t.with_timezone(&Utc)),
-            requested_by: self
-                .annotations
-                .get(ANN_REQUESTED_BY)
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty()),
-            written_at: self.request_written_at.clone(),
-            raw,
-        })
+    /// The ActivationRequest whose acceptance opened its window, if a request did.
+    pub fn active_request(&self) -> Option<&str> {
+        self.annotations.get(ANN_ACTIVE_REQUEST).map(String::as_str)
     }
 }
 
@@ -207,6 +180,9 @@ pub fn unmanaged_reason(config: &Config, ns: &Slim) -> Option<String> {
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub namespaces: BTreeMap<String, ManagedNamespace>,
+    /// Namespaces listed (they match `NAMESPACE_SELECTOR`) but not managed, with the reason:
+    /// protected, excluded, being deleted.
+    pub unmanaged: BTreeMap<String, String>,
     /// Workloads of managed namespaces, by namespace, sorted by kind then name.
     pub workloads: BTreeMap<String, Vec<Workload>>,
     /// Whether the KEDA ScaledObject CRD is served.
@@ -234,18 +210,25 @@ pub async fn discover(client: &kube::Client, config: &Config, policy: &RetryPoli
     let mut inv = Inventory::default();
     let pages = |kind, selector| ApiPages { client, kind, selector };
     let selector = config.namespace_selector.as_deref();
-    let namespaces = &mut inv.namespaces;
+    let (namespaces, unmanaged) = (&mut inv.namespaces, &mut inv.unmanaged);
     list_all(
         &mut pages(Kind::Namespace, selector),
         policy,
         "list Namespace",
         |l| match l {
-            Listed::Item(ns) if unmanaged_reason(config, &ns).is_none() => {
-                let m = ManagedNamespace::from_slim(ns);
-                namespaces.insert(m.name.clone(), m);
+            Listed::Item(ns) => match unmanaged_reason(config, &ns) {
+                None => {
+                    let m = ManagedNamespace::from_slim(ns);
+                    namespaces.insert(m.name.clone(), m);
+                }
+                Some(why) => {
+                    unmanaged.insert(ns.metadata.name, why);
+                }
+            },
+            Listed::Restart => {
+                namespaces.clear();
+                unmanaged.clear();
             }
-            Listed::Item(_) => {}
-            Listed::Restart => namespaces.clear(),
         },
     )
     .await?;

@@ -44,10 +44,13 @@ pub const LABEL_STATUS: &str = "namespace-scheduler/status";
 pub const ANN_ACTIVE_UNTIL: &str = "namespace-scheduler/active-until";
 /// The cost center a window was granted to: its slot is counted there.
 pub const ANN_ACTIVE_COST_CENTER: &str = "namespace-scheduler/active-cost-center";
-pub const ANN_REQUEST_UNTIL: &str = "namespace-scheduler/request-until";
-pub const ANN_REQUESTED_BY: &str = "namespace-scheduler/requested-by";
-pub const ANN_REQUEST_ANSWERED: &str = "namespace-scheduler/request-answered";
-pub const ANN_REQUEST_STATUS: &str = "namespace-scheduler/request-status";
+/// The ActivationRequest (in the namespace) whose acceptance opened the window; absent for a
+/// window an admin opened with `up`.
+pub const ANN_ACTIVE_REQUEST: &str = "namespace-scheduler/active-request";
+/// The scheduler's answers to the Namespace-annotation requests that ActivationRequests
+/// replaced: its own keys, removed when it next writes the Namespace.
+pub const LEGACY_ANN_REQUEST_STATUS: &str = "namespace-scheduler/request-status";
+pub const LEGACY_ANN_REQUEST_ANSWERED: &str = "namespace-scheduler/request-answered";
 pub const UNASSIGNED: &str = "unassigned";
 
 /// The client: `kube::Config::infer()` (KUBECONFIG / kubeconfig file incl. exec plugins such as

@@ -18,6 +18,9 @@ pub enum Kind {
     StatefulSet,
     CronJob,
     ScaledObject,
+    /// `namespace-scheduler.io/v1alpha1` ActivationRequest (docs/reference.md §5): read, and
+    /// answered through its status subresource.
+    ActivationRequest,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
             Kind::StatefulSet => "StatefulSet",
             Kind::CronJob => "CronJob",
             Kind::ScaledObject => "ScaledObject",
+            Kind::ActivationRequest => "ActivationRequest",
         }
     }
 
@@ -39,6 +43,7 @@ impl Kind {
             Kind::Deployment | Kind::StatefulSet => "/apis/apps/v1",
             Kind::CronJob => "/apis/batch/v1",
             Kind::ScaledObject => "/apis/keda.sh/v1alpha1",
+            Kind::ActivationRequest => "/apis/namespace-scheduler.io/v1alpha1",
         }
     }
 
@@ -49,6 +54,7 @@ impl Kind {
             Kind::StatefulSet => "statefulsets",
             Kind::CronJob => "cronjobs",
             Kind::ScaledObject => "scaledobjects",
+            Kind::ActivationRequest => "activationrequests",
         }
     }
 
@@ -98,45 +104,11 @@ pub struct Meta {
     /// Set once the object is being deleted (a Terminating namespace, a finalizer holding it).
     #[serde(default)]
     pub deletion_timestamp: Option<String>,
-    /// When the self-service request annotation was last written, as the apiserver's
-    /// managedFields record it (orders requests: oldest first). Only that time is kept.
-    #[serde(default, rename = "managedFields", deserialize_with = "request_written_at")]
-    pub request_written_at: Option<String>,
-}
-
-/// The latest `time` of a managedFields entry that owns our request annotation.
-fn request_written_at<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct Entry {
-        #[serde(default)]
-        time: Option<String>,
-        #[serde(default, rename = "fieldsV1")]
-        fields: Option<Fields>,
-    }
-    #[derive(Deserialize)]
-    struct Fields {
-        #[serde(default, rename = "f:metadata")]
-        metadata: Option<MetaFields>,
-    }
-    #[derive(Deserialize)]
-    struct MetaFields {
-        #[serde(default, rename = "f:annotations")]
-        annotations: Option<BTreeMap<String, serde::de::IgnoredAny>>,
-    }
-    let key = format!("f:{}", super::ANN_REQUEST_UNTIL);
-    let entries: Option<Vec<Entry>> = Option::deserialize(d)?;
-    Ok(entries
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| {
-            e.fields
-                .as_ref()
-                .and_then(|f| f.metadata.as_ref())
-                .and_then(|m| m.annotations.as_ref())
-                .is_some_and(|a| a.contains_key(&key))
-        })
-        .filter_map(|e| e.time)
-        .max())
+    /// Bumped by the apiserver on every change of `spec` (read for ActivationRequests).
+    #[serde(default, deserialize_with = "lenient::integer")]
+    pub generation: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub creation_timestamp: Option<lenient::Text>,
 }
 
 /// The label and annotation keys the engine reads: its own, and KEDA's paused-replicas.
@@ -173,6 +145,7 @@ fn only_ours<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, 
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Spec {
     #[serde(default)]
     pub replicas: Option<i32>,
@@ -186,13 +159,26 @@ pub struct Spec {
         deserialize_with = "super::requests::from_pod_template"
     )]
     pub pod_request: Option<super::requests::PodRequest>,
+    /// An ActivationRequest's `spec.until` and `spec.requestedBy`, as written: what teams
+    /// write is read leniently here (any JSON, cut short) and judged later, so one bad request
+    /// fails only itself, never the list.
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub until: Option<lenient::Text>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub requested_by: Option<lenient::Text>,
 }
 
-/// Only a Namespace's `status.phase` is read (`Terminating` while it is being deleted).
+/// A Namespace's `status.phase` (`Terminating` while it is being deleted); an
+/// ActivationRequest's answer (phase, message, the generation answered).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Status {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_string")]
     pub phase: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text_string")]
+    pub message: Option<String>,
+    #[serde(default, deserialize_with = "lenient::integer")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Any of our kinds, reduced to what the engine needs.
@@ -213,6 +199,8 @@ impl Slim {
     }
 }
 
+pub mod lenient;
+
 pub async fn get(client: &kube::Client, kind: Kind, namespace: Option<&str>, name: &str) -> Result<Slim, kube::Error> {
     let req = Request::new(kind.path(namespace))
         .get(name, &GetParams::default())
@@ -229,8 +217,35 @@ pub async fn merge_patch(
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    let req = Request::new(kind.path(namespace))
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .map_err(kube::Error::BuildRequest)?;
+    merge_patch_at(client, kind, namespace, name, None, patch).await
+}
+
+/// A JSON merge patch of the `status` subresource (what an ActivationRequest's answer is
+/// written through); conditional like [`merge_patch`].
+pub async fn merge_patch_status(
+    client: &kube::Client,
+    kind: Kind,
+    namespace: Option<&str>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<Slim, kube::Error> {
+    merge_patch_at(client, kind, namespace, name, Some("status"), patch).await
+}
+
+async fn merge_patch_at(
+    client: &kube::Client,
+    kind: Kind,
+    namespace: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    patch: &serde_json::Value,
+) -> Result<Slim, kube::Error> {
+    let (params, body) = (PatchParams::default(), Patch::Merge(patch));
+    let req = Request::new(kind.path(namespace));
+    let req = match subresource {
+        Some(sub) => req.patch_subresource(sub, name, &params, &body),
+        None => req.patch(name, &params, &body),
+    }
+    .map_err(kube::Error::BuildRequest)?;
     client.request(req).await
 }

@@ -15,6 +15,7 @@ use std::future::Future;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::apply::{Applier, NamespaceOutcome, NsStatus};
+use super::engine::AfterApply;
 use super::plan::{NamespacePlan, Target};
 use super::records::{self, RunInfo};
 use super::requests::Requested;
@@ -45,6 +46,7 @@ pub async fn apply_all<F, Fut>(
     run: &RunInfo<'_>,
     in_flight: usize,
     plans: impl Iterator<Item = NamespacePlan>,
+    after_apply: Option<&dyn AfterApply>,
     mut announce: F,
     audit: &mut AuditSink<'_>,
     tally: &mut Tally,
@@ -63,7 +65,7 @@ pub async fn apply_all<F, Fut>(
     loop {
         while running.len() < in_flight.max(1) {
             let Some(a) = ready.pop_front() else { break };
-            running.push(apply_one(applier, run, a));
+            running.push(apply_one(applier, run, after_apply, a));
         }
         if announcing.is_none() && ready.len() < BATCH_SIZE {
             let batch: Vec<NamespacePlan> = plans.by_ref().take(BATCH_SIZE).collect();
@@ -75,7 +77,11 @@ pub async fn apply_all<F, Fut>(
             break;
         }
         tokio::select! {
-            Some((status, row, write)) = running.next(), if !running.is_empty() => {
+            Some((status, row, write, after)) = running.next(), if !running.is_empty() => {
+                for r in after {
+                    *tally.counts.entry(r.status.clone()).or_default() += 1;
+                    tally.rows.push(r);
+                }
                 *tally.counts.entry(status.as_str().into()).or_default() += 1;
                 if status == NsStatus::Completed && row.changes > 0 {
                     tally.changed += 1;
@@ -95,14 +101,20 @@ pub async fn apply_all<F, Fut>(
     tally.unchanged += unchanged;
 }
 
-/// One namespace: its writes, its Events, its row and its final audit write (the record over
-/// its intent, or the intent's deletion if it never started).
+/// One namespace: its writes, what the command does after them (rows of their own), its
+/// Events, its row and its final audit write (the record over its intent, or the intent's
+/// deletion if it never started).
 async fn apply_one(
     applier: &Applier,
     run: &RunInfo<'_>,
+    after_apply: Option<&dyn AfterApply>,
     (p, at, intent): Announced,
-) -> (NsStatus, Row, Option<AuditWrite>) {
+) -> (NsStatus, Row, Option<AuditWrite>, Vec<Row>) {
     let o = applier.apply_namespace(&p).await;
+    let after = match after_apply {
+        Some(h) => h.after(applier, &p, &o).await,
+        None => Vec::new(),
+    };
     super::events::emit(applier, &p, &o, run.run_id).await;
     let row = row_of(&p, &o);
     let status = o.status;
@@ -115,7 +127,7 @@ async fn apply_one(
         }),
         None => None,
     };
-    (status, row, write)
+    (status, row, write, after)
 }
 
 /// The summary row of an applied namespace.

@@ -312,8 +312,12 @@ pub struct NsMeta {
     pub status: Option<String>,
     pub active_until: Option<String>,
     pub active_cost_center: Option<String>,
-    pub request_answered: Option<String>,
-    pub request_status: Option<String>,
+    pub active_request: Option<String>,
+    /// Whether the Namespace still carries the answers to the Namespace-annotation requests
+    /// that ActivationRequests replaced (`request-status`, `request-answered`). They are ours:
+    /// a patch to a state without them removes them; no patch ever sets them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_answer: bool,
 }
 
 impl NsMeta {
@@ -322,8 +326,10 @@ impl NsMeta {
             status: labels.get(LABEL_STATUS).cloned(),
             active_until: annotations.get(ANN_ACTIVE_UNTIL).cloned(),
             active_cost_center: annotations.get(ANN_ACTIVE_COST_CENTER).cloned(),
-            request_answered: annotations.get(ANN_REQUEST_ANSWERED).cloned(),
-            request_status: annotations.get(ANN_REQUEST_STATUS).cloned(),
+            active_request: annotations.get(ANN_ACTIVE_REQUEST).cloned(),
+            legacy_answer: [LEGACY_ANN_REQUEST_STATUS, LEGACY_ANN_REQUEST_ANSWERED]
+                .iter()
+                .any(|k| annotations.contains_key(*k)),
         }
     }
 
@@ -336,11 +342,15 @@ impl NsMeta {
         for (key, a, b) in [
             (ANN_ACTIVE_UNTIL, &self.active_until, &to.active_until),
             (ANN_ACTIVE_COST_CENTER, &self.active_cost_center, &to.active_cost_center),
-            (ANN_REQUEST_ANSWERED, &self.request_answered, &to.request_answered),
-            (ANN_REQUEST_STATUS, &self.request_status, &to.request_status),
+            (ANN_ACTIVE_REQUEST, &self.active_request, &to.active_request),
         ] {
             if a != b {
                 annotations.insert(key.into(), json!(b));
+            }
+        }
+        if self.legacy_answer && !to.legacy_answer {
+            for key in [LEGACY_ANN_REQUEST_STATUS, LEGACY_ANN_REQUEST_ANSWERED] {
+                annotations.insert(key.into(), Value::Null);
             }
         }
         let mut meta = Map::new();
@@ -379,8 +389,8 @@ impl Serialize for NamespaceChange {
     }
 }
 
-/// What happens to the namespace's activation window (`namespace-scheduler/active-until` and
-/// `namespace-scheduler/active-cost-center`).
+/// What happens to the namespace's activation window (`namespace-scheduler/active-until`,
+/// `namespace-scheduler/active-cost-center` and `namespace-scheduler/active-request`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Until {
     Keep,
@@ -396,8 +406,9 @@ pub struct Intent {
     pub until: Until,
     pub operation: OperationType,
     pub requested_by: String,
-    /// Answer to a self-service request: (request value, `accepted` / `rejected: …`).
-    pub answer: Option<(String, String)>,
+    /// The ActivationRequest whose acceptance opens the window of `Until::Set` (None: an admin's
+    /// `up`).
+    pub granted_by: Option<String>,
 }
 
 /// A workload left as it is, why, and the value it keeps.
@@ -458,13 +469,18 @@ impl NamespacePlan {
         self.skipped.iter().filter(|s| s.reason.is_unreadable())
     }
 
-    /// Only a self-service answer is written: nothing was scaled or (de)activated.
+    /// Nothing was scaled, (de)activated or granted: at most our old answer keys are removed.
     pub fn only_bookkeeping(&self) -> bool {
         self.changes.is_empty()
-            && self
-                .namespace_change
-                .as_ref()
-                .is_none_or(|c| c.before.status == c.after.status && c.before.active_until == c.after.active_until)
+            && self.namespace_change.as_ref().is_none_or(|c| {
+                NsMeta {
+                    legacy_answer: false,
+                    ..c.before.clone()
+                } == NsMeta {
+                    legacy_answer: false,
+                    ..c.after.clone()
+                }
+            })
     }
 
     pub fn writes(&self) -> usize {
@@ -526,15 +542,17 @@ pub fn plan_namespace(ns: &ManagedNamespace, workloads: &[Workload], intent: &In
         Until::Set(t, cost_center) => {
             after.active_until = Some(rfc3339(*t));
             after.active_cost_center = Some(cost_center.clone());
+            after.active_request = intent.granted_by.clone();
         }
         Until::Remove => {
             after.active_until = None;
             after.active_cost_center = None;
+            after.active_request = None;
         }
     }
-    if let Some((raw, status)) = &intent.answer {
-        after.request_answered = Some(raw.clone());
-        after.request_status = Some(status.clone());
+    // Our old answer keys go with the next write the Namespace gets anyway.
+    if after != before {
+        after.legacy_answer = false;
     }
     let namespace_change = (after != before).then(|| NamespaceChange {
         before,

@@ -132,7 +132,6 @@ mod tests {
                 .map(|s| BTreeMap::from([(crate::scaling::LABEL_STATUS.to_string(), s.to_string())]))
                 .unwrap_or_default(),
             annotations: BTreeMap::new(),
-            request_written_at: None,
         };
         let ws: Vec<Workload> = workloads
             .iter()
@@ -153,7 +152,7 @@ mod tests {
             until: Until::Keep,
             operation: OperationType::AutoStartupBusinessHours,
             requested_by: "system".into(),
-            answer: None,
+            granted_by: None,
         };
         plan_namespace(&ns, &ws, &intent)
     }

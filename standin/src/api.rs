@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::patch::PatchType;
-use crate::resources::{self, ResourceDef};
+use crate::resources::{self, ResourceDef, Served};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{ListQuery, Store};
@@ -74,7 +74,7 @@ fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// Parse method + path + query into an [`ApiRequest`].
-pub(crate) fn route(method: &str, path: &str, query: &[(String, String)], keda: bool, server_addr: &str) -> ApiRequest {
+pub(crate) fn route(method: &str, path: &str, query: &[(String, String)], on: Served, server_addr: &str) -> ApiRequest {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut r = ApiRequest {
         target: Target::NotFound,
@@ -111,12 +111,12 @@ pub(crate) fn route(method: &str, path: &str, query: &[(String, String)], keda: 
             return r;
         }
         ["apis"] => {
-            r.target = Target::Doc(resources::api_group_list(keda));
+            r.target = Target::Doc(resources::api_group_list(on));
             return r;
         }
         ["apis", g] => {
             r.group = g.to_string();
-            if let Some(d) = resources::api_group(g, keda) {
+            if let Some(d) = resources::api_group(g, on) {
                 r.target = Target::Doc(d);
             }
             return r;
@@ -126,10 +126,10 @@ pub(crate) fn route(method: &str, path: &str, query: &[(String, String)], keda: 
         _ => return r,
     };
     r.group = group.to_string();
-    let find = |plural: &str| resources::find(group, version, plural, keda);
+    let find = |plural: &str| resources::find(group, version, plural, on);
     let (def, ns, name, sub) = match rest {
         [] => {
-            if let Some(d) = resources::api_resource_list(group, version, keda) {
+            if let Some(d) = resources::api_resource_list(group, version, on) {
                 r.target = Target::Doc(d);
             }
             return r;
@@ -195,7 +195,7 @@ pub(crate) fn handle_resource(
     let name = req.name.as_str();
     let dry_run = q(query, "dryRun").is_some_and(|v| !v.is_empty());
     let sub = req.subresource.as_str();
-    if !(sub.is_empty() || sub == "scale" && def.scale) {
+    if !(sub.is_empty() || sub == "scale" && def.scale || sub == "status" && def.status) {
         return Err(ApiError::path_not_found());
     }
     let patch_type = || {
@@ -236,7 +236,7 @@ pub(crate) fn handle_resource(
             };
             Ok((200, store.list(def, ns, &lq)?))
         }
-        ("get", "") => Ok((200, store.get(def, ns, name)?)),
+        ("get", "" | "status") => Ok((200, store.get(def, ns, name)?)),
         ("get", _) => Ok((200, store.get_scale(def, ns, name)?)),
         ("create", "") if name.is_empty() && (ns.is_some() || !def.namespaced) => {
             Ok((201, store.create(def, ns, body_json(body)?, dry_run)?))
@@ -245,6 +245,7 @@ pub(crate) fn handle_resource(
             200,
             store.update(def, ns, name, body_json(body)?, strict_updates, dry_run)?,
         )),
+        ("update", "status") => Ok((200, store.update_status(def, ns, name, body_json(body)?, dry_run)?)),
         ("update", _) => Ok((200, store.update_scale(def, ns, name, &body_json(body)?, dry_run)?)),
         ("patch", s) => {
             let pt = patch_type()?;
@@ -253,6 +254,8 @@ pub(crate) fn handle_resource(
                 let existed = store.get(def, ns, name).is_ok();
                 let out = store.patch(def, ns, name, pt, &pb, dry_run)?;
                 Ok((if existed { 200 } else { 201 }, out))
+            } else if s == "status" {
+                Ok((200, store.patch_status(def, ns, name, pt, &pb, dry_run)?))
             } else {
                 Ok((200, store.patch_scale(def, ns, name, pt, &pb, dry_run)?))
             }

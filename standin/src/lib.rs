@@ -4,7 +4,8 @@
 //! that the `kube` client and `kubectl` work against it unchanged. It serves namespaces,
 //! events, Pods (plain objects: nothing creates them), Deployments and StatefulSets (with the
 //! `scale` subresource), CronJobs, Leases,
-//! `events.k8s.io/v1` Events and, when enabled, KEDA ScaledObjects.
+//! `events.k8s.io/v1` Events and, when enabled, KEDA ScaledObjects and namespace-scheduler's
+//! ActivationRequests (with the `status` subresource).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,7 +44,11 @@
 //!   rejected with 415 for custom resources (ScaledObjects), as by the apiserver;
 //! * server-side apply (`application/apply-patch+yaml`) is approximated as a merge patch that
 //!   creates missing objects (no field ownership, no managedFields);
-//! * `watch`, `deletecollection` and the `status` subresource are not served (405 / 404);
+//! * the `status` subresource of ActivationRequests is served as for a CRD with
+//!   `subresources: {status: {}}`: writes to the object ignore `status`, writes to `/status`
+//!   change only `status` and never bump `metadata.generation`; no other kind has it (404);
+//!   custom resources are not validated against a schema;
+//! * `watch` and `deletecollection` are not served (405);
 //! * objects inserted with [`Standin::insert`] skip API checks (their namespace need not
 //!   exist); API creates into a missing namespace get 404 like the apiserver;
 //! * the `kube` 5 client retries 429/503/504 by itself unless `Config::default_retry` is
@@ -119,6 +124,9 @@ pub struct Options {
     pub latency: Duration,
     /// Serve `keda.sh/v1alpha1` ScaledObjects (otherwise 404, as without the CRD).
     pub enable_keda: bool,
+    /// Serve `namespace-scheduler.io/v1alpha1` ActivationRequests, with their status
+    /// subresource (otherwise 404 for the whole group, as without the CRD).
+    pub enable_activation_requests: bool,
     /// Reject PUTs without `metadata.resourceVersion` for built-in kinds too (422).
     pub strict_updates: bool,
     /// Default seed for probabilistic fault rules without their own seed.
@@ -136,6 +144,7 @@ impl Default for Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             latency: Duration::ZERO,
             enable_keda: false,
+            enable_activation_requests: false,
             strict_updates: false,
             fault_seed: 0,
             seed: Vec::new(),
@@ -485,7 +494,10 @@ async fn bind(opts: Options) -> std::io::Result<(Arc<Inner>, tokio::net::TcpList
         connections: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         latency_ms: AtomicU64::new(opts.latency.as_millis() as u64),
-        keda: opts.enable_keda,
+        served: resources::Served {
+            keda: opts.enable_keda,
+            activation_requests: opts.enable_activation_requests,
+        },
         strict_updates: opts.strict_updates,
         addr,
     });

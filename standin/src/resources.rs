@@ -24,8 +24,29 @@ pub struct ResourceDef {
     pub has_generation: bool,
     /// Whether the kind has the `scale` subresource (autoscaling/v1 Scale).
     pub scale: bool,
-    /// Custom resource (served only when enabled; stricter update rules).
+    /// Custom resource (served only when its CRD is enabled; stricter update rules).
     pub custom: bool,
+    /// Has the `status` subresource: writes to the object ignore `status`, writes to
+    /// `/status` change only `status` (a CRD's `subresources: {status: {}}`).
+    pub status: bool,
+}
+
+/// Which custom resources are served (the others answer 404, group included, as without
+/// their CRD).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Served {
+    pub keda: bool,
+    pub activation_requests: bool,
+}
+
+impl Served {
+    fn serves(&self, r: &ResourceDef) -> bool {
+        match r.group {
+            "keda.sh" => self.keda,
+            "namespace-scheduler.io" => self.activation_requests,
+            _ => !r.custom,
+        }
+    }
 }
 
 impl ResourceDef {
@@ -81,6 +102,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: false,
         scale: false,
         custom: false,
+        status: false,
     },
     ResourceDef {
         group: "",
@@ -93,6 +115,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: false,
         scale: false,
         custom: false,
+        status: false,
     },
     // Plain objects: no controller creates them (py-kube-downscaler lists them cluster-wide).
     ResourceDef {
@@ -106,6 +129,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: false,
         scale: false,
         custom: false,
+        status: false,
     },
     ResourceDef {
         group: "apps",
@@ -118,6 +142,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: true,
         scale: true,
         custom: false,
+        status: false,
     },
     ResourceDef {
         group: "apps",
@@ -130,6 +155,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: true,
         scale: true,
         custom: false,
+        status: false,
     },
     ResourceDef {
         group: "batch",
@@ -142,6 +168,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: true,
         scale: false,
         custom: false,
+        status: false,
     },
     ResourceDef {
         group: "coordination.k8s.io",
@@ -154,6 +181,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: false,
         scale: false,
         custom: false,
+        status: false,
     },
     ResourceDef {
         group: "events.k8s.io",
@@ -166,6 +194,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: false,
         scale: false,
         custom: false,
+        status: false,
     },
     ResourceDef {
         group: "keda.sh",
@@ -178,17 +207,33 @@ pub static RESOURCES: &[ResourceDef] = &[
         has_generation: true,
         scale: false,
         custom: true,
+        status: false,
+    },
+    // namespace-scheduler's self-service requests (manifests/base/activationrequest-crd.yaml);
+    // no schema here: what a team writes reaches the scheduler as written.
+    ResourceDef {
+        group: "namespace-scheduler.io",
+        version: "v1alpha1",
+        plural: "activationrequests",
+        singular: "activationrequest",
+        kind: "ActivationRequest",
+        namespaced: true,
+        short_names: &["actreq"],
+        has_generation: true,
+        scale: false,
+        custom: true,
+        status: true,
     },
 ];
 
-/// The kinds served with the given KEDA setting.
-pub fn served(keda: bool) -> impl Iterator<Item = &'static ResourceDef> {
-    RESOURCES.iter().filter(move |r| keda || !r.custom)
+/// The kinds served.
+pub fn served(on: Served) -> impl Iterator<Item = &'static ResourceDef> {
+    RESOURCES.iter().filter(move |r| on.serves(r))
 }
 
 /// Find a served kind by group, version and plural.
-pub fn find(group: &str, version: &str, plural: &str, keda: bool) -> Option<&'static ResourceDef> {
-    served(keda).find(|r| r.group == group && r.version == version && r.plural == plural)
+pub fn find(group: &str, version: &str, plural: &str, on: Served) -> Option<&'static ResourceDef> {
+    served(on).find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Find any known kind (served or not) by `apiVersion` and a Kind / plural / short name.
@@ -207,9 +252,9 @@ pub fn api_versions(server_addr: &str) -> Value {
     })
 }
 
-fn groups(keda: bool) -> Vec<(&'static str, &'static str)> {
+fn groups(on: Served) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in served(keda).filter(|r| !r.group.is_empty()) {
+    for r in served(on).filter(|r| !r.group.is_empty()) {
         if !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
         }
@@ -229,8 +274,8 @@ fn group_doc(group: &str, version: &str) -> Value {
 }
 
 /// `/apis`: the APIGroupList document.
-pub fn api_group_list(keda: bool) -> Value {
-    let groups: Vec<Value> = groups(keda)
+pub fn api_group_list(on: Served) -> Value {
+    let groups: Vec<Value> = groups(on)
         .into_iter()
         .map(|(g, v)| {
             let mut d = group_doc(g, v);
@@ -244,16 +289,16 @@ pub fn api_group_list(keda: bool) -> Value {
 }
 
 /// `/apis/GROUP`: one APIGroup document, if served.
-pub fn api_group(group: &str, keda: bool) -> Option<Value> {
-    groups(keda)
+pub fn api_group(group: &str, on: Served) -> Option<Value> {
+    groups(on)
         .into_iter()
         .find(|(g, _)| *g == group)
         .map(|(g, v)| group_doc(g, v))
 }
 
 /// `/api/v1` or `/apis/GROUP/VERSION`: the APIResourceList, if that group/version is served.
-pub fn api_resource_list(group: &str, version: &str, keda: bool) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = served(keda)
+pub fn api_resource_list(group: &str, version: &str, on: Served) -> Option<Value> {
+    let defs: Vec<&ResourceDef> = served(on)
         .filter(|r| r.group == group && r.version == version)
         .collect();
     if defs.is_empty() {
@@ -272,6 +317,15 @@ pub fn api_resource_list(group: &str, version: &str, keda: bool) -> Option<Value
             entry["shortNames"] = json!(r.short_names);
         }
         resources.push(entry);
+        if r.status {
+            resources.push(json!({
+                "name": format!("{}/status", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if r.scale {
             resources.push(json!({
                 "name": format!("{}/scale", r.plural),

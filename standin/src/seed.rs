@@ -183,3 +183,13 @@ pub fn parse_seed(text: &str) -> Result<Vec<Value>, String> {
     }
     Ok(out)
 }
+
+/// A `namespace-scheduler.io/v1alpha1` ActivationRequest asking for a window until `until`.
+pub fn activation_request(namespace: &str, name: &str, until: &str, requested_by: &str) -> Value {
+    json!({
+        "apiVersion": "namespace-scheduler.io/v1alpha1",
+        "kind": "ActivationRequest",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"until": until, "requestedBy": requested_by},
+    })
+}

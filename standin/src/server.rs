@@ -64,7 +64,7 @@ pub(crate) struct Inner {
     /// Requests being handled now (read, maybe delayed by injected latency, not yet answered).
     pub in_flight: AtomicU64,
     pub latency_ms: AtomicU64,
-    pub keda: bool,
+    pub served: crate::resources::Served,
     pub strict_updates: bool,
     pub addr: SocketAddr,
 }
@@ -150,7 +150,7 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Resp, DropC
         return Ok(crate::admin::handle(&inner, &method, rest, &query, &body));
     }
 
-    let r = api::route(&method, &path, &query, inner.keda, &inner.addr.to_string());
+    let r = api::route(&method, &path, &query, inner.served, &inner.addr.to_string());
     let decision = inner.faults.lock().expect("faults lock").decide(&Probe {
         verb: &r.verb,
         resource: &r.resource,

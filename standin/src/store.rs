@@ -9,8 +9,10 @@ use crate::resources::ResourceDef;
 use crate::status::ApiError;
 
 mod list;
+mod status;
 
 pub use list::ListQuery;
+use status::keep_status;
 
 type Key = (String, String);
 
@@ -305,6 +307,10 @@ impl Store {
         ] {
             meta.remove(f);
         }
+        if def.status {
+            // Only the status subresource writes it.
+            obj.as_object_mut().expect("object").remove("status");
+        }
         Ok(self.commit(def, k, None, obj, dry_run))
     }
 
@@ -314,7 +320,7 @@ impl Store {
         def: &'static ResourceDef,
         ns: Option<&str>,
         name: &str,
-        obj: Value,
+        mut obj: Value,
         require_rv: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
@@ -357,6 +363,7 @@ impl Store {
             }
             _ => {}
         }
+        keep_status(def, &current, &mut obj);
         Ok(self.commit(def, key(def, ns, name), Some(&current), obj, dry_run))
     }
 
@@ -380,7 +387,7 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let patched = patch::apply(&current, body, kind).map_err(|m| {
+        let mut patched = patch::apply(&current, body, kind).map_err(|m| {
             ApiError::new(
                 422,
                 "Invalid",
@@ -406,6 +413,7 @@ impl Store {
                 ),
             ));
         }
+        keep_status(def, &current, &mut patched);
         Ok(self.commit(def, key(def, ns, name), Some(&current), patched, dry_run))
     }
 

@@ -450,3 +450,76 @@ async fn dry_run_and_uid_precondition() {
     assert_eq!(code, 409);
     assert!(msg.contains("Precondition failed"), "{msg}");
 }
+
+#[tokio::test]
+async fn activation_requests_only_when_enabled_with_their_status_subresource() {
+    let path = "/apis/namespace-scheduler.io/v1alpha1/namespaces/dev/activationrequests";
+    let plain = Standin::start().await;
+    for p in [
+        path,
+        "/apis/namespace-scheduler.io/v1alpha1",
+        "/apis/namespace-scheduler.io",
+    ] {
+        let (code, _, _) = http(&plain.url(), "GET", p, None).await;
+        assert_eq!(code, 404, "{p}: the whole group is absent without its CRD");
+    }
+    let (_, _, groups) = http(&plain.url(), "GET", "/apis", None).await;
+    assert!(!groups.contains("namespace-scheduler.io"));
+
+    let s = Standin::start_with(Options {
+        enable_activation_requests: true,
+        ..Options::default()
+    })
+    .await;
+    s.add_namespace("dev", &[]);
+    let (_, _, doc) = http(&s.url(), "GET", "/apis/namespace-scheduler.io/v1alpha1", None).await;
+    assert!(doc.contains("activationrequests/status"), "{doc}");
+    // A status sent with the object is ignored.
+    let body = json!({"apiVersion": "namespace-scheduler.io/v1alpha1", "kind": "ActivationRequest",
+        "metadata": {"name": "ask"}, "spec": {"until": "2026-11-25T23:00:00Z", "requestedBy": "ana"},
+        "status": {"phase": "Accepted"}});
+    let (code, _, created) = http(&s.url(), "POST", path, Some(&body.to_string())).await;
+    assert_eq!(code, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    assert!(created["status"].is_null(), "{created}");
+    assert_eq!(created["metadata"]["generation"], 1);
+    let one = format!("{path}/ask");
+    let merge = "application/merge-patch+json";
+    // /status changes only status, and never the generation.
+    let st = json!({"status": {"phase": "Rejected", "observedGeneration": 1}, "spec": {"until": "x"}});
+    let (code, _, out) = http_ct(
+        &s.url(),
+        "PATCH",
+        &format!("{one}/status"),
+        merge,
+        Some(&st.to_string()),
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["status"]["phase"], "Rejected");
+    assert_eq!(out["spec"]["until"], "2026-11-25T23:00:00Z");
+    assert_eq!(out["metadata"]["generation"], 1);
+    // A stale precondition on /status is a conflict.
+    let stale = json!({"metadata": {"resourceVersion": "1"}, "status": {"phase": "Ended"}});
+    let (code, _, _) = http_ct(
+        &s.url(),
+        "PATCH",
+        &format!("{one}/status"),
+        merge,
+        Some(&stale.to_string()),
+    )
+    .await;
+    assert_eq!(code, 409);
+    // The object's own writes keep status; a spec change bumps the generation.
+    let spec = json!({"spec": {"until": "2026-11-26T01:00:00Z"}, "status": {"phase": "Accepted"}});
+    let (code, _, out) = http_ct(&s.url(), "PATCH", &one, merge, Some(&spec.to_string())).await;
+    assert_eq!(code, 200, "{out}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["status"]["phase"], "Rejected");
+    assert_eq!(out["metadata"]["generation"], 2);
+    let labels = json!({"metadata": {"labels": {"team": "x"}}});
+    let (_, _, out) = http_ct(&s.url(), "PATCH", &one, merge, Some(&labels.to_string())).await;
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["metadata"]["generation"], 2, "metadata is not spec");
+}

@@ -2,7 +2,9 @@
 //! unchanged on both (the real one is right; the stand-in was fixed to match): Event
 //! validation, namespaces being deleted (Terminating) — never written, never counted — and
 //! lists: `resourceVersion=0` answered whole by the watch cache, 410 Expired for a continue
-//! token older than etcd's compaction, and the scheduler starting such a list again.
+//! token older than etcd's compaction, and the scheduler starting such a list again; and a
+//! custom resource with a status subresource (ActivationRequests): status written only through
+//! `/status`, the generation bumped only by spec changes.
 
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::Request;
@@ -351,5 +353,74 @@ async fn a_list_whose_continue_token_expires_is_started_again_three_times_then_t
         c.replicas("Deployment", "bulk", "d000").await,
         1,
         "unmanaged, untouched"
+    );
+}
+
+/// An ActivationRequest (a CRD with `subresources: {status: {}}`): a write to the object keeps
+/// its status, a write to `/status` changes only the status and never the generation, a spec
+/// change bumps the generation, a stale precondition on `/status` is 409, and a list at
+/// `resourceVersion=0` shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activation_requests_status_is_written_only_through_its_subresource() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("status", &[]).await;
+    let created = c.ask(&ns, "ask", "2026-11-25T23:00:00-05:00").await;
+    assert!(created["status"].is_null(), "{created}");
+    assert_eq!(created["metadata"]["generation"], 1);
+    let base = format!("/apis/namespace-scheduler.io/v1alpha1/namespaces/{ns}/activationrequests");
+    let patch = |sub: Option<&str>, body: Value| {
+        let params = PatchParams::default();
+        let req = match sub {
+            Some(s) => Request::new(&base).patch_subresource(s, "ask", &params, &Patch::Merge(&body)),
+            None => Request::new(&base).patch("ask", &params, &Patch::Merge(&body)),
+        };
+        c.client.request::<Value>(req.unwrap())
+    };
+    let out = patch(
+        Some("status"),
+        json!({"status": {"phase": "Rejected", "message": "m", "observedGeneration": 1}, "spec": {"until": "2027-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect("write the status");
+    assert_eq!(out["status"]["phase"], "Rejected");
+    assert_eq!(
+        out["spec"]["until"], "2026-11-25T23:00:00-05:00",
+        "/status changes only status"
+    );
+    assert_eq!(out["metadata"]["generation"], 1);
+    let stale =
+        json!({"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}, "status": {"phase": "Ended"}});
+    match patch(Some("status"), stale).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 409, "{s:?}"),
+        other => panic!("a stale precondition on /status must be 409, got {other:?}"),
+    }
+    let out = patch(
+        None,
+        json!({"spec": {"until": "2026-11-25T22:00:00-05:00"}, "status": {"phase": "Accepted"}}),
+    )
+    .await
+    .expect("change the spec");
+    assert_eq!(
+        out["status"]["phase"], "Rejected",
+        "a write to the object keeps its status"
+    );
+    assert_eq!(out["metadata"]["generation"], 2, "a spec change bumps the generation");
+    let out = patch(None, json!({"metadata": {"labels": {"team": "x"}}}))
+        .await
+        .expect("label it");
+    assert_eq!(out["metadata"]["generation"], 2, "metadata is not spec");
+    let list = get_raw(
+        &c,
+        "/apis/namespace-scheduler.io/v1alpha1/activationrequests?resourceVersion=0&resourceVersionMatch=NotOlderThan",
+    )
+    .await
+    .expect("list at resourceVersion=0");
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["metadata"]["namespace"] == json!(ns)),
+        "{list}"
     );
 }

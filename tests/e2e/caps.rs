@@ -8,7 +8,6 @@ use serde_json::json;
 use crate::harness::*;
 
 const CC: &str = "namespace-scheduler/cost-center";
-const STATUS: &str = "namespace-scheduler/request-status";
 /// The morning after OFF_HOURS, when night requests end.
 const MORNING: &str = "2026-11-26T06:00:00-05:00";
 /// Wednesday 2026-11-25 18:00 Bogotá: the first off-hours run of the day.
@@ -17,27 +16,21 @@ const TEN_AM: &str = "2026-11-25T10:00:00-05:00";
 
 /// Seeds the permissions table with a file of cost centers (TEAM-TWO: at most 2 windows).
 async fn permissions(c: &Cluster) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        file.path(),
-        json!([
-            {"cost_center": "TEAM-TWO", "is_authorized": true, "max_concurrent_namespaces": 2, "authorized_namespaces": ["nss-e2e-*"]},
-            {"cost_center": "TEAM-MANY", "is_authorized": true, "max_concurrent_namespaces": 50, "authorized_namespaces": ["nss-e2e-*"]},
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let (code, out, err) = c.run(&["populate", "--file", file.path().to_str().unwrap()]).await;
-    assert_eq!(code, 0, "populate: {out}\n{err}");
+    c.populate_with(json!([
+        {"cost_center": "TEAM-TWO", "is_authorized": true, "max_concurrent_namespaces": 2, "authorized_namespaces": ["nss-e2e-*"]},
+        {"cost_center": "TEAM-MANY", "is_authorized": true, "max_concurrent_namespaces": 50, "authorized_namespaces": ["nss-e2e-*"]},
+    ]))
+    .await;
 }
 
+/// Each namespace asks with one ActivationRequest, `night`.
 async fn ask(c: &Cluster, ns: &str, until: &str) {
-    let patch = json!({"metadata": {"annotations": {"namespace-scheduler/request-until": until, "namespace-scheduler/requested-by": "maria"}}});
-    c.patch("Namespace", None, ns, patch).await;
+    c.ask(ns, "night", until).await;
 }
 
+/// `Accepted: …`, `Rejected: …`, or None while unanswered (or `Pending`).
 async fn status(c: &Cluster, ns: &str) -> Option<String> {
-    c.annotation("Namespace", None, ns, STATUS).await
+    Some(c.phase(ns, "night").await).filter(|p| !p.starts_with("-") && !p.starts_with("Pending"))
 }
 
 /// `n` namespaces of cost center `cc`, each with a Deployment `api` of 2 replicas.
@@ -52,11 +45,15 @@ async fn namespaces(c: &Cluster, prefix: &str, n: usize, cc: &str) -> Vec<String
 }
 
 fn up_and_down(statuses: &[Option<String>]) -> (usize, Vec<&String>) {
-    let accepted = statuses.iter().filter(|s| s.as_deref() == Some("accepted")).count();
+    let accepted = statuses
+        .iter()
+        .flatten()
+        .filter(|s| s.starts_with("Accepted: "))
+        .count();
     let rejected = statuses
         .iter()
         .flatten()
-        .filter(|s| s.starts_with("rejected"))
+        .filter(|s| s.starts_with("Rejected: "))
         .collect();
     (accepted, rejected)
 }
@@ -70,7 +67,7 @@ async fn six_requests_for_the_night_with_a_cap_of_two_leave_exactly_two_up() {
     assert_eq!(c.run(&["run", "--at", BUSINESS]).await.0, 0);
     ask(&c, &names[5], MORNING).await;
     if c.real() {
-        // managedFields times have a one-second resolution.
+        // creationTimestamp has a one-second resolution.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
     for ns in &names[..5] {
@@ -91,7 +88,7 @@ async fn six_requests_for_the_night_with_a_cap_of_two_leave_exactly_two_up() {
     assert_eq!((accepted, rejected.len()), (2, 4), "{statuses:?}");
     for r in rejected {
         assert!(
-            r.starts_with("rejected: cluster_cap: 2 of 2 windows open at 18:00 on 2026-11-25"),
+            r.starts_with("Rejected: cluster_cap: 2 of 2 windows open at 18:00 on 2026-11-25"),
             "{r}"
         );
     }
@@ -104,11 +101,15 @@ async fn six_requests_for_the_night_with_a_cap_of_two_leave_exactly_two_up() {
     let (code, s, err) = c.run_json(NEXT_NIGHT, &cap).await;
     assert_eq!(code, 0, "{s}\n{err}");
     assert_eq!(s["namespaces_changed"], 0, "{s}");
-    // A team re-asking while its window is open is not counted twice.
-    ask(&c, &up[0], "2026-11-26T05:30:00-05:00").await;
+    // A team re-asking (another request) while its window is open is not counted twice.
+    c.ask(&up[0], "longer", "2026-11-26T05:30:00-05:00").await;
     let (code, s, err) = c.run_json(NEXT_NIGHT, &cap).await;
     assert_eq!(code, 0, "{s}\n{err}");
-    assert_eq!(status(&c, &up[0]).await.as_deref(), Some("accepted"), "{s}");
+    assert!(c.phase(&up[0], "longer").await.starts_with("Accepted: "), "{s}");
+    assert_eq!(
+        c.phase(&up[0], "night").await,
+        "Ended: replaced by ActivationRequest longer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +132,7 @@ async fn a_cost_centers_own_cap_holds_the_same_way() {
     assert_eq!(accepted, 2, "{statuses:?}");
     assert_eq!(rejected.len(), 1, "{statuses:?}");
     assert!(
-        rejected[0].starts_with("rejected: cost_center_cap: 2 of 2 windows of TEAM-TWO open at 20:00"),
+        rejected[0].starts_with("Rejected: cost_center_cap: 2 of 2 windows of TEAM-TWO open at 20:00"),
         "{statuses:?}"
     );
 }
@@ -153,13 +154,13 @@ async fn a_request_is_judged_over_its_whole_window_even_in_business_hours() {
     assert_eq!(code, 0, "{s}\n{err}");
     let evening_status = status(&c, &evening).await.unwrap();
     assert!(
-        evening_status.starts_with("rejected: cluster_cap: 0 of 0 windows open at 18:00 on 2026-11-25"),
+        evening_status.starts_with("Rejected: cluster_cap: 0 of 0 windows open at 18:00 on 2026-11-25"),
         "{evening_status}"
     );
     // A window that ends before 18:00 needs no slot.
-    assert_eq!(status(&c, &afternoon).await.as_deref(), Some("accepted"));
+    assert!(status(&c, &afternoon).await.unwrap().starts_with("Accepted: "));
     let long = status(&c, &forever).await.unwrap();
-    assert!(long.starts_with("rejected: window_too_long"), "{long}");
+    assert!(long.starts_with("Rejected: window_too_long"), "{long}");
     // At 20:00 the rejected one is down like any other.
     let (code, s, err) = c.run_json(OFF_HOURS, &cap0).await;
     assert_eq!(code, 0, "{s}\n{err}");
@@ -242,10 +243,14 @@ async fn an_unreadable_permissions_table_fails_closed_but_not_for_good() {
     assert_eq!(code, 1, "{s}\n{err}");
     assert_eq!(s["counts"]["unanswered"], 1, "{s}");
     assert_eq!(status(&c, &ns).await, None);
+    assert_eq!(
+        c.phase(&ns, "night").await,
+        "Pending: unanswered: the permissions table could not be read; the next run decides"
+    );
     assert_eq!(c.replicas("Deployment", &ns, "api").await, 0);
     // ...and the next healthy run decides it.
     let (code, s, err) = c.run_json(LATER_OFF_HOURS, &[]).await;
     assert_eq!(code, 0, "{s}\n{err}");
-    assert_eq!(status(&c, &ns).await.as_deref(), Some("accepted"));
+    assert!(status(&c, &ns).await.unwrap().starts_with("Accepted: "));
     assert_eq!(c.replicas("Deployment", &ns, "api").await, 2);
 }

@@ -382,8 +382,9 @@ async fn a_no_op_run_makes_a_handful_of_requests_whatever_the_namespace_count() 
     assert_eq!(summary["writes"], 0);
     let requests = s.requests();
     let shown: Vec<String> = requests.iter().map(|r| format!("{} {}", r.verb, r.resource)).collect();
-    // lease get + update, namespaces, 3 workload kinds, ScaledObjects, lease release.
-    assert!(requests.len() <= 8, "{} requests: {shown:?}", requests.len());
+    // lease get + update, namespaces, 3 workload kinds, ScaledObjects, ActivationRequests,
+    // lease release.
+    assert!(requests.len() <= 9, "{} requests: {shown:?}", requests.len());
     assert!(requests.iter().all(|r| r.resource != "events"));
 }
 

@@ -53,6 +53,7 @@ fn path(kind: &str, ns: Option<&str>) -> String {
         "CronJob" => ("/apis/batch/v1", "cronjobs"),
         "ScaledObject" => ("/apis/keda.sh/v1alpha1", "scaledobjects"),
         "Lease" => ("/apis/coordination.k8s.io/v1", "leases"),
+        "ActivationRequest" => ("/apis/namespace-scheduler.io/v1alpha1", "activationrequests"),
         other => panic!("unknown kind {other}"),
     };
     format!("{prefix}/namespaces/{}/{plural}", ns.expect("namespaced kind"))
@@ -62,6 +63,7 @@ impl Cluster {
     pub async fn start() -> Cluster {
         Self::start_with(Options {
             enable_keda: true,
+            enable_activation_requests: true,
             ..Options::default()
         })
         .await
@@ -191,6 +193,110 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("the ScaledObject CRD was not served within 10 s");
+    }
+
+    /// On a real cluster, installs the shipped ActivationRequest CRD (manifests/base) once per
+    /// test binary and waits until it is served; the stand-in serves it itself. It is left in
+    /// place: other tests running at the same time have requests in their namespaces.
+    pub async fn ensure_activation_request_crd(&self) {
+        static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        if !self.real() {
+            return;
+        }
+        INSTALLED
+            .get_or_init(|| async {
+                let crd: Vec<Value> = crate::k8s_manifests::kustomize("manifests/base")
+                    .into_iter()
+                    .filter(|d| d["kind"] == "CustomResourceDefinition")
+                    .collect();
+                assert_eq!(crd.len(), 1, "manifests/base ships the ActivationRequest CRD");
+                let text = serde_json::to_string(&crd[0]).unwrap();
+                let mut apply = std::process::Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&self.kubeconfig)
+                    .args(["apply", "-f", "-"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("run kubectl");
+                use std::io::Write;
+                apply.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+                assert!(
+                    apply.wait().unwrap().success(),
+                    "kubectl apply the ActivationRequest CRD"
+                );
+                for _ in 0..300 {
+                    let probe = Request::new("/apis/namespace-scheduler.io/v1alpha1/activationrequests")
+                        .list(&Default::default())
+                        .unwrap();
+                    if self.client.request::<Value>(probe).await.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("the ActivationRequest CRD was not served within 30 s");
+            })
+            .await;
+    }
+
+    /// The user name the test client authenticates as (`kubectl auth whoami`): what a request
+    /// created by the tests must name as its requester. The stand-in does not authenticate.
+    pub async fn whoami(&self) -> String {
+        if !self.real() {
+            return "e2e-tester".into();
+        }
+        let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+        let req = Request::new("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+            .create(&PostParams::default(), serde_json::to_vec(&review).unwrap())
+            .unwrap();
+        let out: Value = self.client.request(req).await.expect("SelfSubjectReview");
+        out["status"]["userInfo"]["username"]
+            .as_str()
+            .expect("a user name")
+            .to_string()
+    }
+
+    /// An ActivationRequest `name` in `ns` for a window until `until`, by the test's own user.
+    pub async fn ask(&self, ns: &str, name: &str, until: &str) -> Value {
+        self.ensure_activation_request_crd().await;
+        let by = self.whoami().await;
+        self.create(standin::seed::activation_request(ns, name, until, &by))
+            .await
+    }
+
+    /// An ActivationRequest's `status` (null when unanswered).
+    pub async fn answer(&self, ns: &str, name: &str) -> Value {
+        self.get("ActivationRequest", Some(ns), name)
+            .await
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// `phase: message` of an ActivationRequest's answer (`-` for none).
+    pub async fn phase(&self, ns: &str, name: &str) -> String {
+        let st = self.answer(ns, name).await;
+        format!(
+            "{}: {}",
+            st["phase"].as_str().unwrap_or("-"),
+            st["message"].as_str().unwrap_or("-")
+        )
+    }
+
+    /// Deletes an object, as another actor would; waits until it is gone.
+    pub async fn delete(&self, kind: &str, ns: Option<&str>, name: &str) {
+        let req = Request::new(path(kind, ns)).delete(name, &Default::default()).unwrap();
+        match self.client.request::<Value>(req).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => panic!("delete {kind} {name}: {e}"),
+        }
+        for _ in 0..300 {
+            if self.get(kind, ns, name).await.is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{kind} {name} still exists 30 s after its deletion");
     }
 
     /// A managed namespace `nss-e2e-<id>-<short>` (labelled for this test's selector).
@@ -346,6 +452,14 @@ impl Cluster {
 
     pub async fn populate(&self) {
         let (code, out, err) = self.run(&["populate"]).await;
+        assert_eq!(code, 0, "populate: {out}\n{err}");
+    }
+
+    /// Seeds the permissions table with `items` (a JSON list, as `populate --file` reads it).
+    pub async fn populate_with(&self, items: Value) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), items.to_string()).unwrap();
+        let (code, out, err) = self.run(&["populate", "--file", file.path().to_str().unwrap()]).await;
         assert_eq!(code, 0, "populate: {out}\n{err}");
     }
 

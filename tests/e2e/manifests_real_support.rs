@@ -1,6 +1,7 @@
-//! Helpers of `manifests_real`: kubectl, registering rendered objects for deletion with the
-//! test's `Cluster`, kubeconfigs for other identities, the admission-policy API version,
-//! namespace patches that report a refusal.
+//! Helpers of the tests that apply the shipped manifests to a real apiserver (`manifests_real`,
+//! `guard_real`): kubectl, installing the production overlay (one test at a time), registering
+//! rendered objects for deletion with the test's `Cluster`, kubeconfigs for other identities,
+//! writes that report a refusal.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +12,13 @@ use kube::core::Request;
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::k8s_manifests::{kind_of, name_of};
+use crate::k8s_manifests::{kind_of, kustomize, name_of, NAMESPACE};
+
+/// Marks the copy of `task-scheduler` these tests installed, so a real installation is never
+/// touched (nor deleted) by them.
+pub const FIXTURE_LABEL: &str = "nss-e2e/fixture";
+pub const COST_CENTER: &str = "namespace-scheduler/cost-center";
+pub const ACTIVATION_REQUESTS: &str = "/apis/namespace-scheduler.io/v1alpha1";
 
 pub const SCHEDULER_USER: &str = "system:serviceaccount:task-scheduler:namespace-scheduler";
 
@@ -67,31 +74,58 @@ pub fn group_of(d: &Value) -> &str {
         .unwrap_or("")
 }
 
-/// The version that serves ValidatingAdmissionPolicy here: `v1` (1.30+) or `v1beta1` (1.28,
-/// 1.29, with the API enabled as scripts/control-plane.sh does); `None` without it.
-pub async fn admission_policy_version(c: &Cluster) -> Option<&'static str> {
-    for v in ["v1", "v1beta1"] {
-        // the group-version's discovery document (a GET of the path, as a "list" builds it)
-        let req = Request::new(format!("/apis/admissionregistration.k8s.io/{v}"))
-            .list(&Default::default())
-            .unwrap();
-        if let Ok(list) = c.client.request::<Value>(req).await {
-            let served = list["resources"].as_array().into_iter().flatten();
-            if served.clone().any(|r| r["name"] == "validatingadmissionpolicies") {
-                return Some(v);
-            }
+/// Whether the `task-scheduler` these tests install may be used: absent, or ours (then wait for
+/// an earlier run's copy to finish terminating). `false`: a real installation, left alone.
+pub async fn task_scheduler_is_free(c: &Cluster) -> bool {
+    for _ in 0..900 {
+        let Some(ns) = c.get("Namespace", None, NAMESPACE).await else {
+            return true;
+        };
+        if ns["metadata"]["labels"][FIXTURE_LABEL] != "true" {
+            skip(&format!(
+                "namespace {NAMESPACE} exists and was not installed by these tests: a real installation is never touched"
+            ));
+            return false;
         }
+        // Left by an earlier run that did not clean up: ours to use again.
+        if ns["metadata"]["deletionTimestamp"].is_null() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    None
+    panic!("namespace {NAMESPACE}, left by an earlier test, still exists 90 s later (no kube-controller-manager?)");
 }
 
-/// The shipped `admissionregistration.k8s.io/v1` objects as this apiserver serves them.
-pub fn convert_admission(docs: &mut [Value], version: &str) {
-    for d in docs.iter_mut() {
-        if d["apiVersion"] == "admissionregistration.k8s.io/v1" {
-            d["apiVersion"] = json!(format!("admissionregistration.k8s.io/{version}"));
-        }
+/// The production overlay, rendered, its `task-scheduler` namespace marked as the tests'.
+pub fn production_overlay() -> Vec<Value> {
+    let mut docs = kustomize("manifests/overlays/production");
+    for d in docs.iter_mut().filter(|d| kind_of(d) == "Namespace") {
+        d["metadata"]["labels"][FIXTURE_LABEL] = json!("true");
     }
+    docs
+}
+
+/// Applies the production overlay for real, as shipped: the namespace, the ServiceAccount, the
+/// RBAC, the CRD and the roles aggregated to edit/view, the guard's two admission policies and
+/// their bindings, the ConfigMap, the CronJobs and the populate Job (no kubelet runs them).
+/// Everything but the CRD is deleted when `c` drops (other tests have requests in the CRD).
+/// None, with the test reported skipped, where a real installation exists. Hold
+/// [`shipped_lock`] first.
+pub async fn install_production(c: &Cluster) -> Option<Vec<Value>> {
+    if !task_scheduler_is_free(c).await {
+        return None;
+    }
+    let docs = production_overlay();
+    let removable: Vec<Value> = docs
+        .iter()
+        .filter(|d| kind_of(d) != "CustomResourceDefinition")
+        .cloned()
+        .collect();
+    delete_all_on_drop(c, &removable);
+    let (ok, out, err) = kubectl(&c.kubeconfig, &["apply", "-f", "-"], Some(&as_stream(&docs)));
+    assert!(ok, "apply the production overlay for real:\n{out}\n{err}");
+    c.ensure_activation_request_crd().await;
+    Some(docs)
 }
 
 /// A copy of this cluster's kubeconfig whose user is changed by `edit`.
@@ -171,9 +205,63 @@ pub async fn impersonating(c: &Cluster, user: &str, groups: &[&str]) -> kube::Cl
     kube::Client::try_from(cfg).unwrap()
 }
 
-pub fn rules_of(docs: &[Value], kind: &str, name: &str) -> Value {
-    docs.iter()
-        .find(|d| kind_of(d) == kind && name_of(d) == name)
-        .unwrap_or_else(|| panic!("{kind} {name} not rendered"))["rules"]
-        .clone()
+/// Held by every test that installs cluster-wide objects under their shipped names (the
+/// production overlay, the guard): they run one at a time. Take it before `Cluster::start`, so
+/// it is released only after the `Cluster` has deleted what the test installed.
+pub async fn shipped_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static SHIPPED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SHIPPED.lock().await
+}
+
+/// A kubeconfig for this cluster whose user is the scheduler's ServiceAccount, with a token of
+/// its own (`kubectl create token`): real authentication and authorization.
+pub fn service_account_kubeconfig(c: &Cluster, dir: &Path) -> PathBuf {
+    let (ok, token, err) = kubectl(
+        &c.kubeconfig,
+        &[
+            "create",
+            "token",
+            crate::k8s_manifests::SERVICE_ACCOUNT,
+            "-n",
+            crate::k8s_manifests::NAMESPACE,
+            "--duration=1h",
+        ],
+        None,
+    );
+    assert!(ok, "kubectl create token: {err}");
+    kubeconfig_with(c, dir, "sa.kubeconfig", |a| {
+        *a = serde_json::from_value(json!({"token": token.trim()})).unwrap();
+    })
+}
+
+/// Retries `attempt` (bounded, 30 s) until it says the cluster is ready: a policy or an
+/// aggregated role takes effect a moment after it is written.
+pub async fn eventually<F, Fut>(what: &str, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if attempt().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 30 s");
+}
+
+/// Creates `body` with `client`: Ok, or the refusal's (code, message).
+pub async fn create_as(client: &kube::Client, path: &str, body: &Value, dry_run: bool) -> Result<Value, (u16, String)> {
+    let params = kube::api::PostParams {
+        dry_run,
+        ..Default::default()
+    };
+    let req = Request::new(path)
+        .create(&params, serde_json::to_vec(body).unwrap())
+        .unwrap();
+    match client.request::<Value>(req).await {
+        Ok(v) => Ok(v),
+        Err(kube::Error::Api(s)) => Err((s.code, s.message)),
+        Err(e) => panic!("create in {path}: {e}"),
+    }
 }

@@ -1,5 +1,5 @@
 //! Least privilege, derived from the code's real calls: every request the binary makes in a
-//! full cycle (run down, self-service request, up, down, a conflict re-read, run up, KEDA) is
+//! full cycle (run down, an ActivationRequest answered, up, down, conflict re-reads, run up, KEDA) is
 //! checked against the RBAC rendered from `manifests/base`. A call added to the code without
 //! its grant fails here, not in production. On a real apiserver the same cycle runs with the
 //! ServiceAccount's own token, under real authorization (`manifests_real.rs`).
@@ -23,6 +23,8 @@ async fn rbac_grants_every_request_the_binary_makes() {
     c.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
         .await;
     let (ns, asker) = c.every_kind_and_an_asker("rbac").await;
+    // Made by the test, not the binary: before the log is cleared.
+    c.ask(&asker, "ask", "2026-11-25T23:30:00-05:00").await;
     s.reset_requests();
 
     // Our own namespace must be the one the Role is in.
@@ -33,9 +35,15 @@ async fn rbac_grants_every_request_the_binary_makes() {
             assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
         }
     };
+    // One conflict on the answer makes the binary re-read the request (a get).
+    s.add_fault(
+        FaultRule::new(FaultAction::status(409))
+            .verb("patch")
+            .resource("activationrequests")
+            .once(),
+    );
     run(vec!["run", "--at", OFF_HOURS]).await;
-    let ask = json!({"metadata": {"annotations": {"namespace-scheduler/request-until": "2026-11-25T23:30:00-05:00"}}});
-    c.patch("Namespace", None, &asker, ask).await;
+    assert!(c.phase(&asker, "ask").await.starts_with("Accepted: "));
     run(vec!["run", "--at", LATER_OFF_HOURS]).await;
     // One conflict on a workload write makes the binary re-read the object (a get).
     s.add_fault(
@@ -91,6 +99,9 @@ async fn rbac_grants_every_request_the_binary_makes() {
         "patch cronjobs",
         "list scaledobjects",
         "patch scaledobjects",
+        "list activationrequests",
+        "get activationrequests",
+        "patch activationrequests/status",
         "create events",
         "get leases",
         "create leases",

@@ -39,7 +39,7 @@ pub enum Command {
     Populate(PopulateArgs),
     /// Active hours, hours down and savings per namespace and cost center for an ISO week.
     Report(ReportArgs),
-    /// Create both DynamoDB tables on DYNAMODB_ENDPOINT_URL (local demo and tests only; refuses
+    /// Create the DynamoDB tables on DYNAMODB_ENDPOINT_URL (local demo and tests only; refuses
     /// to run against AWS, where infrastructure/dynamodb-tables.yaml is the way).
     #[command(hide = true)]
     LocalTables,

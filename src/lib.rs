@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 pub mod dynamo;
 pub mod error;
+pub mod fleet;
 pub mod hours;
 pub mod metrics;
 pub mod permissions;

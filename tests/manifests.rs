@@ -338,6 +338,7 @@ fn production_overlay() {
         ("AWS_REGION", Some("us-east-1")),
         ("DYNAMODB_TABLE_NAME", Some("task-scheduler-logs-production")),
         ("PERMISSIONS_TABLE_NAME", Some("cost-center-permissions-production")),
+        ("WINDOWS_TABLE_NAME", Some("namespace-scheduler-windows-production")),
         ("LOG_FORMAT", Some("json")),
         ("LOG_LEVEL", Some("INFO")),
         ("EKS_CLUSTER_NAME", None),

@@ -319,6 +319,23 @@ where
     }
 }
 
+/// The DynamoDB type of a value, for messages about an item that does not read (never the value
+/// itself: it may be huge).
+pub fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    match v {
+        V::S(_) => "a string",
+        V::N(_) => "a number",
+        V::Bool(_) => "a boolean",
+        V::Null(_) => "null",
+        V::L(_) => "a list",
+        V::M(_) => "a map",
+        V::Ss(_) | V::Ns(_) | V::Bs(_) => "a set",
+        V::B(_) => "binary",
+        _ => "an unknown type",
+    }
+}
+
 /// Exponential backoff with full jitter: attempt 0 → up to 50 ms, doubling, capped at 1.6 s.
 pub fn backoff(attempt: u32) -> Duration {
     let cap_ms = 50u64.saturating_mul(1 << attempt.min(5));

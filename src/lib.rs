@@ -15,6 +15,7 @@ pub mod context;
 pub mod dynamo;
 pub mod error;
 pub mod fleet;
+pub mod history;
 pub mod hours;
 pub mod metrics;
 pub mod permissions;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
+use crate::dynamo::type_name;
 use crate::permissions::Window;
 
 /// Hash key: one partition per cost center.
@@ -145,7 +146,7 @@ impl WindowRecord {
         let text = |k: &str| match item.get(k) {
             Some(AttributeValue::S(v)) if !v.is_empty() => Ok(v.clone()),
             Some(AttributeValue::S(_)) => Err(format!("{k}: empty")),
-            Some(other) => Err(format!("{k}: expected a string, got {}", kind(other))),
+            Some(other) => Err(format!("{k}: expected a string, got {}", type_name(other))),
             None => Err(format!("{k}: missing")),
         };
         let time = |k: &str| {
@@ -202,7 +203,7 @@ impl Partition {
                     other => {
                         return Err(format!(
                             "item {key}: {VERSION_ATTRIBUTE}: expected a number, got {}",
-                            other.map(kind).unwrap_or("nothing")
+                            other.map(type_name).unwrap_or("nothing")
                         ))
                     }
                 });
@@ -212,21 +213,6 @@ impl Partition {
             partition.windows.push(record);
         }
         Ok(partition)
-    }
-}
-
-/// The DynamoDB type of a value, for messages (never the value itself: it may be huge).
-pub fn kind(v: &AttributeValue) -> &'static str {
-    match v {
-        AttributeValue::S(_) => "a string",
-        AttributeValue::N(_) => "a number",
-        AttributeValue::Bool(_) => "a boolean",
-        AttributeValue::Null(_) => "null",
-        AttributeValue::L(_) => "a list",
-        AttributeValue::M(_) => "a map",
-        AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_) => "a set",
-        AttributeValue::B(_) => "binary",
-        _ => "an unknown type",
     }
 }
 

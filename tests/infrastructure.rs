@@ -51,6 +51,21 @@ fn keys(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(a, t)| (a.to_string(), t.to_string())).collect()
 }
 
+/// A table's AttributeDefinitions: name → type.
+fn attribute_definitions(properties: &Value) -> BTreeMap<String, String> {
+    properties["AttributeDefinitions"]
+        .as_array()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap().to_string(),
+                a["AttributeType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn assert_table_basics(t: &Value, logical: &str, name_sub: &str) {
     let r = resource(t, logical);
     assert_eq!(r["Type"], "AWS::DynamoDB::Table", "{logical}: type");
@@ -99,17 +114,7 @@ fn audit_table_schema() {
         key_schema(&p["KeySchema"]),
         keys(&[("namespace_name", "HASH"), ("timestamp_start", "RANGE")])
     );
-    let attrs: BTreeMap<String, String> = p["AttributeDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["AttributeName"].as_str().unwrap().to_string(),
-                a["AttributeType"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let attrs = attribute_definitions(p);
     let want_attrs: BTreeMap<String, String> = [
         ("namespace_name", "S"),
         ("timestamp_start", "N"),
@@ -200,17 +205,7 @@ fn windows_table_schema() {
         key_schema(&p["KeySchema"]),
         keys(&[("cost_center", "HASH"), ("window_key", "RANGE")])
     );
-    let attrs: BTreeSet<(String, String)> = p["AttributeDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["AttributeName"].as_str().unwrap().to_string(),
-                a["AttributeType"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let attrs = attribute_definitions(p);
     assert_eq!(
         attrs,
         [

@@ -107,53 +107,91 @@ fn filters(args: HistoryArgs, now: DateTime<Utc>) -> Result<Filters> {
     })
 }
 
-const COLUMNS: [&str; 9] = [
-    "TIME",
-    "CLUSTER",
-    "NAMESPACE",
-    "COST CENTER",
-    "OPERATION",
-    "STATUS",
-    "REQUESTED BY",
-    "UNTIL",
-    "ERROR",
+/// Every field of a record, as the CSV names them ([`values`] in this order).
+const FIELDS: [&str; 12] = [
+    "time",
+    "timestamp_start",
+    "cluster",
+    "namespace",
+    "cost_center",
+    "operation",
+    "status",
+    "requested_by",
+    "active_until",
+    "run_id",
+    "duration_ms",
+    "error",
 ];
 
-fn cells(e: &Entry, time: &impl Fn(f64) -> String) -> [String; 9] {
+/// A record's [`FIELDS`] as printed.
+fn values(e: &Entry, time: &impl Fn(f64) -> String) -> [String; 12] {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         time(e.timestamp_start),
+        format!("{}", e.timestamp_start),
         e.cluster.clone(),
         e.namespace.clone(),
         e.cost_center.clone(),
         e.operation.as_str().to_string(),
         e.status.clone(),
         e.requested_by.clone(),
-        e.active_until.clone().unwrap_or_else(|| "-".into()),
-        e.error.clone().unwrap_or_default(),
+        text(&e.active_until),
+        text(&e.run_id),
+        e.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+        text(&e.error),
     ]
 }
 
+/// The text table's columns, (header, one of [`FIELDS`]); the last one is not padded.
+const TEXT: [(&str, &str); 9] = [
+    ("TIME", "time"),
+    ("CLUSTER", "cluster"),
+    ("NAMESPACE", "namespace"),
+    ("COST CENTER", "cost_center"),
+    ("OPERATION", "operation"),
+    ("STATUS", "status"),
+    ("REQUESTED BY", "requested_by"),
+    ("UNTIL", "active_until"),
+    ("ERROR", "error"),
+];
+
 fn print_text(found: &History, time: &impl Fn(f64) -> String) {
-    let rows: Vec<[String; 9]> = found.entries.iter().map(|e| cells(e, time)).collect();
-    let mut widths = COLUMNS.map(str::len);
+    let rows: Vec<Vec<String>> = found
+        .entries
+        .iter()
+        .map(|e| {
+            let all = values(e, time);
+            TEXT.iter()
+                .map(|(_, name)| {
+                    let i = FIELDS.iter().position(|f| f == name).expect("a text column is a field");
+                    match &all[i] {
+                        v if v.is_empty() && *name == "active_until" => "-".to_string(),
+                        v => v.clone(),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let headers: Vec<String> = TEXT.iter().map(|(h, _)| h.to_string()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(String::len).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[&str]| {
+    let line = |cells: &[String]| {
         let (last, padded) = cells.split_last().expect("columns");
-        let mut out: Vec<String> = padded.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push(last.to_string());
+        let mut out: Vec<String> = padded.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push(last.clone());
         out.join("  ").trim_end().to_string()
     };
     println!();
-    println!("{}", line(&COLUMNS));
+    println!("{}", line(&headers));
     if rows.is_empty() {
         println!("(no record)");
     }
     for row in &rows {
-        println!("{}", line(&row.each_ref().map(String::as_str)));
+        println!("{}", line(row));
     }
     if !found.unreadable.is_empty() {
         println!();
@@ -165,25 +203,10 @@ fn print_text(found: &History, time: &impl Fn(f64) -> String) {
 }
 
 fn print_csv(found: &History, time: &impl Fn(f64) -> String) {
-    println!(
-        "time,timestamp_start,cluster,namespace,cost_center,operation,status,requested_by,active_until,run_id,duration_ms,error"
-    );
+    println!("{}", FIELDS.join(","));
     for e in &found.entries {
-        let fields = [
-            time(e.timestamp_start),
-            format!("{}", e.timestamp_start),
-            e.cluster.clone(),
-            e.namespace.clone(),
-            e.cost_center.clone(),
-            e.operation.as_str().to_string(),
-            e.status.clone(),
-            e.requested_by.clone(),
-            e.active_until.clone().unwrap_or_default(),
-            e.run_id.clone().unwrap_or_default(),
-            e.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-            e.error.clone().unwrap_or_default(),
-        ];
-        println!("{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        let row: Vec<String> = values(e, time).iter().map(|v| csv_field(v)).collect();
+        println!("{}", row.join(","));
     }
 }
 

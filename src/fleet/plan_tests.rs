@@ -66,6 +66,13 @@ fn rec(cluster: &str, namespace: &str, cost_center: &str, until: DateTime<Utc>) 
     }
 }
 
+/// `n` windows of another cluster, `<prefix>-1`…`<prefix>-n`.
+fn others(prefix: &str, cost_center: &str, n: usize, until: DateTime<Utc>) -> Vec<WindowRecord> {
+    (1..=n)
+        .map(|i| rec(OTHER, &format!("{prefix}-{i}"), cost_center, until))
+        .collect()
+}
+
 type Partitions = BTreeMap<String, std::result::Result<Partition, String>>;
 
 fn partitions(list: &[(&str, Option<u64>, Vec<WindowRecord>)]) -> Partitions {
@@ -193,9 +200,7 @@ fn what_counts_where() {
                     partitions(&[(
                         "IT-DEVELOPMENT",
                         Some(9),
-                        (1..=5)
-                            .map(|i| rec(OTHER, &format!("dev-{i}"), "IT-DEVELOPMENT", night))
-                            .collect(),
+                        others("dev", "IT-DEVELOPMENT", 5, night),
                     )]),
                 )
             },
@@ -228,9 +233,7 @@ fn what_counts_where() {
                 partitions(&[(
                     "DEMO-SANDBOX",
                     Some(3),
-                    (1..=3)
-                        .map(|i| rec(OTHER, &format!("demo-{i}"), "DEMO-SANDBOX", bogota(20, 0)))
-                        .collect(),
+                    others("demo", "DEMO-SANDBOX", 3, bogota(20, 0)),
                 )]),
             ),
             vec!["granted"],
@@ -244,9 +247,7 @@ fn what_counts_where() {
                     partitions(&[(
                         "DEMO-SANDBOX",
                         Some(3),
-                        (1..=3)
-                            .map(|i| rec(OTHER, &format!("demo-{i}"), "DEMO-SANDBOX", night))
-                            .collect(),
+                        others("demo", "DEMO-SANDBOX", 3, night),
                     )]),
                 )
             },

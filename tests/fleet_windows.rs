@@ -132,11 +132,12 @@ async fn two_clusters_asking_for_the_full_cap_at_once_get_exactly_the_cap() {
     let loser = all.iter().find(|d| granted(d) == 0).unwrap();
     let refused: Vec<String> = loser
         .iter()
-        .filter_map(|d| match d {
-            Decision::Rejected(r) => Some(r.to_string()),
-            _ => None,
+        .map(|d| match d {
+            Decision::Rejected(r) => r.to_string(),
+            other => panic!("the loser reads again and is refused, not {other:?}"),
         })
         .collect();
+    assert_eq!(refused.len(), 3);
     assert!(
         refused.iter().all(
             |r| r.starts_with("cost_center_cap: 3 of 3 windows of DEMO-SANDBOX open at 20:00")
@@ -282,6 +283,56 @@ async fn a_window_open_before_the_fleet_table_is_recorded_so_the_others_count_it
         matches!(&d[0], Decision::Rejected(r) if r.rule == "cost_center_cap"),
         "{d:?}"
     );
+}
+
+/// `--dry-run`: the same decisions as a grant, and nothing written.
+#[tokio::test]
+async fn a_preview_decides_like_a_grant_and_writes_nothing() {
+    let h = dynamo().await;
+    let table = fleet_table(&h).await;
+    let at = wednesday_evening();
+    let until = at + Duration::hours(2);
+    let b = FleetWindows::new(h.client.clone(), &table, "eks-b");
+    let two: Vec<_> = (1..=2)
+        .map(|i| req(&format!("demo-{i}"), "DEMO-SANDBOX", until))
+        .collect();
+    assert_eq!(granted(&grant(&b, &two, &[], at, false).await), 2);
+
+    let a = FleetWindows::new(h.client.clone(), &table, "eks-a");
+    let asks: Vec<_> = (7..=8)
+        .map(|i| req(&format!("demo-{i}"), "DEMO-SANDBOX", until))
+        .collect();
+    let (perms, hours, caps) = (permissions(), hours(), caps("eks-a", 100));
+    for all_or_nothing in [false, true] {
+        let batch = GrantBatch {
+            requests: &asks,
+            permissions: &perms,
+            own_windows: &[],
+            hours: &hours,
+            at,
+            caps: &caps,
+            run_id: "run-dry",
+            all_or_nothing,
+        };
+        let preview = a.preview(&batch).await.unwrap();
+        let summary: Vec<&str> = preview
+            .iter()
+            .map(|d| match d {
+                Decision::Granted(_) => "granted",
+                Decision::Withheld(_) => "withheld",
+                Decision::Rejected(r) => r.rule,
+                Decision::Undecided(_) => "undecided",
+            })
+            .collect();
+        let want = if all_or_nothing {
+            ["withheld", "cost_center_cap"]
+        } else {
+            ["granted", "cost_center_cap"]
+        };
+        assert_eq!(summary, want);
+    }
+    assert_eq!(records(&h, &table).await.len(), 2, "a preview writes nothing");
+    assert_eq!(granted(&grant(&a, &asks, &[], at, false).await), 1);
 }
 
 #[tokio::test]

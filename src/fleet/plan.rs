@@ -48,15 +48,16 @@ pub struct Round {
 /// Decides the pending requests (indices into `batch.requests`, in order) over the windows
 /// this cluster holds (`held`: its own, from its Namespaces, and those granted in earlier
 /// rounds) and the fleet's windows of the other clusters in `partitions` (one per cost center
-/// read; an `Err` is a partition that does not read: its requests stay undecided). Returns the
-/// decisions and the writes that record them. `Err` only when the calendar cannot answer.
-pub fn round(
+/// read; an `Err` is a partition that does not read: its requests stay undecided). Every
+/// pending request gets a decision, in order; nothing says what to write. `Err` only when the
+/// calendar cannot answer.
+pub fn decide(
     batch: &GrantBatch<'_>,
     cluster: &str,
     pending: &[usize],
     held: &[Window],
     partitions: &BTreeMap<String, std::result::Result<Partition, String>>,
-) -> Result<Round> {
+) -> Result<Vec<(usize, Decision)>> {
     let mut decided = Vec::with_capacity(pending.len());
     let mut judged = Vec::with_capacity(pending.len());
     for &i in pending {
@@ -85,38 +86,55 @@ pub fn round(
         batch.at,
         batch.caps,
     )?;
-
-    let mut writes = Writes::new(cluster, held, partitions);
-    let mut deferred = Vec::new();
-    for (&i, verdict) in judged.iter().zip(verdicts) {
-        if !deferred.is_empty() {
-            deferred.push(i);
-            continue;
-        }
-        let decision = match verdict {
-            Ok(grant) => {
-                let fits = writes.grant(batch, i, grant.holds_slot_from);
-                if !fits {
-                    deferred.push(i);
-                    continue;
-                }
-                Decision::Granted(grant)
-            }
-            Err(rejection) => Decision::Rejected(rejection),
-        };
-        decided.push((i, decision));
-    }
+    decided.extend(judged.into_iter().zip(verdicts).map(|(i, verdict)| match verdict {
+        Ok(grant) => (i, Decision::Granted(grant)),
+        Err(rejection) => (i, Decision::Rejected(rejection)),
+    }));
     decided.sort_by_key(|(i, _)| *i);
-    let commit = writes.into_commit();
-    if batch.all_or_nothing && decided.iter().any(|(_, d)| !matches!(d, Decision::Granted(_))) {
-        // One refused, none recorded: the others are withheld, and nothing is written.
-        let decided = decided
-            .into_iter()
-            .map(|(i, d)| match d {
-                Decision::Granted(g) => (i, Decision::Withheld(g)),
-                other => (i, other),
-            })
-            .collect();
+    Ok(decided)
+}
+
+/// All or nothing: when one request is not granted, the granted ones are withheld. True when
+/// that happened (nothing may be recorded then).
+pub fn withhold_unless_all_granted(decided: &mut [(usize, Decision)]) -> bool {
+    if decided.iter().all(|(_, d)| matches!(d, Decision::Granted(_))) {
+        return false;
+    }
+    for (_, d) in decided.iter_mut() {
+        if let Decision::Granted(g) = d {
+            *d = Decision::Withheld(*g);
+        }
+    }
+    true
+}
+
+/// [`decide`], and the writes that record the grants, as many as one transaction holds: the
+/// decisions after the first grant that does not fit are deferred to the next round (they may
+/// depend on it).
+pub fn round(
+    batch: &GrantBatch<'_>,
+    cluster: &str,
+    pending: &[usize],
+    held: &[Window],
+    partitions: &BTreeMap<String, std::result::Result<Partition, String>>,
+) -> Result<Round> {
+    let all = decide(batch, cluster, pending, held, partitions)?;
+    let mut writes = Writes::new(cluster, held, partitions);
+    let mut decided = Vec::with_capacity(all.len());
+    let mut deferred = Vec::new();
+    for (i, decision) in all {
+        let fits = deferred.is_empty()
+            && match &decision {
+                Decision::Granted(grant) => writes.grant(batch, i, grant.holds_slot_from),
+                _ => true,
+            };
+        if fits {
+            decided.push((i, decision));
+        } else {
+            deferred.push(i);
+        }
+    }
+    if batch.all_or_nothing && withhold_unless_all_granted(&mut decided) {
         return Ok(Round {
             decided,
             commit: Commit::default(),
@@ -125,7 +143,7 @@ pub fn round(
     }
     Ok(Round {
         decided,
-        commit,
+        commit: writes.into_commit(),
         deferred,
     })
 }

@@ -73,25 +73,13 @@ impl FleetWindows {
     /// DynamoDB cannot be read or written (callers fail closed: nothing was granted), or for an
     /// all-or-nothing batch too large for one transaction.
     pub async fn grant(&self, batch: &GrantBatch<'_>) -> Result<Vec<Decision>> {
-        if batch.caps.cluster_name != self.cluster {
-            return Err(Error::Usage(format!(
-                "windows of cluster {} granted with the caps of cluster {}",
-                self.cluster, batch.caps.cluster_name
-            )));
-        }
+        self.check_caps(batch)?;
         let mut decisions: Vec<Option<Decision>> = vec![None; batch.requests.len()];
         let mut held: Vec<Window> = batch.own_windows.to_vec();
         let mut pending: Vec<usize> = (0..batch.requests.len()).collect();
         let mut lost = 0;
         while !pending.is_empty() {
-            // Only cost centers that may grant: the others are rejected without the table.
-            let wanted: BTreeSet<String> = pending
-                .iter()
-                .map(|&i| &batch.requests[i].cost_center)
-                .filter(|cc| batch.permissions.get(*cc).is_some_and(|c| c.is_authorized))
-                .cloned()
-                .collect();
-            let partitions = self.read_partitions(&wanted).await?;
+            let partitions = self.read_partitions(&wanted(batch, &pending)).await?;
             let round = plan::round(batch, &self.cluster, &pending, &held, &partitions)?;
             if batch.all_or_nothing && !round.deferred.is_empty() {
                 return Err(Error::Usage(format!(
@@ -105,7 +93,7 @@ impl FleetWindows {
                     tracing::info!(table = %self.table, round = lost, reason = %why, "windows grant lost a race; reading again");
                     if lost >= MAX_ROUNDS {
                         let why = format!(
-                            "the windows table changed under {lost} grants in a row (other clusters granting the same cost centers); try again"
+                            "lost the race {lost} times in a row to other clusters granting the same cost centers; try again"
                         );
                         for i in pending {
                             decisions[i] = Some(Decision::Undecided(why.clone()));
@@ -140,6 +128,29 @@ impl FleetWindows {
             .into_iter()
             .map(|d| d.expect("every request is decided, undecided or withheld"))
             .collect())
+    }
+
+    /// What [`grant`](Self::grant) would decide now, writing nothing (for `--dry-run`): the same
+    /// reads, the same rules, the same all-or-nothing.
+    pub async fn preview(&self, batch: &GrantBatch<'_>) -> Result<Vec<Decision>> {
+        self.check_caps(batch)?;
+        let pending: Vec<usize> = (0..batch.requests.len()).collect();
+        let partitions = self.read_partitions(&wanted(batch, &pending)).await?;
+        let mut decided = plan::decide(batch, &self.cluster, &pending, batch.own_windows, &partitions)?;
+        if batch.all_or_nothing {
+            plan::withhold_unless_all_granted(&mut decided);
+        }
+        Ok(decided.into_iter().map(|(_, d)| d).collect())
+    }
+
+    fn check_caps(&self, batch: &GrantBatch<'_>) -> Result<()> {
+        if batch.caps.cluster_name != self.cluster {
+            return Err(Error::Usage(format!(
+                "windows of cluster {} granted with the caps of cluster {}",
+                self.cluster, batch.caps.cluster_name
+            )));
+        }
+        Ok(())
     }
 
     /// Records windows that are open on this cluster's Namespaces but not in the table (see
@@ -403,6 +414,17 @@ impl FleetWindows {
             .build()
             .map_err(|e| Error::Dynamo(e.to_string()))
     }
+}
+
+/// The cost centers whose partitions a decision reads: those of the pending requests that may
+/// grant (the others are rejected without the table).
+fn wanted(batch: &GrantBatch<'_>, pending: &[usize]) -> BTreeSet<String> {
+    pending
+        .iter()
+        .map(|&i| &batch.requests[i].cost_center)
+        .filter(|cc| batch.permissions.get(*cc).is_some_and(|c| c.is_authorized))
+        .cloned()
+        .collect()
 }
 
 /// Why a transaction was cancelled by a concurrent writer (read again and decide again), or

@@ -26,14 +26,19 @@ fn hours() -> BusinessHours {
         .business
 }
 
-/// 20:00 in Bogotá (UTC-5) on the next Wednesday at least a week ahead: windows granted then
-/// are still in the future for DynamoDB Local's TTL sweeper.
+/// 20:00 in Bogotá (UTC-5) on the first Wednesday at least a week ahead that is a working day
+/// (not a holiday): windows granted then are still in the future for DynamoDB Local's TTL
+/// sweeper, and the morning before is business hours.
 fn wednesday_evening() -> DateTime<Utc> {
+    let hours = hours();
     let mut day = (Utc::now() + Duration::days(7)).date_naive();
-    while day.weekday() != chrono::Weekday::Wed {
+    loop {
+        let evening = Utc.from_utc_datetime(&day.and_hms_opt(20, 0, 0).unwrap()) + Duration::hours(5);
+        if day.weekday() == chrono::Weekday::Wed && hours.is_business(evening - Duration::hours(10)).unwrap() {
+            return evening;
+        }
         day = day.succ_opt().unwrap();
     }
-    Utc.from_utc_datetime(&day.and_hms_opt(20, 0, 0).unwrap()) + Duration::hours(5)
 }
 
 fn caps(cluster: &str, cap: u32) -> Caps {
@@ -409,6 +414,82 @@ async fn an_unreachable_table_is_a_retryable_error_and_grants_nothing() {
     let err = store.grant(&batch).await.unwrap_err();
     assert_eq!(err.exit(), Exit::Failed, "{err}");
     assert!(err.to_string().contains("ResourceNotFoundException"), "{err}");
+}
+
+/// Counts the requests a client sends, by operation (`X-Amz-Target`), retries included.
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<std::sync::Mutex<BTreeMap<String, usize>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or_default().to_string();
+        *self.0.lock().unwrap().entry(operation).or_default() += 1;
+        Ok(())
+    }
+}
+
+impl Calls {
+    fn take(&self) -> BTreeMap<String, usize> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+fn calls(want: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    want.iter().map(|(op, n)| (op.to_string(), *n)).collect()
+}
+
+/// A grant makes one Query per cost center with new requests and one transaction; a run with
+/// no request, or with none that may be granted, makes no call at all.
+#[tokio::test]
+async fn a_grant_makes_one_query_per_cost_center_and_one_transaction() {
+    let h = dynamo().await;
+    let table = fleet_table(&h).await;
+    let counter = Calls::default();
+    let client =
+        aws_sdk_dynamodb::Client::from_conf(h.client.config().to_builder().interceptor(counter.clone()).build());
+    let a = FleetWindows::new(client, &table, "eks-a");
+    let at = wednesday_evening();
+    let until = at + Duration::hours(2);
+
+    assert!(grant(&a, &[], &[], at, false).await.is_empty());
+    let refused = [
+        req("contractor-x", "EXTERNAL-CONTRACTOR", until),
+        req("x", "NO-SUCH-CC", until),
+    ];
+    assert!(grant(&a, &refused, &[], at, false)
+        .await
+        .iter()
+        .all(|d| matches!(d, Decision::Rejected(_))));
+    assert_eq!(counter.take(), calls(&[]), "no request that may be granted: no call");
+
+    let asks: Vec<_> = (1..=4)
+        .map(|i| req(&format!("dev-{i}"), "IT-DEVELOPMENT", until))
+        .chain((1..=2).map(|i| req(&format!("qa-{i}"), "QA-TESTING", until)))
+        .collect();
+    assert_eq!(granted(&grant(&a, &asks, &[], at, false).await), 6);
+    assert_eq!(counter.take(), calls(&[("Query", 2), ("TransactWriteItems", 1)]));
+
+    // Windows that hold no slot are not recorded: the reads only.
+    let morning = at - Duration::hours(10);
+    let day: Vec<_> = (5..=7)
+        .map(|i| req(&format!("dev-{i}"), "IT-DEVELOPMENT", morning + Duration::hours(2)))
+        .collect();
+    assert_eq!(granted(&grant(&a, &day, &[], morning, false).await), 3);
+    assert_eq!(counter.take(), calls(&[("Query", 1)]));
+
+    let keys: Vec<_> = (0..30).map(|i| a.key("IT-DEVELOPMENT", &format!("dev-{i}"))).collect();
+    a.release(&keys).await.unwrap();
+    assert_eq!(counter.take(), calls(&[("BatchWriteItem", 2)]));
 }
 
 #[path = "fleet_windows/race.rs"]

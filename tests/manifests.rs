@@ -471,59 +471,21 @@ fn argocd_ignore_differences_cover_every_field_the_scheduler_writes() {
 }
 
 /// docs/fleet.md's ApplicationSet: its inline kustomize patches, applied to the production
-/// overlay as Argo CD applies them (added to a kustomization over it), give each cluster its
-/// own `EKS_CLUSTER_NAME` and IRSA role, and change nothing else.
+/// overlay as Argo CD applies them, give each cluster its own `EKS_CLUSTER_NAME` and IRSA role,
+/// and change nothing else.
 #[test]
 fn fleet_applicationset_gives_each_cluster_its_name_and_role() {
-    let text = std::fs::read_to_string(repo_root().join("docs/fleet.md")).unwrap();
-    let blocks: Vec<&str> = text
-        .split("```yaml\n")
-        .skip(1)
-        .filter_map(|b| b.split("```").next())
-        .filter(|b| b.contains("kind: ApplicationSet"))
-        .collect();
-    assert_eq!(blocks.len(), 1, "docs/fleet.md: one ApplicationSet");
-    let set: Value = serde_yaml::from_str(blocks[0]).expect("the ApplicationSet is YAML");
+    use k8s_manifests::argocd::{fleet_applicationset_for, without_cluster_name_and_role};
+    let (cluster, role) = (
+        "eks-fleet-2",
+        "arn:aws:iam::123456789012:role/namespace-scheduler-eks-fleet-2",
+    );
+    let (set, rendered) = fleet_applicationset_for(cluster, role);
     assert_eq!(set["apiVersion"], "argoproj.io/v1alpha1");
     let app = &set["spec"]["template"]["spec"];
     assert_eq!(app["source"]["path"], "manifests/overlays/production");
     assert_eq!(app["destination"]["namespace"], NAMESPACE);
     assert_eq!(app["destination"]["server"], "{{.server}}");
-
-    // What the cluster generator fills in for one cluster.
-    let (cluster, role) = (
-        "eks-fleet-2",
-        "arn:aws:iam::123456789012:role/namespace-scheduler-eks-fleet-2",
-    );
-    let fill = |s: &str| {
-        let filled = s
-            .replace("{{.name}}", cluster)
-            .replace("{{index .metadata.annotations \"namespace-scheduler/role-arn\"}}", role);
-        assert!(!filled.contains("{{"), "an unknown template expression in {s}");
-        filled
-    };
-    let patches: Vec<Value> = app["source"]["kustomize"]["patches"]
-        .as_array()
-        .expect("spec.template.spec.source.kustomize.patches")
-        .iter()
-        .map(|p| serde_json::json!({"target": p["target"], "patch": fill(p["patch"].as_str().unwrap())}))
-        .collect();
-    let dir = repo_root().join(format!("target/fleet-appset-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kustomization = serde_json::json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": ["../../manifests/overlays/production"],
-        "patches": patches,
-    });
-    std::fs::write(
-        dir.join("kustomization.yaml"),
-        serde_yaml::to_string(&kustomization).unwrap(),
-    )
-    .unwrap();
-    let rel = dir.strip_prefix(repo_root()).unwrap().to_str().unwrap().to_string();
-    let rendered = kustomize(&rel);
-    std::fs::remove_dir_all(&dir).unwrap();
 
     let production = kustomize("manifests/overlays/production");
     assert_eq!(rendered.len(), production.len());
@@ -542,21 +504,10 @@ fn fleet_applicationset_gives_each_cluster_its_name_and_role() {
         role
     );
     // Nothing else differs from the production overlay.
-    let strip = |docs: &[Value]| -> Vec<Value> {
-        docs.iter()
-            .map(|d| {
-                let mut d = d.clone();
-                if kind_of(&d) == "ConfigMap" && name_of(&d) == "namespace-scheduler-config" {
-                    d["data"]["EKS_CLUSTER_NAME"] = Value::Null;
-                }
-                if kind_of(&d) == "ServiceAccount" && name_of(&d) == "namespace-scheduler" {
-                    d["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = Value::Null;
-                }
-                d
-            })
-            .collect()
-    };
-    assert_eq!(strip(&rendered), strip(&production));
+    assert_eq!(
+        without_cluster_name_and_role(&rendered),
+        without_cluster_name_and_role(&production)
+    );
 }
 
 #[test]

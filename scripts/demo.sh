@@ -86,6 +86,9 @@ workloads
 say "this week's report (these records carry the wall clock: the demo's runs took seconds, so its hours and savings are tiny)"
 "$BIN" report --week "$(TZ=America/Bogota date +%G-W%V)"
 
+say "the audit trail of dev-payments, every cluster sharing the tables (history reads by key or index, never a scan)"
+"$BIN" history --namespace dev-payments
+
 # A pretend week, through the same binary and code paths: every weekday of last ISO week the
 # 18:00 run scales down and the next morning's 08:00 run scales back up (Friday's down lasts the
 # weekend). NS_SCHEDULER_AUDIT_CLOCK=decision makes each audit record carry the instant its run

@@ -38,6 +38,14 @@ pub enum OperationType {
 }
 
 impl OperationType {
+    /// Every operation the audit writes.
+    pub const ALL: [OperationType; 4] = [
+        OperationType::Activate,
+        OperationType::Deactivate,
+        OperationType::AutoStartupBusinessHours,
+        OperationType::AutoShutdownBusinessHours,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             OperationType::Activate => "activate",

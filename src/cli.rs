@@ -39,7 +39,9 @@ pub enum Command {
     Populate(PopulateArgs),
     /// Active hours, hours down and savings per namespace and cost center for an ISO week.
     Report(ReportArgs),
-    /// Create both DynamoDB tables on DYNAMODB_ENDPOINT_URL (local demo and tests only; refuses
+    /// The audit trail of every cluster sharing the audit table, read by key or index.
+    History(HistoryArgs),
+    /// Create the DynamoDB tables on DYNAMODB_ENDPOINT_URL (local demo and tests only; refuses
     /// to run against AWS, where infrastructure/dynamodb-tables.yaml is the way).
     #[command(hide = true)]
     LocalTables,
@@ -123,6 +125,10 @@ pub struct ReportArgs {
     /// ISO week, e.g. 2026-W48.
     #[arg(long)]
     pub week: String,
+    /// Every cluster writing to the audit table, not only this one (EKS_CLUSTER_NAME): a
+    /// cluster column, each cluster's totals and the fleet's.
+    #[arg(long)]
+    pub all_clusters: bool,
     /// Price of one vCPU-hour of requests (overrides PRICE_PER_VCPU_HOUR), e.g. 0.04048.
     /// A negative value reaches the validation, which names it, instead of reading as a flag.
     #[arg(long, value_name = "PRICE", allow_hyphen_values = true)]
@@ -130,6 +136,38 @@ pub struct ReportArgs {
     /// Price of one GiB-hour of memory requests (overrides PRICE_PER_GIB_HOUR), e.g. 0.004445.
     #[arg(long, value_name = "PRICE", allow_hyphen_values = true)]
     pub price_gib_hour: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this namespace (of any cluster, unless --cluster narrows it).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Only this cost center.
+    #[arg(long)]
+    pub cost_center: Option<String>,
+    /// Only what this requester asked for (`system`: the scheduled runs).
+    #[arg(long)]
+    pub requested_by: Option<String>,
+    /// Only this operation: activate, deactivate, auto_startup_business_hours,
+    /// auto_shutdown_business_hours.
+    #[arg(long, value_parser = parse_operation)]
+    pub operation: Option<crate::audit::OperationType>,
+    /// Only this cluster (default: every cluster).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// From this instant (RFC 3339; default: 7 days before --until).
+    #[arg(long, value_parser = parse_instant)]
+    pub since: Option<DateTime<Utc>>,
+    /// Up to this instant (RFC 3339; default: now).
+    #[arg(long, value_parser = parse_instant)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn parse_operation(s: &str) -> Result<crate::audit::OperationType, String> {
+    s.parse().map_err(|e| {
+        format!("{e}; expected activate, deactivate, auto_startup_business_hours or auto_shutdown_business_hours")
+    })
 }
 
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::scaling::stop::Stop;
 
-/// How results are printed (`--output`). Csv is only for `report`.
+/// How results are printed (`--output`). Csv is only for `report` and `history`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Text,
     Json,
-    /// Only for `report`.
+    /// Only for `report` and `history`.
     Csv,
 }
 

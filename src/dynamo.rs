@@ -2,8 +2,8 @@
 //! from `infrastructure/dynamodb-tables.yaml`.
 //!
 //! The CloudFormation template is embedded with `include_str!` and is the only description of the
-//! two table schemas in the code base: [`ensure_local_tables`] derives its `CreateTable` calls from
-//! it, so a local table cannot drift from the production one.
+//! three table schemas in the code base: [`ensure_local_tables`] derives its `CreateTable` calls
+//! from it, so a local table cannot drift from the production one.
 
 use std::time::Duration;
 
@@ -24,11 +24,31 @@ use crate::error::{Error, Result};
 
 pub mod item;
 
-/// The CloudFormation template of both tables, as deployed.
+/// The CloudFormation template of the tables, as deployed.
 pub const TABLES_TEMPLATE: &str = include_str!("../infrastructure/dynamodb-tables.yaml");
-/// Logical ids of the two tables in [`TABLES_TEMPLATE`].
+/// Logical ids of the three tables in [`TABLES_TEMPLATE`].
 pub const AUDIT_RESOURCE: &str = "AuditTable";
 pub const PERMISSIONS_RESOURCE: &str = "PermissionsTable";
+pub const WINDOWS_RESOURCE: &str = "WindowsTable";
+
+/// The names of the three tables (`DYNAMODB_TABLE_NAME`, `PERMISSIONS_TABLE_NAME`,
+/// `WINDOWS_TABLE_NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableNames<'a> {
+    pub audit: &'a str,
+    pub permissions: &'a str,
+    pub windows: &'a str,
+}
+
+impl<'a> TableNames<'a> {
+    pub fn of(config: &'a Config) -> Self {
+        TableNames {
+            audit: &config.audit_table,
+            permissions: &config.permissions_table,
+            windows: &config.windows_table,
+        }
+    }
+}
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,7 +104,8 @@ pub struct IndexSchema {
     pub non_key_attributes: Vec<String>,
 }
 
-/// Reads the schema of one table resource (`AuditTable`, `PermissionsTable`) from the template.
+/// Reads the schema of one table resource (`AuditTable`, `PermissionsTable`, `WindowsTable`)
+/// from the template.
 pub fn table_schema(resource: &str) -> Result<TableSchema> {
     let bad = |what: &str| Error::Dynamo(format!("infrastructure/dynamodb-tables.yaml: {resource}: {what}"));
     let doc: Value = serde_yaml::from_str(TABLES_TEMPLATE).map_err(|e| bad(&format!("not valid YAML: {e}")))?;
@@ -148,11 +169,15 @@ pub fn table_schema(resource: &str) -> Result<TableSchema> {
     })
 }
 
-/// Creates the audit and permissions tables if absent, with exactly the key schema, attribute
-/// definitions, GSIs, stream and TTL attribute of the template. For the demo and tests only
-/// (production tables come from CloudFormation). An existing table is left as it is.
-pub async fn ensure_local_tables(client: &Client, audit_table: &str, permissions_table: &str) -> Result<()> {
-    for (name, resource) in [(audit_table, AUDIT_RESOURCE), (permissions_table, PERMISSIONS_RESOURCE)] {
+/// Creates the audit, permissions and windows tables if absent, with exactly the key schema,
+/// attribute definitions, GSIs, stream and TTL attribute of the template. For the demo and tests
+/// only (production tables come from CloudFormation). An existing table is left as it is.
+pub async fn ensure_local_tables(client: &Client, tables: TableNames<'_>) -> Result<()> {
+    for (name, resource) in [
+        (tables.audit, AUDIT_RESOURCE),
+        (tables.permissions, PERMISSIONS_RESOURCE),
+        (tables.windows, WINDOWS_RESOURCE),
+    ] {
         let schema = table_schema(resource)?;
         create_table(client, name, &schema).await?;
     }
@@ -296,6 +321,23 @@ where
     }
 }
 
+/// The DynamoDB type of a value, for messages about an item that does not read (never the value
+/// itself: it may be huge).
+pub fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    match v {
+        V::S(_) => "a string",
+        V::N(_) => "a number",
+        V::Bool(_) => "a boolean",
+        V::Null(_) => "null",
+        V::L(_) => "a list",
+        V::M(_) => "a map",
+        V::Ss(_) | V::Ns(_) | V::Bs(_) => "a set",
+        V::B(_) => "binary",
+        _ => "an unknown type",
+    }
+}
+
 /// Exponential backoff with full jitter: attempt 0 → up to 50 ms, doubling, capped at 1.6 s.
 pub fn backoff(attempt: u32) -> Duration {
     let cap_ms = 50u64.saturating_mul(1 << attempt.min(5));
@@ -338,6 +380,29 @@ mod tests {
         assert_eq!(s.key_schema, vec![("cost_center".to_string(), "HASH".to_string())]);
         assert_eq!(s.attributes, vec![("cost_center".to_string(), "S".to_string())]);
         assert!(s.global_indexes.is_empty());
+    }
+
+    #[test]
+    fn windows_schema_is_the_one_of_the_fleet_windows() {
+        let s = table_schema(WINDOWS_RESOURCE).unwrap();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            s.key_schema,
+            vec![
+                pair(crate::fleet::record::PARTITION_KEY, "HASH"),
+                pair(crate::fleet::record::SORT_KEY, "RANGE")
+            ]
+        );
+        assert_eq!(s.global_indexes.len(), 1);
+        let index = &s.global_indexes[0];
+        assert_eq!(index.name, crate::fleet::record::CLUSTER_INDEX);
+        assert_eq!(
+            index.key_schema,
+            vec![pair("cluster", "HASH"), pair("namespace", "RANGE")]
+        );
+        assert_eq!(index.projection_type, "ALL");
+        assert_eq!(s.ttl_attribute.as_deref(), Some(crate::fleet::record::TTL_ATTRIBUTE));
+        assert_eq!(s.stream_view_type, None);
     }
 
     #[test]

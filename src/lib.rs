@@ -16,6 +16,8 @@ pub mod config;
 pub mod context;
 pub mod dynamo;
 pub mod error;
+pub mod fleet;
+pub mod history;
 pub mod hours;
 pub mod metrics;
 pub mod permissions;

@@ -1,4 +1,4 @@
-//! Against DynamoDB Local: local tables follow the CloudFormation template, the audit writer
+//! Against DynamoDB Local: local tables (audit, permissions, windows) follow the CloudFormation template, the audit writer
 //! writes every field and never loses a record silently, the permissions store reads in batches.
 //! Plus the pure authorization rules of docs/reference.md §5.
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use namespace_scheduler::audit::{AuditRecord, AuditWriter, OperationType, IDLE_FLUSH, TTL_ATTRIBUTE};
-use namespace_scheduler::dynamo::{self, table_schema, AUDIT_RESOURCE, PERMISSIONS_RESOURCE};
+use namespace_scheduler::dynamo::{self, table_schema, AUDIT_RESOURCE, PERMISSIONS_RESOURCE, WINDOWS_RESOURCE};
 use namespace_scheduler::permissions::{default_cost_centers, PermissionsStore};
 use namespace_scheduler::{Error, Exit};
 
@@ -21,12 +21,20 @@ type IndexRow = (String, Vec<(String, String)>, String);
 async fn local_tables_have_exactly_the_schema_of_the_template() {
     let h = dynamo().await;
     let (audit, permissions) = unique_tables(&h).await;
+    let windows = windows_table_for(&permissions);
     // Idempotent.
-    dynamo::ensure_local_tables(&h.client, &audit, &permissions)
-        .await
-        .unwrap();
+    let tables = dynamo::TableNames {
+        audit: &audit,
+        permissions: &permissions,
+        windows: &windows,
+    };
+    dynamo::ensure_local_tables(&h.client, tables).await.unwrap();
 
-    for (table, resource) in [(&audit, AUDIT_RESOURCE), (&permissions, PERMISSIONS_RESOURCE)] {
+    for (table, resource) in [
+        (&audit, AUDIT_RESOURCE),
+        (&permissions, PERMISSIONS_RESOURCE),
+        (&windows, WINDOWS_RESOURCE),
+    ] {
         let want = table_schema(resource).unwrap();
         let desc = h
             .client
@@ -258,9 +266,13 @@ async fn dynamodb_stopped_mid_run_loses_no_record_silently() {
     let mut local = LocalDynamo::start();
     let client = client_for(&local.endpoint).await;
     let table = unique_name("audit");
-    dynamo::ensure_local_tables(&client, &table, &unique_name("permissions"))
-        .await
-        .unwrap();
+    let (permissions, windows) = (unique_name("permissions"), unique_name("windows"));
+    let tables = dynamo::TableNames {
+        audit: &table,
+        permissions: &permissions,
+        windows: &windows,
+    };
+    dynamo::ensure_local_tables(&client, tables).await.unwrap();
     let writer = AuditWriter::new(client, &table);
     let before: Vec<AuditRecord> = (0..30)
         .map(|i| sample_record(&format!("dev-{i}"), 1_767_225_600.0 + i as f64, OperationType::Activate))

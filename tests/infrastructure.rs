@@ -51,6 +51,21 @@ fn keys(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(a, t)| (a.to_string(), t.to_string())).collect()
 }
 
+/// A table's AttributeDefinitions: name → type.
+fn attribute_definitions(properties: &Value) -> BTreeMap<String, String> {
+    properties["AttributeDefinitions"]
+        .as_array()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap().to_string(),
+                a["AttributeType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn assert_table_basics(t: &Value, logical: &str, name_sub: &str) {
     let r = resource(t, logical);
     assert_eq!(r["Type"], "AWS::DynamoDB::Table", "{logical}: type");
@@ -99,17 +114,7 @@ fn audit_table_schema() {
         key_schema(&p["KeySchema"]),
         keys(&[("namespace_name", "HASH"), ("timestamp_start", "RANGE")])
     );
-    let attrs: BTreeMap<String, String> = p["AttributeDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["AttributeName"].as_str().unwrap().to_string(),
-                a["AttributeType"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let attrs = attribute_definitions(p);
     let want_attrs: BTreeMap<String, String> = [
         ("namespace_name", "S"),
         ("timestamp_start", "N"),
@@ -186,6 +191,50 @@ fn permissions_table_schema() {
     );
 }
 
+#[test]
+fn windows_table_schema() {
+    let t = template();
+    assert_table_basics(&t, "WindowsTable", "namespace-scheduler-windows-${Environment}");
+    let r = resource(&t, "WindowsTable");
+    assert_eq!(
+        r["Properties"]["DeletionProtectionEnabled"], true,
+        "WindowsTable: open windows are state, not a cache"
+    );
+    let p = &r["Properties"];
+    assert_eq!(
+        key_schema(&p["KeySchema"]),
+        keys(&[("cost_center", "HASH"), ("window_key", "RANGE")])
+    );
+    let attrs = attribute_definitions(p);
+    assert_eq!(
+        attrs,
+        [
+            ("cost_center", "S"),
+            ("window_key", "S"),
+            ("cluster", "S"),
+            ("namespace", "S")
+        ]
+        .iter()
+        .map(|(a, t)| (a.to_string(), t.to_string()))
+        .collect(),
+        "WindowsTable AttributeDefinitions (exactly the key attributes)"
+    );
+    let gsis = p["GlobalSecondaryIndexes"].as_array().expect("GlobalSecondaryIndexes");
+    assert_eq!(gsis.len(), 1, "one GSI: one cluster's windows");
+    assert_eq!(gsis[0]["IndexName"], "cluster-namespace-index");
+    assert_eq!(
+        key_schema(&gsis[0]["KeySchema"]),
+        keys(&[("cluster", "HASH"), ("namespace", "RANGE")])
+    );
+    assert_eq!(gsis[0]["Projection"]["ProjectionType"], "ALL");
+    // Expired windows stop counting by their `until`; the TTL only clears them, always on.
+    assert_eq!(
+        p["TimeToLiveSpecification"],
+        json!({ "AttributeName": "expires_at", "Enabled": true })
+    );
+    assert!(p.get("StreamSpecification").is_none(), "no stream on the windows table");
+}
+
 /// Statement resources, as the template writes them.
 fn statement_resources(s: &Value) -> Vec<Value> {
     match &s["Resource"] {
@@ -237,6 +286,8 @@ fn irsa_role_is_least_privilege() {
     let audit = json!({ "Fn::GetAtt": ["AuditTable", "Arn"] });
     let audit_index = json!({ "Fn::Sub": "${AuditTable.Arn}/index/*" });
     let permissions = json!({ "Fn::GetAtt": ["PermissionsTable", "Arn"] });
+    let windows = json!({ "Fn::GetAtt": ["WindowsTable", "Arn"] });
+    let windows_index = json!({ "Fn::Sub": "${WindowsTable.Arn}/index/*" });
 
     // (resource, action) pairs granted
     let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
@@ -251,8 +302,8 @@ fn irsa_role_is_least_privilege() {
             }
             for r in statement_resources(s) {
                 assert!(
-                    r == audit || r == audit_index || r == permissions,
-                    "resource {r} is not one of the two tables or the audit indexes"
+                    [&audit, &audit_index, &permissions, &windows, &windows_index].contains(&&r),
+                    "resource {r} is not one of the three tables or their indexes"
                 );
                 if let Some(text) = r.as_str() {
                     assert!(!text.contains('*'), "wildcard resource {text}");
@@ -274,6 +325,14 @@ fn irsa_role_is_least_privilege() {
         (&permissions, "PutItem"),
         (&permissions, "Scan"),
         (&permissions, "DescribeTable"),
+        // A grant's TransactWriteItems is authorized per element: Put, Update (the version
+        // item), Delete (a replaced window). Releases are BatchWriteItem deletes.
+        (&windows, "Query"),
+        (&windows, "PutItem"),
+        (&windows, "UpdateItem"),
+        (&windows, "DeleteItem"),
+        (&windows, "BatchWriteItem"),
+        (&windows_index, "Query"),
     ]
     .iter()
     .map(|(r, a)| (r.to_string(), format!("dynamodb:{a}")))
@@ -289,6 +348,8 @@ fn outputs() {
         "AuditTableArn",
         "PermissionsTableName",
         "PermissionsTableArn",
+        "WindowsTableName",
+        "WindowsTableArn",
         "RoleArn",
     ] {
         assert!(t["Outputs"][o]["Value"].is_object(), "output {o}");

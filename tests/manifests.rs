@@ -339,6 +339,7 @@ fn production_overlay() {
         ("AWS_REGION", Some("us-east-1")),
         ("DYNAMODB_TABLE_NAME", Some("task-scheduler-logs-production")),
         ("PERMISSIONS_TABLE_NAME", Some("cost-center-permissions-production")),
+        ("WINDOWS_TABLE_NAME", Some("namespace-scheduler-windows-production")),
         ("LOG_FORMAT", Some("json")),
         ("LOG_LEVEL", Some("INFO")),
         ("EKS_CLUSTER_NAME", None),
@@ -474,6 +475,46 @@ fn argocd_ignore_differences_cover_every_field_the_scheduler_writes() {
             "{file}: ignoreDifferences missing {missing:?}, not written by the scheduler {extra:?}"
         );
     }
+}
+
+/// docs/fleet.md's ApplicationSet: its inline kustomize patches, applied to the production
+/// overlay as Argo CD applies them, give each cluster its own `EKS_CLUSTER_NAME` and IRSA role,
+/// and change nothing else.
+#[test]
+fn fleet_applicationset_gives_each_cluster_its_name_and_role() {
+    use k8s_manifests::argocd::{fleet_applicationset_for, without_cluster_name_and_role};
+    let (cluster, role) = (
+        "eks-fleet-2",
+        "arn:aws:iam::123456789012:role/namespace-scheduler-eks-fleet-2",
+    );
+    let (set, rendered) = fleet_applicationset_for(cluster, role);
+    assert_eq!(set["apiVersion"], "argoproj.io/v1alpha1");
+    let app = &set["spec"]["template"]["spec"];
+    assert_eq!(app["source"]["path"], "manifests/overlays/production");
+    assert_eq!(app["destination"]["namespace"], NAMESPACE);
+    assert_eq!(app["destination"]["server"], "{{.server}}");
+
+    let production = kustomize("manifests/overlays/production");
+    assert_eq!(rendered.len(), production.len());
+    let r = type_all(&rendered, "fleet ApplicationSet");
+    assert_eq!(
+        config_map(&r, "namespace-scheduler-config")["EKS_CLUSTER_NAME"],
+        cluster
+    );
+    let sa = r
+        .service_accounts
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("namespace-scheduler"))
+        .unwrap();
+    assert_eq!(
+        sa.metadata.annotations.as_ref().unwrap()["eks.amazonaws.com/role-arn"],
+        role
+    );
+    // Nothing else differs from the production overlay.
+    assert_eq!(
+        without_cluster_name_and_role(&rendered),
+        without_cluster_name_and_role(&production)
+    );
 }
 
 #[test]

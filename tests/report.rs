@@ -405,3 +405,108 @@ async fn an_empty_week_totals_zero() {
     assert_eq!(v["totals"]["savings"], "known");
     assert_eq!(v["totals"]["saved"], 0.0);
 }
+
+/// `--all-clusters`: every cluster writing to the table, read by the operation-type GSI (the
+/// noise records need more than one page there too): a cluster column, each cluster's totals
+/// (this cluster's equal to its own report), the cost centers across the fleet and its total.
+#[tokio::test]
+async fn all_clusters_adds_a_cluster_column_and_each_clusters_totals() {
+    let (h, audit) = seeded().await;
+    let fleet = |output: &str| {
+        run(scheduler(&h, &audit, "unused-permissions")
+            .env("EKS_CLUSTER_NAME", "some-third-cluster")
+            .args(["report", "--week", &week(), "--all-clusters", "--output", output]))
+    };
+    let (code, out, err) = fleet("json");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let (_, own, _) = report(&h, &audit, "json", &week());
+    let own: serde_json::Value = serde_json::from_str(&own).unwrap();
+
+    assert_eq!(v["all_clusters"], true);
+    assert!(v.get("cluster").is_none(), "{v}");
+    let clusters = v["clusters"].as_array().unwrap();
+    let names: Vec<&str> = clusters.iter().map(|c| c["cluster"].as_str().unwrap()).collect();
+    assert_eq!(names, [CLUSTER, "other-cluster"]);
+    // This cluster's totals are its own report's; the other cluster's dev-a is up from 100 h to
+    // the end of the week: 68 h, and nothing down.
+    let mut ours = clusters[0].clone();
+    assert_eq!(ours["namespaces"], 225);
+    ours.as_object_mut()
+        .unwrap()
+        .retain(|k, _| k != "cluster" && k != "namespaces");
+    assert_eq!(ours, own["totals"]);
+    assert_eq!(
+        (clusters[1]["hours"].as_f64(), clusters[1]["hours_down"].as_f64()),
+        (Some(68.0), Some(0.0))
+    );
+    assert_eq!(clusters[1]["namespaces"], 1);
+    // Every completed record up to the week's end, of both clusters.
+    assert_eq!(v["records_read"], 233);
+
+    // The same namespace name on two clusters: two rows, each with its cluster.
+    let dev_a: Vec<(String, f64)> = v["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["namespace"] == "dev-a")
+        .map(|n| (n["cluster"].as_str().unwrap().to_string(), n["hours"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        dev_a,
+        [(CLUSTER.to_string(), 17.5), ("other-cluster".to_string(), 68.0)]
+    );
+    assert_eq!(v["namespaces"].as_array().unwrap().len(), 226);
+    // Cost centers and the total across the fleet.
+    let it = v["cost_centers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cost_center"] == "IT-DEVELOPMENT")
+        .unwrap();
+    assert_eq!(
+        (it["hours"].as_f64(), it["namespaces"].as_u64()),
+        (Some(20.5 + 68.0), Some(4))
+    );
+    assert_eq!(v["totals"]["hours"], 191.5 + 68.0);
+    assert_eq!(v["totals"]["hours_down"], own["totals"]["hours_down"]);
+    assert_eq!(v["total_hours"], 259.5);
+
+    let (code, csv, err) = fleet("csv");
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "scope,cluster,namespace,cost_center,hours,hours_down,vcpu_hours_saved,gib_hours_saved,saved,savings"
+    );
+    for want in [
+        "namespace,eks-report,dev-a,IT-DEVELOPMENT,17.50,150.50,662.2000,827.7500,30.4852,known",
+        "namespace,other-cluster,dev-a,IT-DEVELOPMENT,68.00,0.00,0.0000,0.0000,0.0000,known",
+        "cluster,eks-report,,,191.50,37393.50,1907.4000,2384.2500,87.8095,partial",
+        "cluster,other-cluster,,,68.00,0.00,0.0000,0.0000,0.0000,known",
+        "cost_center,,,IT-DEVELOPMENT,88.50,433.50,1907.4000,2384.2500,87.8095,known",
+    ] {
+        assert!(lines.contains(&want), "{want} not in\n{csv}");
+    }
+    assert_eq!(
+        *lines.last().unwrap(),
+        "total,,,,259.50,37393.50,1907.4000,2384.2500,87.8095,partial"
+    );
+
+    let (code, text, err) = fleet("text");
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("all clusters (2: eks-report, other-cluster)"), "{text}");
+    let fleet_line = text
+        .lines()
+        .find(|l| l.starts_with("FLEET"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        fleet_line.contains("226") && fleet_line.contains("259.50"),
+        "{fleet_line}"
+    );
+    let other = text
+        .lines()
+        .find(|l| l.starts_with("other-cluster") && l.contains("dev-a"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(other.contains("68.00"), "{other}");
+}

@@ -54,10 +54,10 @@ fn schedule_error(value: &str, e: ScheduleError) -> Error {
     }
 }
 
-/// `--output csv` is for `report` only.
+/// `--output csv` is for `report` and `history` only.
 pub(super) fn csv_refused(command: &str) -> Error {
     Error::Usage(format!(
-        "`{command}` does not support --output csv (use text or json; csv is only for `report`)"
+        "`{command}` does not support --output csv (use text or json; csv is only for `report` and `history`)"
     ))
 }
 

@@ -1,5 +1,5 @@
-//! Hidden `local-tables`: creates the audit and permissions tables on a local DynamoDB with the
-//! schema of `infrastructure/dynamodb-tables.yaml`, for the demo and for manual testing.
+//! Hidden `local-tables`: creates the audit, permissions and windows tables on a local DynamoDB
+//! with the schema of `infrastructure/dynamodb-tables.yaml`, for the demo and for manual testing.
 
 use super::Context;
 use crate::error::{Error, Exit, Result};
@@ -11,10 +11,11 @@ pub async fn execute(ctx: &Context) -> Result<Exit> {
         ));
     };
     let client = crate::dynamo::client(&ctx.config).await;
-    crate::dynamo::ensure_local_tables(&client, &ctx.config.audit_table, &ctx.config.permissions_table).await?;
+    let tables = crate::dynamo::TableNames::of(&ctx.config);
+    crate::dynamo::ensure_local_tables(&client, tables).await?;
     println!(
-        "tables {} and {} ready on {endpoint}",
-        ctx.config.audit_table, ctx.config.permissions_table
+        "tables {}, {} and {} ready on {endpoint}",
+        tables.audit, tables.permissions, tables.windows
     );
     Ok(Exit::Ok)
 }

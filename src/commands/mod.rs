@@ -4,6 +4,7 @@
 mod calendar;
 mod check;
 mod down;
+mod history;
 mod local_tables;
 mod populate;
 mod report;
@@ -70,6 +71,7 @@ pub fn main() -> Exit {
                 Command::Down(args) => down::execute(ctx, args).await,
                 Command::Populate(args) => populate::execute(ctx, args).await,
                 Command::Report(args) => report::execute(ctx, args).await,
+                Command::History(args) => history::execute(ctx, args).await,
                 Command::LocalTables => local_tables::execute(ctx).await,
                 Command::Check(_) | Command::Calendar(_) => unreachable!("handled above"),
             }
@@ -108,6 +110,15 @@ fn error_summary(ctx: &Context, command: &str, e: &crate::Error) -> String {
     }
 }
 
+/// A CSV field, quoted when it needs it.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Run(_) => "run",
@@ -117,6 +128,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Calendar(_) => "calendar",
         Command::Populate(_) => "populate",
         Command::Report(_) => "report",
+        Command::History(_) => "history",
         Command::LocalTables => "local-tables",
     }
 }

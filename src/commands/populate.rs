@@ -2,7 +2,7 @@
 //! (`attribute_not_exists(cost_center)`: an existing item is never overwritten). Without `--file`
 //! the six cost centers of docs/reference.md §5; with it, a JSON or YAML list of the same fields, validated in
 //! full before anything is written (a bad field is exit 2, naming the item and the field).
-//! With `DYNAMODB_ENDPOINT_URL` (a local DynamoDB for the demo) it first creates both tables if
+//! With `DYNAMODB_ENDPOINT_URL` (a local DynamoDB for the demo) it first creates the tables if
 //! absent, with the schema of infrastructure/dynamodb-tables.yaml.
 
 use std::collections::BTreeSet;
@@ -45,9 +45,9 @@ pub async fn execute(ctx: &Context, args: PopulateArgs) -> Result<Exit> {
     let table = ctx.config.permissions_table.clone();
     let client = crate::dynamo::client(&ctx.config).await;
     if ctx.config.dynamodb_endpoint.is_some() && !ctx.dry_run {
-        // A local DynamoDB (demo, tests): create both tables from the CloudFormation template
+        // A local DynamoDB (demo, tests): create the tables from the CloudFormation template
         // first. Real tables come from CloudFormation, never from here.
-        crate::dynamo::ensure_local_tables(&client, &ctx.config.audit_table, &table).await?;
+        crate::dynamo::ensure_local_tables(&client, crate::dynamo::TableNames::of(&ctx.config)).await?;
     }
     let store = PermissionsStore::new(client, &table);
 

@@ -54,6 +54,7 @@ struct RawEnv {
     aws_region: Option<String>,
     dynamodb_table_name: Option<String>,
     permissions_table_name: Option<String>,
+    windows_table_name: Option<String>,
     dynamodb_endpoint_url: Option<String>,
     log_level: Option<String>,
     log_format: Option<String>,
@@ -91,6 +92,10 @@ pub struct Config {
     pub aws_region: String,
     pub audit_table: String,
     pub permissions_table: String,
+    /// `WINDOWS_TABLE_NAME`: the activation windows of the fleet (docs/fleet.md), one table
+    /// shared by every cluster, apart from the permissions so that no IaC that manages the
+    /// permissions items can wipe an open window.
+    pub windows_table: String,
     pub dynamodb_endpoint: Option<String>,
     /// A `tracing` filter directive (`debug`, `info`, `warn`, `error`, `trace`).
     pub log_level: String,
@@ -282,6 +287,10 @@ impl Config {
             permissions_table: table_name(
                 "PERMISSIONS_TABLE_NAME",
                 text(raw.permissions_table_name, "cost-center-permissions-production"),
+            )?,
+            windows_table: table_name(
+                "WINDOWS_TABLE_NAME",
+                text(raw.windows_table_name, "namespace-scheduler-windows-production"),
             )?,
             dynamodb_endpoint: match raw.dynamodb_endpoint_url.map(|s| s.trim().to_string()) {
                 Some(url) if !url.is_empty() => {

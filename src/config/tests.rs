@@ -10,6 +10,7 @@ fn defaults_match_the_spec() {
     assert_eq!(c.cluster_name, "local");
     assert_eq!(c.audit_table, "task-scheduler-logs-production");
     assert_eq!(c.permissions_table, "cost-center-permissions-production");
+    assert_eq!(c.windows_table, "namespace-scheduler-windows-production");
     assert_eq!(c.business.timezone, chrono_tz::America::Bogota);
     assert_eq!((c.business.start_minute, c.business.end_minute), (8 * 60, 18 * 60));
     // docs/reference.md §2, verbatim.
@@ -77,6 +78,8 @@ fn bad_values_name_the_variable_and_the_value() {
         ("NAMESPACE_SELECTOR", "env in (dev"),
         ("PROTECTED_NAMESPACES", "kube-system,Bad_Name"),
         ("DYNAMODB_TABLE_NAME", "a"),
+        ("WINDOWS_TABLE_NAME", "windows table"),
+        ("WINDOWS_TABLE_NAME", "w"),
         ("NS_SCHEDULER_RETRY_ATTEMPTS", "abc"),
         ("NS_SCHEDULER_REQUEST_TIMEOUT_MS", "0"),
         ("NS_SCHEDULER_LEASE_SECONDS", "1"),

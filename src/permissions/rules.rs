@@ -95,10 +95,28 @@ pub fn authorize(
     at: DateTime<Utc>,
     caps: &Caps,
 ) -> Result<Vec<std::result::Result<Grant, Rejection>>> {
+    authorize_in_fleet(proposals, permissions, open_windows, &[], hours, at, caps)
+}
+
+/// [`authorize`] for a cluster among others that share the tables (docs/fleet.md).
+/// `fleet_windows` are the windows the *other* clusters hold (read from the windows table):
+/// they count towards a cost center's `max_concurrent_namespaces`, which holds across the
+/// fleet, and never towards `NON_BUSINESS_MAX_ACTIVE_NAMESPACES`, which stays this cluster's
+/// own. A namespace of another cluster is another namespace, whatever its name.
+pub fn authorize_in_fleet(
+    proposals: &[ProposedWindow],
+    permissions: &BTreeMap<String, CostCenter>,
+    open_windows: &[Window],
+    fleet_windows: &[Window],
+    hours: &BusinessHours,
+    at: DateTime<Utc>,
+    caps: &Caps,
+) -> Result<Vec<std::result::Result<Grant, Rejection>>> {
     let mut windows: Vec<Window> = open_windows.iter().filter(|w| w.open_at(at)).cloned().collect();
+    let fleet: Vec<&Window> = fleet_windows.iter().filter(|w| w.open_at(at)).collect();
     let mut verdicts = Vec::with_capacity(proposals.len());
     for proposal in proposals {
-        let verdict = check(proposal, permissions, &windows, hours, at, caps)?;
+        let verdict = check(proposal, permissions, &windows, &fleet, hours, at, caps)?;
         if verdict.is_ok() {
             windows.retain(|w| w.namespace != proposal.namespace);
             windows.push(Window {
@@ -131,6 +149,7 @@ fn check(
     proposal: &ProposedWindow,
     permissions: &BTreeMap<String, CostCenter>,
     windows: &[Window],
+    fleet: &[&Window],
     hours: &BusinessHours,
     at: DateTime<Utc>,
     caps: &Caps,
@@ -207,13 +226,21 @@ fn check(
         .iter()
         .filter(|w| w.namespace != *ns && w.open_at(from))
         .collect();
-    let of_cc = others.iter().filter(|w| w.cost_center == *name).count();
+    let elsewhere = fleet
+        .iter()
+        .filter(|w| w.cost_center == *name && w.open_at(from))
+        .count();
+    let of_cc = others.iter().filter(|w| w.cost_center == *name).count() + elsewhere;
     let max = cc.max_concurrent_namespaces as usize;
     if of_cc + 1 > max {
+        let on_other_clusters = match elsewhere {
+            0 => String::new(),
+            n => format!(", {n} of them on other clusters"),
+        };
         return reject(
             "cost_center_cap",
             format!(
-                "{of_cc} of {max} windows of {name} open at {} (max_concurrent_namespaces={max})",
+                "{of_cc} of {max} windows of {name} open at {} (max_concurrent_namespaces={max}{on_other_clusters})",
                 local(hours, from)
             ),
         );

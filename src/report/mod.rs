@@ -8,7 +8,7 @@
 //! `in_progress` one never counts. Intervals are clipped to the ISO week (in
 //! the business time zone) and to "now" for the current week. The interval arithmetic is pure:
 //! active hours here, hours down and savings in [`savings`], the table with its totals in
-//! [`table`]; [`load_transitions`] reads the audit table.
+//! [`table`]; [`load_transitions`] reads the audit table, for one cluster or the whole fleet.
 
 pub mod savings;
 pub mod table;
@@ -23,11 +23,11 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
 use crate::audit::{self, AuditStatus, OperationType, ResourceChange};
-use crate::dynamo;
 use crate::error::{Error, Result};
+use crate::history::query::{self, AuditKey, AuditQuery};
 use crate::scaling::requests::Requested;
 
-/// The GSI the report queries: (cluster_name, timestamp_start).
+/// The GSI a one-cluster report queries: (cluster_name, timestamp_start).
 pub use crate::audit::journal::CLUSTER_INDEX;
 
 /// One completed change of a namespace's state.
@@ -137,60 +137,72 @@ fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
     Utc.from_utc_datetime(&t)
 }
 
-/// Completed transitions of `cluster` recorded up to `until` (epoch seconds), from the cluster
-/// GSI, paginated. It reads from the beginning of the table (bounded by the audit TTL) so that
-/// a namespace activated long before the week and never touched since is still seen as active.
-/// Records of unknown operation types are skipped. Returns the transitions and how many audit
-/// records were read.
+/// Whose records a report reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One cluster's, through the cluster GSI.
+    Cluster(String),
+    /// Every cluster's that writes to the table: one Query per operation type (the
+    /// operation-type GSI), never a Scan.
+    Fleet,
+}
+
+/// Completed transitions recorded up to `until` (epoch seconds) by the clusters of `scope`, by
+/// cluster, paginated. It reads from the beginning of the table (bounded by the audit TTL) so
+/// that a namespace activated long before the week and never touched since is still seen as
+/// active. Records of unknown operation types are skipped. Returns the transitions of each
+/// cluster and how many audit records were read.
 pub async fn load_transitions(
     client: &Client,
     table: &str,
-    cluster: &str,
+    scope: &Scope,
     until: f64,
-) -> Result<(Vec<Transition>, usize)> {
-    let mut transitions = Vec::new();
+) -> Result<(BTreeMap<String, Vec<Transition>>, usize)> {
+    let keys = match scope {
+        Scope::Cluster(cluster) => vec![AuditKey::Cluster(cluster.clone())],
+        Scope::Fleet => AuditKey::every_operation(),
+    };
+    let filters = [(
+        "status",
+        vec![
+            AuditStatus::Completed.as_str().to_string(),
+            AuditStatus::Interrupted.as_str().to_string(),
+        ],
+    )];
+    let projection = [
+        "timestamp_end",
+        "operation_type",
+        "cost_center",
+        "cluster_name",
+        "resources",
+        audit::CPU_TOTAL_ATTRIBUTE,
+        audit::MEMORY_TOTAL_ATTRIBUTE,
+        "status",
+    ];
+    let mut by_cluster: BTreeMap<String, Vec<Transition>> = BTreeMap::new();
     let mut read = 0;
-    let mut start_key: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(table)
-            .index_name(CLUSTER_INDEX)
-            .key_condition_expression("cluster_name = :cluster AND timestamp_start <= :until")
-            .filter_expression("#status IN (:completed, :interrupted)")
-            // cluster_name is not needed in the result, but DynamoDB Local builds the page's
-            // LastEvaluatedKey from the projected item: without it (or without the table's own
-            // keys, namespace_name and timestamp_start), pages are skipped. Keep all three.
-            .projection_expression(
-                "namespace_name, timestamp_start, timestamp_end, operation_type, cost_center, cluster_name, \
-                 #resources, cpu_millicores_total, memory_bytes_total, #status",
-            )
-            .expression_attribute_names("#resources", "resources")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()))
-            .expression_attribute_values(":until", AttributeValue::N(format!("{until}")))
-            .expression_attribute_values(":completed", AttributeValue::S(AuditStatus::Completed.as_str().into()))
-            .expression_attribute_values(
-                ":interrupted",
-                AttributeValue::S(AuditStatus::Interrupted.as_str().into()),
-            )
-            .set_exclusive_start_key(start_key)
-            .send()
-            .await
-            .map_err(|e| dynamo::sdk_error(&format!("Query {table} ({CLUSTER_INDEX})"), e))?;
-        for item in out.items() {
+    for key in &keys {
+        let q = AuditQuery {
+            key,
+            since: None,
+            until,
+            filters: &filters,
+            projection: Some(&projection),
+        };
+        query::query(client, table, &q, |item| {
             read += 1;
-            if let Some(t) = transition(item) {
-                transitions.push(t);
-            } else {
-                tracing::debug!(?item, "audit record skipped by the report");
+            let cluster = match item.get("cluster_name") {
+                Some(AttributeValue::S(c)) => c.clone(),
+                _ => String::new(),
+            };
+            match transition(&item) {
+                Some(t) => by_cluster.entry(cluster).or_default().push(t),
+                None => tracing::debug!(?item, "audit record skipped by the report"),
             }
-        }
-        start_key = out.last_evaluated_key;
-        if start_key.is_none() {
-            return Ok((transitions, read));
-        }
+        })
+        .await?;
     }
+    Ok((by_cluster, read))
 }
 
 /// The transition an item records, if it records one: a `completed` record, or an `interrupted`

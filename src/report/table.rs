@@ -111,3 +111,32 @@ pub fn week_table(transitions: &[Transition], start: f64, end: f64) -> WeekTable
     }
     table
 }
+
+/// The week across the fleet: each cluster's table (its rows and totals), each cost center
+/// across every cluster, and the fleet's total. A namespace is one cluster's: the same name on
+/// two clusters is two rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetTable {
+    pub clusters: BTreeMap<String, WeekTable>,
+    pub cost_centers: BTreeMap<String, CostCenter>,
+    pub total: Figures,
+}
+
+/// The fleet's table of `[start, end)` from each cluster's transitions.
+pub fn fleet_table(by_cluster: &BTreeMap<String, Vec<Transition>>, start: f64, end: f64) -> FleetTable {
+    let mut fleet = FleetTable::default();
+    for (cluster, transitions) in by_cluster {
+        let table = week_table(transitions, start, end);
+        for (name, cc) in &table.cost_centers {
+            let sum = fleet.cost_centers.entry(name.clone()).or_insert(CostCenter {
+                figures: Figures::default(),
+                namespaces: 0,
+            });
+            sum.figures += cc.figures;
+            sum.namespaces += cc.namespaces;
+        }
+        fleet.total += table.total;
+        fleet.clusters.insert(cluster.clone(), table);
+    }
+    fleet
+}

@@ -438,3 +438,40 @@ fn which_records_count_and_what_they_scaled_down() {
         assert_eq!(got, want, "{case}");
     }
 }
+
+#[test]
+fn the_fleet_table_keeps_each_clusters_namespaces_apart_and_sums_them() {
+    use std::collections::BTreeMap;
+    // The same namespace name on two clusters: two namespaces, one row each.
+    let a = vec![
+        up("dev-a", "IT", START + 8.0 * H),
+        down("dev-a", "IT", START + 18.0 * H, &[("Deployment/web", 2, 500, 256 * MI)]),
+    ];
+    let b = vec![
+        up("dev-a", "IT", START + 20.0 * H),
+        down("dev-a", "IT", START + 22.0 * H, &NIGHT),
+        down("qa-b", "QA", START + 1.0 * H, &[("Deployment/api", 1, 1000, 512 * MI)]),
+    ];
+    let by_cluster = BTreeMap::from([("eks-a".to_string(), a.clone()), ("eks-b".to_string(), b.clone())]);
+    let fleet = table::fleet_table(&by_cluster, START, END);
+    assert_eq!(fleet.clusters.keys().collect::<Vec<_>>(), ["eks-a", "eks-b"]);
+    assert_eq!(fleet.clusters["eks-a"], table::week_table(&a, START, END));
+    assert_eq!(fleet.clusters["eks-b"], table::week_table(&b, START, END));
+    assert_eq!(fleet.clusters["eks-a"].rows[0].figures.active_seconds, 10.0 * H);
+    assert_eq!(fleet.clusters["eks-b"].rows[0].figures.active_seconds, 2.0 * H);
+    // Cost centers across the fleet: IT has a row on each cluster.
+    assert_eq!(fleet.cost_centers["IT"].namespaces, 2);
+    assert_eq!(fleet.cost_centers["IT"].figures.active_seconds, 12.0 * H);
+    assert_eq!(fleet.cost_centers["QA"].namespaces, 1);
+    let mut total = table::Figures::default();
+    for t in fleet.clusters.values() {
+        total += t.total;
+    }
+    assert_eq!(fleet.total, total);
+    let mut by_cc = table::Figures::default();
+    for c in fleet.cost_centers.values() {
+        by_cc += c.figures;
+    }
+    assert!(close(fleet.total.down.seconds, by_cc.down.seconds));
+    assert!(close(fleet.total.vcpu_hours().unwrap(), by_cc.vcpu_hours().unwrap()));
+}

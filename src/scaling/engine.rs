@@ -274,12 +274,15 @@ impl Session {
         let intents_failed = Cell::new(0);
         // More namespaces in flight than write slots (their phases depend on each other, so
         // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
+        let stage = pipeline::Stage {
+            applier: &applier,
+            run: &run,
+            after_apply: self.after_apply.as_deref(),
+        };
         pipeline::apply_all(
-            &applier,
-            &run,
+            &stage,
             concurrency * IN_FLIGHT_PER_SLOT,
             plans.into_iter(),
-            self.after_apply.as_deref(),
             |batch| self.announce(&run, batch, &intents_failed),
             &mut audit,
             &mut tally,

@@ -39,14 +39,20 @@ pub struct Tally {
     pub intents_written: usize,
 }
 
+/// What applies one namespace: the write path, the run it belongs to, and what the command
+/// does once the namespace is done.
+pub struct Stage<'a> {
+    pub applier: &'a Applier,
+    pub run: &'a RunInfo<'a>,
+    pub after_apply: Option<&'a dyn AfterApply>,
+}
+
 /// Applies `plans` with at most `in_flight` namespaces at once; `announce` writes a batch's
 /// intents and hands the plans back (see the module documentation).
 pub async fn apply_all<F, Fut>(
-    applier: &Applier,
-    run: &RunInfo<'_>,
+    stage: &Stage<'_>,
     in_flight: usize,
     plans: impl Iterator<Item = NamespacePlan>,
-    after_apply: Option<&dyn AfterApply>,
     mut announce: F,
     audit: &mut AuditSink<'_>,
     tally: &mut Tally,
@@ -65,7 +71,7 @@ pub async fn apply_all<F, Fut>(
     loop {
         while running.len() < in_flight.max(1) {
             let Some(a) = ready.pop_front() else { break };
-            running.push(apply_one(applier, run, after_apply, a));
+            running.push(apply_one(stage, a));
         }
         if announcing.is_none() && ready.len() < BATCH_SIZE {
             let batch: Vec<NamespacePlan> = plans.by_ref().take(BATCH_SIZE).collect();
@@ -104,12 +110,12 @@ pub async fn apply_all<F, Fut>(
 /// One namespace: its writes, what the command does after them (rows of their own), its
 /// Events, its row and its final audit write (the record over its intent, or the intent's
 /// deletion if it never started).
-async fn apply_one(
-    applier: &Applier,
-    run: &RunInfo<'_>,
-    after_apply: Option<&dyn AfterApply>,
-    (p, at, intent): Announced,
-) -> (NsStatus, Row, Option<AuditWrite>, Vec<Row>) {
+async fn apply_one(stage: &Stage<'_>, (p, at, intent): Announced) -> (NsStatus, Row, Option<AuditWrite>, Vec<Row>) {
+    let Stage {
+        applier,
+        run,
+        after_apply,
+    } = *stage;
     let o = applier.apply_namespace(&p).await;
     let after = match after_apply {
         Some(h) => h.after(applier, &p, &o).await,

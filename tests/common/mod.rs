@@ -193,15 +193,28 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// Freshly named audit and permissions tables, created with the schema of
-/// infrastructure/dynamodb-tables.yaml, so tests share no state. Returns (audit, permissions).
+/// Freshly named audit, permissions and windows tables, created with the schema of
+/// infrastructure/dynamodb-tables.yaml, so tests share no state. Returns (audit, permissions);
+/// the windows table is named after the permissions table ([`windows_table_for`]), so that every
+/// test that has a permissions table has its fleet too, and [`scheduler_env`] points at it.
 pub async fn unique_tables(handle: &DynamoHandle) -> (String, String) {
     let audit = unique_name("audit");
     let permissions = unique_name("permissions");
-    namespace_scheduler::dynamo::ensure_local_tables(&handle.client, &audit, &permissions)
+    let windows = windows_table_for(&permissions);
+    let tables = namespace_scheduler::dynamo::TableNames {
+        audit: &audit,
+        permissions: &permissions,
+        windows: &windows,
+    };
+    namespace_scheduler::dynamo::ensure_local_tables(&handle.client, tables)
         .await
         .expect("create local tables");
     (audit, permissions)
+}
+
+/// The windows table [`unique_tables`] creates beside a permissions table.
+pub fn windows_table_for(permissions: &str) -> String {
+    format!("{permissions}-windows")
 }
 
 /// Every item of a table (paginated Scan, consistent reads).
@@ -286,10 +299,12 @@ pub fn sample_record(namespace: &str, timestamp_start: f64, operation: Operation
 
 /// The environment the scheduler binary needs to use this DynamoDB Local and these tables.
 pub fn scheduler_env(handle: &DynamoHandle, audit: &str, permissions: &str) -> Vec<(String, String)> {
+    let windows = windows_table_for(permissions);
     [
         ("DYNAMODB_ENDPOINT_URL", handle.endpoint.as_str()),
         ("DYNAMODB_TABLE_NAME", audit),
         ("PERMISSIONS_TABLE_NAME", permissions),
+        ("WINDOWS_TABLE_NAME", windows.as_str()),
         ("AWS_ACCESS_KEY_ID", "local"),
         ("AWS_SECRET_ACCESS_KEY", "local"),
         ("AWS_REGION", "us-east-1"),

@@ -1,5 +1,6 @@
 //! The ArgoCD `ignoreDifferences` the docs give for Applications that manage scaled workloads:
-//! every field the scheduler writes, taken from the code, so the docs cannot miss one.
+//! every field the scheduler writes, taken from the code, so the docs cannot miss one; and the
+//! fleet's ApplicationSet (docs/fleet.md) rendered for one cluster.
 
 use std::collections::BTreeSet;
 
@@ -69,4 +70,70 @@ pub fn ignore_differences_in(markdown: &str, origin: &str) -> Ignored {
         "{origin}: syncOptions RespectIgnoreDifferences=true (else a sync still writes Git's values)"
     );
     out
+}
+
+/// docs/fleet.md's ApplicationSet, and the production overlay as Argo CD renders it for one
+/// cluster: the template's inline kustomize patches, filled in for `cluster` and `role` as the
+/// cluster generator fills them, added to a kustomization over the overlay.
+pub fn fleet_applicationset_for(cluster: &str, role: &str) -> (Value, Vec<Value>) {
+    let text = std::fs::read_to_string(super::repo_root().join("docs/fleet.md")).unwrap();
+    let blocks: Vec<&str> = text
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("kind: ApplicationSet"))
+        .collect();
+    assert_eq!(blocks.len(), 1, "docs/fleet.md: one ApplicationSet");
+    let set: Value = serde_yaml::from_str(blocks[0]).expect("the ApplicationSet is YAML");
+    let fill = |s: &str| {
+        let filled = s
+            .replace("{{.name}}", cluster)
+            .replace("{{index .metadata.annotations \"namespace-scheduler/role-arn\"}}", role);
+        assert!(!filled.contains("{{"), "an unknown template expression in {s}");
+        filled
+    };
+    let patches: Vec<Value> = set["spec"]["template"]["spec"]["source"]["kustomize"]["patches"]
+        .as_array()
+        .expect("spec.template.spec.source.kustomize.patches")
+        .iter()
+        .map(|p| serde_json::json!({"target": p["target"], "patch": fill(p["patch"].as_str().unwrap())}))
+        .collect();
+    let dir = super::repo_root().join(format!("target/fleet-appset-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kustomization = serde_json::json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../../manifests/overlays/production"],
+        "patches": patches,
+    });
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        serde_yaml::to_string(&kustomization).unwrap(),
+    )
+    .unwrap();
+    let rel = dir
+        .strip_prefix(super::repo_root())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let rendered = super::kustomize(&rel);
+    std::fs::remove_dir_all(&dir).unwrap();
+    (set, rendered)
+}
+
+/// Rendered manifests without what the fleet's ApplicationSet sets per cluster.
+pub fn without_cluster_name_and_role(docs: &[Value]) -> Vec<Value> {
+    docs.iter()
+        .map(|d| {
+            let mut d = d.clone();
+            if super::kind_of(&d) == "ConfigMap" && super::name_of(&d) == "namespace-scheduler-config" {
+                d["data"]["EKS_CLUSTER_NAME"] = Value::Null;
+            }
+            if super::kind_of(&d) == "ServiceAccount" && super::name_of(&d) == "namespace-scheduler" {
+                d["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = Value::Null;
+            }
+            d
+        })
+        .collect()
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dynamo;
 use crate::error::{Error, Result};
-use crate::scaling::requests::{PodRequest, Requested};
+use crate::resources::{PodRequest, Requested};
 
 mod item;
 pub mod journal;

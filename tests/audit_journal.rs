@@ -174,7 +174,8 @@ async fn an_intent_is_replaced_by_its_final_record_or_deleted_and_nothing_else_r
     config.audit_table = table.clone();
     // Stamped with the decision clock: one hour earlier, intents and finals alike.
     let shift = -3600.0;
-    let audit = AuditTable::new(config, shift);
+    let writer = AuditWriter::new(namespace_scheduler::dynamo::client(&config).await, table.clone());
+    let audit = AuditTable::new(writer, shift);
     let done = record("dev-done", SINCE + 1.0, "r", AuditStatus::InProgress, CLUSTER);
     let never = record("dev-never", SINCE + 1.0, "r", AuditStatus::InProgress, CLUSTER);
     assert_eq!(
@@ -218,7 +219,11 @@ async fn intents_that_cannot_be_written_are_logged_whole_and_later_ones_do_not_w
     let (logs, _guard) = LogCapture::install();
     let mut config = config_for(&closed_endpoint());
     config.audit_table = "task-scheduler-logs-test".into();
-    let audit = AuditTable::new(config, 0.0);
+    let writer = AuditWriter::new(
+        namespace_scheduler::dynamo::client(&config).await,
+        config.audit_table.clone(),
+    );
+    let audit = AuditTable::new(writer, 0.0);
     let first: Vec<AuditRecord> = (0..3)
         .map(|i| {
             record(

@@ -18,7 +18,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use super::{log_unwritten, AuditRecord, AuditWrite, AuditWriter, BATCH_SIZE, CONCURRENT_BATCHES};
-use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// A partial batch is sent once no record has arrived for this long. Long enough that records
@@ -166,13 +165,11 @@ async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<Audit
     }
 }
 
-/// A run's audit table: the writer (and its DynamoDB client) is made on first use, so a run that
-/// changes nothing never connects to DynamoDB; every write is shifted by the run's audit clock
+/// A run's audit table: every write is shifted by the run's audit clock
 /// (0 but for `NS_SCHEDULER_AUDIT_CLOCK=decision`). Shared by the intents, written as their
 /// namespaces are about to start, and by the [`AuditSink`] of the final records.
 pub struct AuditTable {
-    config: Config,
-    writer: tokio::sync::OnceCell<AuditWriter>,
+    writer: AuditWriter,
     shift: f64,
     /// After a batch of intents gave up, the next ones get one attempt each until one batch
     /// goes through: a DynamoDB outage must not hold every namespace for the whole retry budget.
@@ -180,22 +177,16 @@ pub struct AuditTable {
 }
 
 impl AuditTable {
-    pub fn new(config: Config, shift: f64) -> Self {
+    pub fn new(writer: AuditWriter, shift: f64) -> Self {
         AuditTable {
-            config,
-            writer: tokio::sync::OnceCell::new(),
+            writer,
             shift,
             degraded: std::cell::Cell::new(false),
         }
     }
 
-    pub async fn writer(&self) -> &AuditWriter {
-        self.writer
-            .get_or_init(|| async {
-                let client = crate::dynamo::client(&self.config).await;
-                AuditWriter::new(client, self.config.audit_table.clone())
-            })
-            .await
+    pub fn writer(&self) -> &AuditWriter {
+        &self.writer
     }
 
     /// Seconds added to every timestamp written.
@@ -212,7 +203,7 @@ impl AuditTable {
             .map(|r| AuditWrite::Put(Box::new(r)).shifted(self.shift))
             .collect();
         let attempts = if self.degraded.get() { 1 } else { super::MAX_ATTEMPTS };
-        let writer = self.writer().await;
+        let writer = self.writer();
         let mut in_table = vec![true; writes.len()];
         for chunk_start in (0..writes.len()).step_by(BATCH_SIZE) {
             let chunk = &writes[chunk_start..(chunk_start + BATCH_SIZE).min(writes.len())];
@@ -252,7 +243,7 @@ impl<'t> AuditSink<'t> {
         self.records += usize::from(matches!(write, AuditWrite::Put(_)));
         let write = write.shifted(self.table.shift);
         if self.stream.is_none() {
-            self.stream = Some(self.table.writer().await.clone().stream());
+            self.stream = Some(self.table.writer().clone().stream());
         }
         if let Some(s) = &mut self.stream {
             s.send_write(write);

@@ -7,23 +7,24 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::Context;
-use crate::audit::{AuditRecord, OperationType};
+use crate::audit::OperationType;
 use crate::cli::RunArgs;
+use crate::context::Clients;
+use crate::engine::{self, DecidedRow, Session};
 use crate::error::{Exit, Result};
 use crate::permissions::{self, Window};
-use crate::scaling::engine::{self, Session};
 use crate::scaling::inventory::Inventory;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
 use crate::self_service::answer::{self, AnswerOnceApplied};
 use crate::self_service::judge::{Decisions, Grant, Judgement, Reason, Reply};
 use crate::self_service::{self, ActivationRequest};
-use crate::summary::Row;
+use crate::summary::{Row, RowStatus};
 
 pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
-    let mut session = Session::open(ctx, at).await?;
+    let mut session = Session::open(ctx, Clients::connect(&ctx.config).await?, at).await?;
     match decide_run(ctx, &session, at).await {
         Ok(Decided {
             inv,
@@ -42,7 +43,8 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
                 Some(plan)
             });
             // Answering a request "rejected" is the run doing its job: exit 0.
-            session.finish(ctx, header, plans, extra, Exit::Ok).await
+            let finished = session.finish(ctx, header, plans, extra, Exit::Ok).await?;
+            Ok(super::print_finished(ctx, finished))
         }
         Err(e) => {
             session.close().await;
@@ -59,7 +61,7 @@ struct Decided {
     intents: Vec<Option<(Intent, String)>>,
     /// Rows decided before planning (answers to requests, namespaces left alone), with their
     /// audit records.
-    extra: Vec<(Option<AuditRecord>, Row)>,
+    extra: Vec<DecidedRow>,
     /// Windows granted to requests whose namespace has something to apply: answered once
     /// it is at its target.
     grants: BTreeMap<String, Grant>,
@@ -80,7 +82,13 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
                 Err(e) => {
                     let why = format!("left as it is: {SCHEDULE_ANNOTATION}: {e}");
                     tracing::warn!(namespace = %ns.name, reason = %why, "namespace skipped");
-                    extra.push((None, Row::decided(&ns.name, &ns.cost_center, "-", "skipped", &why)));
+                    extra.push(DecidedRow::unrecorded(Row::decided(
+                        &ns.name,
+                        &ns.cost_center,
+                        "-",
+                        RowStatus::Skipped,
+                        &why,
+                    )));
                     None
                 }
             },
@@ -155,7 +163,7 @@ async fn judge_requests(
         .filter(|w| !judgement.ending.contains(&w.namespace))
         .collect();
     let proposals = judgement.proposed();
-    let verdicts = permissions::authorize(&ctx.config, &proposals, &open, at)
+    let verdicts = permissions::authorize(&session.dynamo, &ctx.config, &proposals, &open, at)
         .await
         .map_err(|e| {
             // Not a rejection: the requests are not answered at all, and the run fails (exit 1)
@@ -171,12 +179,7 @@ async fn judge_requests(
 /// and returns their summary rows and audit records. A rejection is audited once, when its
 /// answer is written; an answer that cannot be written makes an `unanswered` row (exit 1). In a
 /// dry run nothing is written: the rows say what would be.
-async fn answer_now(
-    ctx: &Context,
-    session: &Session,
-    replies: Vec<Reply>,
-    due: Vec<Grant>,
-) -> Vec<(Option<AuditRecord>, Row)> {
+async fn answer_now(ctx: &Context, session: &Session, replies: Vec<Reply>, due: Vec<Grant>) -> Vec<DecidedRow> {
     let cost_center = |r: &Reason| match r {
         Reason::Rejected { cost_center, .. } | Reason::Undecided { cost_center } => cost_center.clone(),
         Reason::Ended => String::new(),
@@ -186,10 +189,13 @@ async fn answer_now(
     for reply in &replies {
         let why = format!("ActivationRequest {}: {}", reply.request.name, reply.answer.message);
         if let Reason::Undecided { cost_center } = &reply.reason {
-            out.push((
-                None,
-                Row::decided(&reply.request.namespace, cost_center, "activate", "unanswered", &why),
-            ));
+            out.push(DecidedRow::unrecorded(Row::decided(
+                &reply.request.namespace,
+                cost_center,
+                "activate",
+                RowStatus::Unanswered,
+                &why,
+            )));
         }
     }
     let mut writes: Vec<(Option<Reason>, ActivationRequest, self_service::judge::Answer)> = replies
@@ -217,8 +223,13 @@ async fn answer_now(
                 Ok(()),
             ) => {
                 let why = format!("ActivationRequest {}: {}", request.name, a.message);
-                let (record, row) = engine::rejection(ctx, &request.namespace, &cost_center, &requested_by, &why);
-                out.push((Some(record), row));
+                out.push(engine::rejection(
+                    ctx,
+                    &request.namespace,
+                    &cost_center,
+                    &requested_by,
+                    &why,
+                ));
             }
             // Its `unanswered` row is there already.
             (Some(Reason::Undecided { .. }), Err(e)) => {
@@ -226,7 +237,7 @@ async fn answer_now(
             }
             (_, result) => {
                 if let Some(row) = answer::unwritten_row(&request.namespace, &cc, &request, &a, result) {
-                    out.push((None, row));
+                    out.push(DecidedRow::unrecorded(row));
                 }
             }
         }

@@ -382,14 +382,14 @@ pub enum Verdict {
 /// cannot be read at all: callers fail closed but not for good (`up` exits 1, a retryable
 /// failure; pending self-service requests stay unanswered so the next healthy run decides them).
 pub async fn authorize(
+    client: &aws_sdk_dynamodb::Client,
     config: &crate::config::Config,
     proposals: &[ProposedWindow],
     open_windows: &[Window],
     at: DateTime<Utc>,
 ) -> Result<Vec<Verdict>> {
     let wanted: BTreeSet<String> = proposals.iter().map(|r| r.cost_center.clone()).collect();
-    let client = dynamo::client(config).await;
-    let permissions = PermissionsStore::new(client, config.permissions_table.clone())
+    let permissions = PermissionsStore::new(client.clone(), config.permissions_table.clone())
         .fetch(&wanted)
         .await
         .map_err(|e| Error::Dynamo(format!("permissions table unreadable, no request decided: {e}")))?;

@@ -25,7 +25,7 @@ use chrono_tz::Tz;
 use crate::audit::{self, AuditStatus, OperationType, ResourceChange};
 use crate::error::{Error, Result};
 use crate::history::query::{self, AuditKey, AuditQuery};
-use crate::scaling::requests::Requested;
+use crate::resources::Requested;
 
 /// The GSI a one-cluster report queries: (cluster_name, timestamp_start).
 pub use crate::audit::journal::CLUSTER_INDEX;

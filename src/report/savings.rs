@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use super::Transition;
-use crate::scaling::requests::{Requested, BYTES_PER_GIB, MILLICORES_PER_VCPU};
+use crate::resources::{Requested, BYTES_PER_GIB, MILLICORES_PER_VCPU};
 
 /// Down time of one (namespace, cost center) and what it saved. Time in seconds; savings in
 /// request-seconds (millicore-seconds, byte-seconds) so the sums stay exact enough for money.

@@ -3,24 +3,22 @@
 //! - [`inventory`]: the cluster as plain data (namespaces and workloads), listed cluster-wide
 //!   with pagination.
 //! - [`plan`]: a pure function from inventory + intent to the writes a run will make.
-//! - [`requests`]: what one replica requests (cpu, memory), read from the pod template.
+//! - what one replica requests (cpu, memory) is `crate::resources`, shared with the audit and the summary.
 //! - [`apply`]: the writes, bounded in parallel, with retries and per-namespace rollback.
 //! - [`lease`], [`events`]: one run at a time; one Event per changed namespace.
 //! - [`write`]: the one conditional-write path (precondition, classified answer) every write uses.
 //! - [`stop`]: why a run stops starting namespaces (a signal, a lost Lease).
-//! - [`engine`]: the whole sequence shared by `run`, `up` and `down`; `crate::summary` prints it.
+//!
+//! The whole sequence shared by `run`, `up` and `down` is `crate::engine`, above this module.
 
 pub mod apply;
-pub mod engine;
 pub mod events;
 pub mod inventory;
 pub mod lease;
 pub mod list;
 pub mod objects;
-pub mod pipeline;
 pub mod plan;
 pub mod records;
-pub mod requests;
 pub mod retry;
 pub mod stop;
 pub mod write;

@@ -10,13 +10,13 @@ use futures::{FutureExt, StreamExt};
 
 use super::judge::{Answer, Grant};
 use super::ActivationRequest;
+use crate::engine::AfterApply;
 use crate::scaling::apply::{Applier, NamespaceOutcome, NsStatus};
-use crate::scaling::engine::AfterApply;
 use crate::scaling::objects::{self, Kind, Slim};
 use crate::scaling::plan::NamespacePlan;
 use crate::scaling::retry::RetryPolicy;
 use crate::scaling::write::{self, Next, Start, Written};
-use crate::summary::Row;
+use crate::summary::{Row, RowStatus};
 
 /// How an answer ended when it was not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +148,13 @@ pub fn unwritten_row(
                 answer.message
             );
             tracing::error!(request = %request.key(), error = %e, "answer not written");
-            Some(Row::decided(namespace, cost_center, "activate", "unanswered", &why))
+            Some(Row::decided(
+                namespace,
+                cost_center,
+                "activate",
+                RowStatus::Unanswered,
+                &why,
+            ))
         }
     }
 }

@@ -14,13 +14,13 @@ use std::future::Future;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::apply::{Applier, NamespaceOutcome, NsStatus};
-use super::engine::AfterApply;
-use super::plan::{NamespacePlan, Target};
-use super::records::{self, RunInfo};
-use super::requests::Requested;
+use super::AfterApply;
 use crate::audit::{AuditSink, AuditWrite, ResourceChange, BATCH_SIZE};
-use crate::summary::Row;
+use crate::resources::Requested;
+use crate::scaling::apply::{Applier, NamespaceOutcome, NsStatus};
+use crate::scaling::plan::{NamespacePlan, Target};
+use crate::scaling::records::{self, RunInfo};
+use crate::summary::{Row, RowStatus};
 
 /// A plan about to start: its `timestamp_start`, and whether its intent is in the table.
 pub type Announced = (NamespacePlan, f64, bool);
@@ -30,7 +30,7 @@ pub type Announced = (NamespacePlan, f64, bool);
 pub struct Tally {
     pub rows: Vec<Row>,
     /// Namespaces per status.
-    pub counts: BTreeMap<String, usize>,
+    pub counts: BTreeMap<RowStatus, usize>,
     /// Namespaces completed with at least one workload changed.
     pub changed: usize,
     /// Namespaces with nothing to do (not applied, no row).
@@ -85,10 +85,10 @@ pub async fn apply_all<F, Fut>(
         tokio::select! {
             Some((status, row, write, after)) = running.next(), if !running.is_empty() => {
                 for r in after {
-                    *tally.counts.entry(r.status.clone()).or_default() += 1;
+                    *tally.counts.entry(r.status).or_default() += 1;
                     tally.rows.push(r);
                 }
-                *tally.counts.entry(status.as_str().into()).or_default() += 1;
+                *tally.counts.entry(status.into()).or_default() += 1;
                 if status == NsStatus::Completed && row.changes > 0 {
                     tally.changed += 1;
                 }
@@ -121,7 +121,7 @@ async fn apply_one(stage: &Stage<'_>, (p, at, intent): Announced) -> (NsStatus, 
         Some(h) => h.after(applier, &p, &o).await,
         None => Vec::new(),
     };
-    super::events::emit(applier, &p, &o, run.run_id).await;
+    crate::scaling::events::emit(applier, &p, &o, run.run_id).await;
     let row = row_of(&p, &o);
     let status = o.status;
     let write = match records::outcome(run, &p, o, at) {
@@ -164,7 +164,7 @@ fn row_of(p: &NamespacePlan, o: &NamespaceOutcome) -> Row {
         refused: o.refused.len(),
         freed,
         restored,
-        status: o.status.as_str().into(),
+        status: o.status.into(),
         error: (!notes.is_empty()).then(|| notes.join("; ")),
         unreadable: p.unreadable().cloned().collect(),
     }

@@ -241,7 +241,14 @@ impl Session {
     async fn announce(&self, run: &RunInfo<'_>, batch: Vec<NamespacePlan>, failed: &Cell<usize>) -> Vec<Announced> {
         let at = epoch(Utc::now());
         if self.stop.is_set() {
-            return batch.into_iter().map(|p| (p, at, false)).collect();
+            return batch
+                .into_iter()
+                .map(|plan| Announced {
+                    plan,
+                    at,
+                    intent_written: false,
+                })
+                .collect();
         }
         let intents: Vec<AuditRecord> = batch
             .iter()
@@ -257,9 +264,13 @@ impl Session {
         failed.set(failed.get() + written.clone().filter(|w| !w).count());
         batch
             .into_iter()
-            .map(|p| {
-                let intent = records::needs_intent(&p) && written.next().unwrap_or(false);
-                (p, at, intent)
+            .map(|plan| {
+                let intent_written = records::needs_intent(&plan) && written.next().unwrap_or(false);
+                Announced {
+                    plan,
+                    at,
+                    intent_written,
+                }
             })
             .collect()
     }

@@ -36,10 +36,10 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
             session.after_apply(Box::new(AnswerOnceApplied { grants }));
             // Planned lazily, one namespace at a time as the engine starts it; a namespace left
             // alone (its schedule does not parse) has no plan at all.
-            let plans = inv.namespaces.values().zip(intents).filter_map(|(ns, decided)| {
-                let (intent, schedule) = decided?;
-                let mut plan = plan_namespace(ns, inv.workloads_of(&ns.name), &intent);
-                plan.schedule = schedule;
+            let plans = inv.namespaces.values().filter_map(|ns| {
+                let Scheduled { intent, schedule } = intents.get(&ns.name)?;
+                let mut plan = plan_namespace(ns, inv.workloads_of(&ns.name), intent);
+                plan.schedule = schedule.clone();
                 Some(plan)
             });
             // Answering a request "rejected" is the run doing its job: exit 0.
@@ -56,15 +56,22 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
 /// What `run` hands the engine.
 struct Decided {
     inv: Inventory,
-    /// Per managed namespace (in the inventory's order): its intent and the schedule that
-    /// decided it (None: left exactly as it is).
-    intents: Vec<Option<(Intent, String)>>,
+    /// Per managed namespace, its intent and the schedule that decided it; a namespace left
+    /// exactly as it is has none.
+    intents: BTreeMap<String, Scheduled>,
     /// Rows decided before planning (answers to requests, namespaces left alone), with their
     /// audit records.
     extra: Vec<DecidedRow>,
     /// Windows granted to requests whose namespace has something to apply: answered once
     /// it is at its target.
     grants: BTreeMap<String, Grant>,
+}
+
+/// What the clock (or a granted request) decided for one namespace, and the schedule that
+/// decided it.
+struct Scheduled {
+    intent: Intent,
+    schedule: String,
 }
 
 async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Result<Decided> {
@@ -97,11 +104,10 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
     tracing::debug!(schedules = book.distinct_schedules(), "schedules decided");
     let mut decisions = judge_requests(ctx, session, &inv, |ns| hours.contains_key(ns), at).await?;
 
-    let mut intents = Vec::with_capacity(inv.namespaces.len());
+    let mut intents = BTreeMap::new();
     let mut answered_now = Vec::new();
     for ns in inv.namespaces.values() {
         let Some(h) = hours.get(ns.name.as_str()) else {
-            intents.push(None);
             continue;
         };
         let live_window = ns.active_until().is_some_and(|t| t > at) && !decisions.ending.contains(&ns.name);
@@ -119,7 +125,13 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
                 answered_now.push(ns.name.clone());
             }
         }
-        intents.push(Some((intent, h.schedule.clone())));
+        intents.insert(
+            ns.name.clone(),
+            Scheduled {
+                intent,
+                schedule: h.schedule.clone(),
+            },
+        );
     }
     let due: Vec<Grant> = answered_now
         .iter()

@@ -22,8 +22,24 @@ use crate::scaling::plan::{NamespacePlan, Target};
 use crate::scaling::records::{self, RunInfo};
 use crate::summary::{Row, RowStatus};
 
-/// A plan about to start: its `timestamp_start`, and whether its intent is in the table.
-pub type Announced = (NamespacePlan, f64, bool);
+/// A plan about to start.
+#[derive(Debug)]
+pub struct Announced {
+    pub plan: NamespacePlan,
+    /// The `timestamp_start` of its records.
+    pub at: f64,
+    /// Its intent is in the table (so a namespace that never starts has it deleted).
+    pub intent_written: bool,
+}
+
+/// One namespace applied: its status, its row, its final audit write, and the rows of what the
+/// command did after applying it.
+struct Applied {
+    status: NsStatus,
+    row: Row,
+    write: Option<AuditWrite>,
+    after: Vec<Row>,
+}
 
 /// What the namespaces of a run came to.
 #[derive(Debug, Default)]
@@ -83,7 +99,7 @@ pub async fn apply_all<F, Fut>(
             break;
         }
         tokio::select! {
-            Some((status, row, write, after)) = running.next(), if !running.is_empty() => {
+            Some(Applied { status, row, write, after }) = running.next(), if !running.is_empty() => {
                 for r in after {
                     *tally.counts.entry(r.status).or_default() += 1;
                     tally.rows.push(r);
@@ -98,7 +114,7 @@ pub async fn apply_all<F, Fut>(
                 }
             }
             batch = async { announcing.as_mut().expect("announcing").await }, if announcing.is_some() => {
-                tally.intents_written += batch.iter().filter(|a| a.2).count();
+                tally.intents_written += batch.iter().filter(|a| a.intent_written).count();
                 ready.extend(batch);
                 announcing = None;
             }
@@ -110,7 +126,12 @@ pub async fn apply_all<F, Fut>(
 /// One namespace: its writes, what the command does after them (rows of their own), its
 /// Events, its row and its final audit write (the record over its intent, or the intent's
 /// deletion if it never started).
-async fn apply_one(stage: &Stage<'_>, (p, at, intent): Announced) -> (NsStatus, Row, Option<AuditWrite>, Vec<Row>) {
+async fn apply_one(stage: &Stage<'_>, announced: Announced) -> Applied {
+    let Announced {
+        plan: p,
+        at,
+        intent_written,
+    } = announced;
     let Stage {
         applier,
         run,
@@ -127,13 +148,18 @@ async fn apply_one(stage: &Stage<'_>, (p, at, intent): Announced) -> (NsStatus, 
     let write = match records::outcome(run, &p, o, at) {
         Some(r) => Some(AuditWrite::Put(Box::new(r))),
         // Not started after all (a stop): nothing changed, nothing to record.
-        None if intent => Some(AuditWrite::Delete {
+        None if intent_written => Some(AuditWrite::Delete {
             namespace_name: p.namespace.clone(),
             timestamp_start: at,
         }),
         None => None,
     };
-    (status, row, write, after)
+    Applied {
+        status,
+        row,
+        write,
+        after,
+    }
 }
 
 /// The summary row of an applied namespace.

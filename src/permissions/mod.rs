@@ -41,13 +41,45 @@ pub struct CostCenter {
     pub updated_at: Option<i64>,
 }
 
+/// The rule that refused a request; its id (`cost_center_cap`) starts the rejection's message
+/// in the audit record and in the request's status (docs/reference.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectionRule {
+    UnknownCostCenter,
+    NotAuthorized,
+    NamespaceNotAllowed,
+    ClusterNotAllowed,
+    CostCenterMismatch,
+    WindowTooLong,
+    CostCenterCap,
+    ClusterCap,
+}
+
+impl RejectionRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionRule::UnknownCostCenter => "unknown_cost_center",
+            RejectionRule::NotAuthorized => "not_authorized",
+            RejectionRule::NamespaceNotAllowed => "namespace_not_allowed",
+            RejectionRule::ClusterNotAllowed => "cluster_not_allowed",
+            RejectionRule::CostCenterMismatch => "cost_center_mismatch",
+            RejectionRule::WindowTooLong => "window_too_long",
+            RejectionRule::CostCenterCap => "cost_center_cap",
+            RejectionRule::ClusterCap => "cluster_cap",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectionRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a request was refused: the rule and the numbers, for the audit record and `request-status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// Short rule id: `unknown_cost_center`, `not_authorized`, `namespace_not_allowed`,
-    /// `cluster_not_allowed`, `cost_center_mismatch`, `window_too_long`, `cost_center_cap`,
-    /// `cluster_cap`.
-    pub rule: &'static str,
+    pub rule: RejectionRule,
     pub message: String,
 }
 
@@ -58,7 +90,7 @@ impl std::fmt::Display for Rejection {
 }
 
 impl Rejection {
-    pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(rule: RejectionRule, message: impl Into<String>) -> Self {
         Rejection {
             rule,
             message: message.into(),

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{matches_any, CostCenter, Rejection};
+use super::{matches_any, CostCenter, Rejection, RejectionRule};
 use crate::config::Config;
 use crate::error::Result;
 use crate::hours::BusinessHours;
@@ -159,20 +159,20 @@ fn check(
     let name = &proposal.cost_center;
     let Some(cc) = permissions.get(name) else {
         return reject(
-            "unknown_cost_center",
+            RejectionRule::UnknownCostCenter,
             format!("cost center {name:?} does not exist in the permissions table"),
         );
     };
     if !cc.is_authorized {
         return reject(
-            "not_authorized",
+            RejectionRule::NotAuthorized,
             format!("cost center {name} is not authorized (is_authorized=false)"),
         );
     }
     if let Some(patterns) = &cc.authorized_namespaces {
         if !matches_any(patterns, ns) {
             return reject(
-                "namespace_not_allowed",
+                RejectionRule::NamespaceNotAllowed,
                 format!(
                     "namespace {ns} matches none of the authorized_namespaces of {name} ({})",
                     patterns.join(", ")
@@ -183,7 +183,7 @@ fn check(
     if let Some(clusters) = &cc.allowed_clusters {
         if !clusters.contains(&caps.cluster_name) {
             return reject(
-                "cluster_not_allowed",
+                RejectionRule::ClusterNotAllowed,
                 format!(
                     "cluster {} is not in the allowed_clusters of {name} ({})",
                     caps.cluster_name,
@@ -194,14 +194,14 @@ fn check(
     }
     if let Some(label) = proposal.label.as_deref().filter(|l| l != name) {
         return reject(
-            "cost_center_mismatch",
+            RejectionRule::CostCenterMismatch,
             format!("namespace {ns} belongs to cost center {label} (its label), not {name}"),
         );
     }
     let length = proposal.until - at;
     if length <= Duration::zero() {
         return reject(
-            "window_too_long",
+            RejectionRule::WindowTooLong,
             format!(
                 "the window must end after now; it ends at {}",
                 local(hours, proposal.until)
@@ -210,7 +210,7 @@ fn check(
     }
     if length > caps.max_window {
         return reject(
-            "window_too_long",
+            RejectionRule::WindowTooLong,
             format!(
                 "the window to {} is {} long, more than MAX_ACTIVATION_HOURS={}",
                 local(hours, proposal.until),
@@ -238,7 +238,7 @@ fn check(
             n => format!(", {n} of them on other clusters"),
         };
         return reject(
-            "cost_center_cap",
+            RejectionRule::CostCenterCap,
             format!(
                 "{of_cc} of {max} windows of {name} open at {} (max_concurrent_namespaces={max}{on_other_clusters})",
                 local(hours, from)
@@ -248,7 +248,7 @@ fn check(
     let cap = caps.cluster as usize;
     if others.len() + 1 > cap {
         return reject(
-            "cluster_cap",
+            RejectionRule::ClusterCap,
             format!(
                 "{} of {cap} windows open at {} (NON_BUSINESS_MAX_ACTIVE_NAMESPACES={cap})",
                 others.len(),

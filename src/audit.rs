@@ -19,7 +19,7 @@ use crate::resources::{PodRequest, Requested};
 mod item;
 pub mod journal;
 mod stream;
-pub use item::{key, resources_from_attribute};
+pub use item::{key, resources_of};
 pub use stream::{AuditSink, AuditStream, AuditTable, IDLE_FLUSH};
 #[cfg(test)]
 mod tests;
@@ -223,7 +223,7 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub const RETENTION_DAYS: i64 = 400;
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
-/// Attempts per batch (throttling, 5xx, timeouts, unprocessed items); with [`dynamo::backoff`]
+/// Attempts per batch (throttling, 5xx, timeouts, unprocessed items); with [`crate::backoff::DYNAMODB`]
 /// the waits add up to about 3 s at most.
 pub const MAX_ATTEMPTS: u32 = 7;
 /// No retry starts after this long into one `write_all` (or, streaming, into one batch).
@@ -420,7 +420,7 @@ impl AuditWriter {
         let mut reason = String::new();
         for attempt in 0..attempts.max(1) {
             if attempt > 0 {
-                let wait = dynamo::backoff(attempt - 1);
+                let wait = crate::backoff::DYNAMODB.delay(attempt - 1);
                 if std::time::Instant::now() + wait > deadline {
                     break;
                 }

@@ -338,12 +338,6 @@ pub fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
     }
 }
 
-/// Exponential backoff with full jitter: attempt 0 → up to 50 ms, doubling, capped at 1.6 s.
-pub fn backoff(attempt: u32) -> Duration {
-    let cap_ms = 50u64.saturating_mul(1 << attempt.min(5));
-    Duration::from_millis(cap_ms / 2 + fastrand::u64(0..=cap_ms / 2))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,12 +397,5 @@ mod tests {
         assert_eq!(index.projection_type, "ALL");
         assert_eq!(s.ttl_attribute.as_deref(), Some(crate::fleet::record::TTL_ATTRIBUTE));
         assert_eq!(s.stream_view_type, None);
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        for attempt in 0..20 {
-            assert!(backoff(attempt) <= Duration::from_millis(1600));
-        }
     }
 }

@@ -13,6 +13,7 @@
 //! See `docs/reference.md`.
 
 pub mod audit;
+pub mod backoff;
 pub mod calendar;
 pub mod cli;
 pub mod commands;

@@ -155,7 +155,7 @@ async fn each_filter_reads_its_partition_across_both_clusters() {
         bad["reason"]
             .as_str()
             .unwrap()
-            .contains("status: expected a string, got a number"),
+            .contains("status: the number 42 (expected a string, S)"),
         "{bad}"
     );
     let (code, _, err) = history(&h, &audit, &["--cost-center", "IT-DEVELOPMENT"]);

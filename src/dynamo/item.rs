@@ -142,7 +142,50 @@ impl<'a> Item<'a> {
     }
 }
 
+impl<'a> Item<'a> {
+    /// `S`, required.
+    pub fn required_string(&self, key: &str) -> Result<&'a str, BadAttribute> {
+        self.required(key, self.string(key), STRING)
+    }
+
+    /// `N` holding any finite number, required.
+    pub fn required_number(&self, key: &str) -> Result<f64, BadAttribute> {
+        self.required(key, self.number(key), NUMBER)
+    }
+
+    /// Absent, or `NULL`: where a table documents `NULL` as "none".
+    pub fn absent_or_null(&self, key: &str) -> bool {
+        matches!(self.0.get(key), None | Some(AttributeValue::Null(_)))
+    }
+
+    /// The text of an `S` or an `N`, for attributes older writers stored either way; None for
+    /// anything else.
+    pub fn text(&self, key: &str) -> Option<&'a str> {
+        match self.0.get(key)? {
+            AttributeValue::S(v) | AttributeValue::N(v) => Some(v.as_str()),
+            _ => None,
+        }
+    }
+
+    /// `L` whose every element is an `M`, each read as an item.
+    pub fn maps(&self, key: &str) -> Result<Option<Vec<Item<'a>>>, BadAttribute> {
+        let Some(v) = self.0.get(key) else { return Ok(None) };
+        let AttributeValue::L(list) = v else {
+            return Err(self.bad(key, describe(v), MAPS));
+        };
+        list.iter()
+            .enumerate()
+            .map(|(i, e)| match e {
+                AttributeValue::M(m) => Ok(Item(m)),
+                other => Err(self.bad(key, format!("element {} is {}", i + 1, describe(other)), MAPS)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
 const STRING: &str = "a string, S";
+const MAPS: &str = "a list of maps, L of M";
 const BOOLEAN: &str = "a boolean, BOOL";
 const COUNT: &str = "a non-negative integer, N";
 const NUMBER: &str = "a number, N";

@@ -100,7 +100,7 @@ impl FleetWindows {
                         }
                         break;
                     }
-                    tokio::time::sleep(dynamo::backoff(lost)).await;
+                    tokio::time::sleep(crate::backoff::DYNAMODB.delay(lost)).await;
                     continue;
                 }
                 tracing::info!(
@@ -182,7 +182,7 @@ impl FleetWindows {
                                 self.table
                             )));
                         }
-                        tokio::time::sleep(dynamo::backoff(lost)).await;
+                        tokio::time::sleep(crate::backoff::DYNAMODB.delay(lost)).await;
                     }
                 }
             }
@@ -235,7 +235,7 @@ impl FleetWindows {
                         requests.len()
                     )));
                 }
-                tokio::time::sleep(dynamo::backoff(attempt)).await;
+                tokio::time::sleep(crate::backoff::DYNAMODB.delay(attempt)).await;
             }
         }
         tracing::info!(table = %self.table, released = keys.len(), "windows released");

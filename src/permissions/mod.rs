@@ -326,14 +326,14 @@ impl PermissionsStore {
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
                 {
-                    let Some(AttributeValue::S(key)) = item.get("cost_center") else {
+                    let Ok(Some(key)) = Item(&item).string("cost_center") else {
                         continue;
                     };
                     let read = CostCenter::from_item(&item);
                     if let Err(invalid) = &read {
                         tracing::warn!(table = %self.table, problem = %invalid, "permissions item invalid");
                     }
-                    found.insert(key.clone(), read);
+                    found.insert(key.to_string(), read);
                 }
                 match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                     Some(rest) if !rest.keys().is_empty() => {
@@ -345,7 +345,7 @@ impl PermissionsStore {
                                 rest.keys().len()
                             )));
                         }
-                        tokio::time::sleep(dynamo::backoff(attempt)).await;
+                        tokio::time::sleep(crate::backoff::DYNAMODB.delay(attempt)).await;
                         request = rest;
                     }
                     _ => break,

@@ -354,8 +354,8 @@ impl AuditWriter {
     /// per chunk within [`RETRY_BUDGET`] per chunk. Each chunk is retried on its own: one giving
     /// up never stops the others (a throttling burst or a blip may pass). Every record that
     /// still is not written is logged whole (its JSON) at ERROR.
-    /// `Ok(written)` when all were written, `Err(Error::Dynamo("N of M audit records could not be
-    /// written ..."))` otherwise.
+    /// `Ok(written)` when all were written, an [`Error::Dynamo`] ("N of M audit records could not be written ...")
+    /// otherwise.
     pub async fn write_all(&self, records: &[AuditRecord]) -> Result<usize> {
         if records.is_empty() {
             return Ok(0);
@@ -389,7 +389,7 @@ impl AuditWriter {
             Ok(written)
         } else {
             let reason = &failed[0].1;
-            Err(Error::Dynamo(format!(
+            Err(Error::dynamo(format!(
                 "{} of {} audit records could not be written to {} ({reason}); each is logged whole at ERROR",
                 failed.len(),
                 records.len(),

@@ -107,7 +107,7 @@ pub struct IndexSchema {
 /// Reads the schema of one table resource (`AuditTable`, `PermissionsTable`, `WindowsTable`)
 /// from the template.
 pub fn table_schema(resource: &str) -> Result<TableSchema> {
-    let bad = |what: &str| Error::Dynamo(format!("infrastructure/dynamodb-tables.yaml: {resource}: {what}"));
+    let bad = |what: &str| Error::dynamo(format!("infrastructure/dynamodb-tables.yaml: {resource}: {what}"));
     let doc: Value = serde_yaml::from_str(TABLES_TEMPLATE).map_err(|e| bad(&format!("not valid YAML: {e}")))?;
     let props = doc
         .get("Resources")
@@ -190,7 +190,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
             .attribute_name(attr)
             .key_type(KeyType::from(kind.as_str()))
             .build()
-            .map_err(|e| Error::Dynamo(e.to_string()))
+            .map_err(Error::dynamo_source)
     };
     let mut request = client
         .create_table()
@@ -203,7 +203,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
                 .attribute_name(attr)
                 .attribute_type(ScalarAttributeType::from(kind.as_str()))
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?,
+                .map_err(Error::dynamo_source)?,
         );
     }
     for index in &schema.global_indexes {
@@ -218,7 +218,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
                 .set_key_schema(Some(index.key_schema.iter().map(key).collect::<Result<_>>()?))
                 .projection(projection.build())
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?,
+                .map_err(Error::dynamo_source)?,
         );
     }
     if let Some(view) = &schema.stream_view_type {
@@ -227,7 +227,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
                 .stream_enabled(true)
                 .stream_view_type(StreamViewType::from(view.as_str()))
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?,
+                .map_err(Error::dynamo_source)?,
         );
     }
     match request.send().await {
@@ -240,7 +240,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
             .attribute_name(attr)
             .enabled(true)
             .build()
-            .map_err(|e| Error::Dynamo(e.to_string()))?;
+            .map_err(Error::dynamo_source)?;
         client
             .update_time_to_live()
             .table_name(name)
@@ -256,10 +256,10 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
 /// or what went wrong on the way (timeout, connection).
 pub fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    Error::Dynamo(format!("{operation}: {}", describe(&err)))
+    Error::dynamo_from(format!("{operation}: {}", describe(&err)), err)
 }
 
 pub fn describe<E, R>(err: &SdkError<E, R>) -> String

@@ -180,7 +180,7 @@ pub async fn close_run(
 pub fn parse_open_runs(value: Option<&str>) -> std::result::Result<Vec<OpenRun>, Error> {
     match value.map(str::trim) {
         None | Some("") => Ok(Vec::new()),
-        Some(v) => serde_json::from_str(v).map_err(|e| Error::Failed(format!("open audit runs {v:?}: {e}"))),
+        Some(v) => serde_json::from_str(v).map_err(|e| Error::failed_from(format!("open audit runs {v:?}: {e}"), e)),
     }
 }
 

@@ -112,7 +112,7 @@ impl AuditStream {
         let reason = tally
             .first_reason
             .unwrap_or_else(|| "the audit writer task has stopped".into());
-        Err(Error::Dynamo(format!(
+        Err(Error::dynamo(format!(
             "{failed} of {} audit records could not be written to {} ({reason}); each is logged whole at ERROR",
             self.sent, self.table
         )))

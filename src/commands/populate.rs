@@ -150,7 +150,7 @@ pub async fn execute(ctx: &Context, args: PopulateArgs) -> Result<Exit> {
     if errors.is_empty() {
         Ok(Exit::Ok)
     } else {
-        Err(Error::Dynamo(format!(
+        Err(Error::dynamo(format!(
             "{} of {} cost centers could not be written: {}",
             errors.len(),
             items.len(),

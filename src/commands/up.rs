@@ -48,7 +48,7 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
         _ => None,
     }) {
         session.close().await;
-        return Err(Error::Failed(format!("{invalid}; nothing was changed")));
+        return Err(Error::failed(format!("{invalid}; nothing was changed")));
     }
     let rejections: Vec<(String, String)> = proposals
         .iter()

@@ -311,7 +311,7 @@ impl PermissionsStore {
                 .set_keys(Some(keys))
                 .consistent_read(true)
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?;
+                .map_err(Error::dynamo_source)?;
             let mut attempt = 0;
             loop {
                 let out = self
@@ -339,7 +339,7 @@ impl PermissionsStore {
                     Some(rest) if !rest.keys().is_empty() => {
                         attempt += 1;
                         if attempt >= GET_ATTEMPTS {
-                            return Err(Error::Dynamo(format!(
+                            return Err(Error::dynamo(format!(
                                 "BatchGetItem {}: {} cost center(s) still unprocessed after {attempt} attempts",
                                 self.table,
                                 rest.keys().len()
@@ -424,7 +424,10 @@ pub async fn authorize(
     let permissions = PermissionsStore::new(client.clone(), config.permissions_table.clone())
         .fetch(&wanted)
         .await
-        .map_err(|e| Error::Dynamo(format!("permissions table unreadable, no request decided: {e}")))?;
+        .map_err(|e| {
+            let message = format!("permissions table unreadable, no request decided: {e}");
+            Error::dynamo_from(message, e)
+        })?;
     decide(proposals, &permissions, open_windows, config, at)
 }
 

@@ -389,7 +389,7 @@ impl Applier {
             })
             .await?;
         match written {
-            Written::Refused(message) => Err(WriteFailed(format!("revert refused: {message}"))),
+            Written::Refused(message) => Err(WriteFailed::new(format!("revert refused: {message}"))),
             Written::Done(_) | Written::Nothing => Ok(()),
         }
     }
@@ -456,7 +456,7 @@ impl Applier {
             })
             .await?;
         match written {
-            Written::Refused(message) => Err(WriteFailed(format!("revert refused: {message}"))),
+            Written::Refused(message) => Err(WriteFailed::new(format!("revert refused: {message}"))),
             Written::Done(_) | Written::Nothing => Ok(()),
         }
     }

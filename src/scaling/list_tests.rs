@@ -113,7 +113,7 @@ async fn a_token_that_keeps_expiring_fails_the_list_after_three_restarts() {
     assert_eq!(restarts, MAX_RESTARTS as usize);
     assert_eq!(asked.len(), 8);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::Failed(_)), "{e:?}");
+    assert!(matches!(e, Error::Failed { .. }), "{e:?}");
     assert_eq!(e.exit(), crate::error::Exit::Failed);
     assert!(e.to_string().contains("expired 4 times"), "{e}");
 }

@@ -55,14 +55,12 @@ pub const UNASSIGNED: &str = "unassigned";
 /// `aws eks get-token`, else the in-cluster service account), with per-request timeouts so a
 /// hung connection becomes a retryable error instead of a hung run.
 pub async fn client(timeout: Duration) -> Result<kube::Client> {
-    let mut config = kube::Config::infer()
-        .await
-        .map_err(|e| Error::KubeConfig(e.to_string()))?;
+    let mut config = kube::Config::infer().await.map_err(Error::kube_config)?;
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     // One retry policy, ours (scaling::write, retry::transient): the client's own retries of
     // 429/503/504 would multiply our attempts and hide the answers we classify.
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))
+    kube::Client::try_from(config).map_err(Error::kube_config)
 }

@@ -22,7 +22,7 @@ use serde_yaml::Value;
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-pub mod item;
+pub(crate) mod item;
 
 /// The CloudFormation template of the tables, as deployed.
 pub const TABLES_TEMPLATE: &str = include_str!("../infrastructure/dynamodb-tables.yaml");

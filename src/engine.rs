@@ -501,7 +501,6 @@ pub fn header(
         run_id: ctx.run_id.clone(),
         cluster: ctx.config.cluster_name.clone(),
         at: rfc3339(at),
-        decided_at: at,
         business_hours: business,
         namespaces_managed: managed,
     }

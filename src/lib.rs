@@ -13,27 +13,27 @@
 //! See `docs/reference.md`.
 
 pub mod audit;
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod calendar;
-pub mod cli;
+pub(crate) mod cli;
 pub mod commands;
 pub mod config;
-pub mod context;
+pub(crate) mod context;
 pub mod dynamo;
-pub mod engine;
-pub mod error;
+pub(crate) mod engine;
+pub(crate) mod error;
 pub mod fleet;
-pub mod history;
+pub(crate) mod history;
 pub mod hours;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod permissions;
 pub mod report;
-pub mod resources;
+pub(crate) mod resources;
 pub mod scaling;
 pub mod schedule;
-pub mod selector;
+pub(crate) mod selector;
 pub mod self_service;
-pub mod summary;
-pub mod telemetry;
+pub(crate) mod summary;
+pub(crate) mod telemetry;
 
 pub use error::{Error, Exit, Result};

@@ -129,8 +129,6 @@ pub struct Header {
     pub cluster: String,
     /// The instant the decision was made for (RFC 3339).
     pub at: String,
-    #[serde(skip)]
-    pub decided_at: chrono::DateTime<chrono::Utc>,
     pub business_hours: Option<bool>,
     pub namespaces_managed: usize,
 }

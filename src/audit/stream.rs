@@ -189,11 +189,6 @@ impl AuditTable {
         &self.writer
     }
 
-    /// Seconds added to every timestamp written.
-    pub fn shift(&self) -> f64 {
-        self.shift
-    }
-
     /// Writes these intents now (at most [`BATCH_SIZE`]: one BatchWriteItem, retried), and says
     /// for each whether it is in the table. One that is not is logged whole at ERROR: that line
     /// is its record, and the caller fails the run (exit 1) — but its namespace still proceeds.

@@ -2,7 +2,7 @@
 //! `holidays` crate (with a clear error where its data ends), plus the manual `BUSINESS_HOLIDAYS`.
 //! OWNER: calendar/hours engineer — signatures here are the contract other modules use.
 
-pub mod colombia;
+pub(crate) mod colombia;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

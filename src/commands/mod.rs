@@ -15,7 +15,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, OutputFormat};
 use crate::config::Config;
-pub use crate::context::Context;
+pub(crate) use crate::context::Context;
 use crate::engine::Finished;
 use crate::error::Exit;
 use crate::scaling::stop::Stop;

@@ -71,8 +71,6 @@ struct RawEnv {
     max_activation_hours: Option<String>,
     rollback_enabled: Option<String>,
     scale_concurrency: Option<String>,
-    permissions_cache_ttl: Option<String>,
-    permissions_cache_enabled: Option<String>,
     pod_namespace: Option<String>,
     ns_scheduler_request_timeout_ms: Option<String>,
     ns_scheduler_retry_attempts: Option<String>,
@@ -110,9 +108,6 @@ pub struct Config {
     pub max_activation_hours: u32,
     pub rollback_enabled: bool,
     pub scale_concurrency: usize,
-    /// Accepted for compatibility; within one run each cost center is read at most once.
-    pub permissions_cache_ttl_secs: u64,
-    pub permissions_cache_enabled: bool,
     /// The scheduler's own namespace: holds the Lease and is always protected.
     pub own_namespace: String,
     /// Tuning beyond docs/reference.md §2 (`NS_SCHEDULER_*`); the defaults suit production, tests shorten them.
@@ -329,13 +324,6 @@ impl Config {
             max_activation_hours: parse_int("MAX_ACTIVATION_HOURS", raw.max_activation_hours, 72, 1..=8_784)?,
             rollback_enabled: parse_bool("ROLLBACK_ENABLED", raw.rollback_enabled, true)?,
             scale_concurrency: parse_int::<usize>("SCALE_CONCURRENCY", raw.scale_concurrency, 16, 1..=512)?,
-            permissions_cache_ttl_secs: parse_int(
-                "PERMISSIONS_CACHE_TTL",
-                raw.permissions_cache_ttl,
-                300,
-                0..=u64::MAX,
-            )?,
-            permissions_cache_enabled: parse_bool("PERMISSIONS_CACHE_ENABLED", raw.permissions_cache_enabled, true)?,
             own_namespace,
             tuning: Tuning {
                 request_timeout: Duration::from_millis(parse_int(

@@ -196,8 +196,6 @@ pub mod expected {
     pub const STRING: &str = super::STRING;
     pub const BOOLEAN: &str = super::BOOLEAN;
     pub const COUNT: &str = super::COUNT;
-    pub const NUMBER: &str = super::NUMBER;
-    pub const STRINGS: &str = super::STRINGS;
 }
 
 /// DynamoDB's decimal text as a finite number.

@@ -4,8 +4,8 @@
 //! none, one Query per operation type. [`query`] reads, [`entry`] parses (hostile items are
 //! reported by key, never the end of the listing).
 
-pub mod entry;
-pub mod query;
+pub(crate) mod entry;
+pub(crate) mod query;
 
 pub use entry::{Entry, Unreadable};
 pub use query::AuditKey;

@@ -291,10 +291,6 @@ impl PermissionsStore {
         }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// One BatchGetItem (chunks of 100, `UnprocessedKeys` retried) for the named cost centers:
     /// each is read once per run. Missing cost centers are simply absent from the map; a
     /// malformed item is there as [`InvalidItem`] (it fails only its own cost center). An

@@ -10,8 +10,8 @@
 //! active hours here, hours down and savings in [`savings`], the table with its totals in
 //! [`table`]; [`load_transitions`] reads the audit table, for one cluster or the whole fleet.
 
-pub mod savings;
-pub mod table;
+pub(crate) mod savings;
+pub(crate) mod table;
 #[cfg(test)]
 mod tests;
 
@@ -27,9 +27,6 @@ use crate::dynamo::item::Item;
 use crate::error::{Error, Result};
 use crate::history::query::{self, AuditKey, AuditQuery};
 use crate::resources::Requested;
-
-/// The GSI a one-cluster report queries: (cluster_name, timestamp_start).
-pub use crate::audit::journal::CLUSTER_INDEX;
 
 /// One completed change of a namespace's state.
 #[derive(Debug, Clone, PartialEq)]

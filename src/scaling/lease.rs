@@ -388,10 +388,6 @@ impl Renewer {
 }
 
 impl LeaseGuard {
-    pub fn holder(&self) -> &str {
-        &self.holder
-    }
-
     /// The runs whose audit was open when this run took the Lease (listed, or the dead holder
     /// it took over): this run closes them.
     pub fn open_runs(&self) -> &[OpenRun] {

@@ -11,17 +11,17 @@
 //!
 //! The whole sequence shared by `run`, `up` and `down` is `crate::engine`, above this module.
 
-pub mod apply;
-pub mod events;
+pub(crate) mod apply;
+pub(crate) mod events;
 pub mod inventory;
-pub mod lease;
-pub mod list;
+pub(crate) mod lease;
+pub(crate) mod list;
 pub mod objects;
 pub mod plan;
-pub mod records;
-pub mod retry;
-pub mod stop;
-pub mod write;
+pub(crate) mod records;
+pub(crate) mod retry;
+pub(crate) mod stop;
+pub(crate) mod write;
 
 use std::time::Duration;
 

@@ -159,7 +159,6 @@ mod tests {
 
     fn outcome_of(status: NsStatus) -> NamespaceOutcome {
         NamespaceOutcome {
-            namespace: "dev-a".into(),
             status,
             resources: vec![ResourceChange::changed("Deployment", "api", "0", "3", None)],
             refused: vec![],

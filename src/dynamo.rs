@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -108,7 +108,7 @@ pub struct IndexSchema {
 /// from the template.
 pub fn table_schema(resource: &str) -> Result<TableSchema> {
     let bad = |what: &str| Error::dynamo(format!("infrastructure/dynamodb-tables.yaml: {resource}: {what}"));
-    let doc: Value = serde_yaml::from_str(TABLES_TEMPLATE).map_err(|e| bad(&format!("not valid YAML: {e}")))?;
+    let doc: Value = crate::yaml::from_str(TABLES_TEMPLATE).map_err(|e| bad(&format!("not valid YAML: {e}")))?;
     let props = doc
         .get("Resources")
         .and_then(|r| r.get(resource))
@@ -120,9 +120,8 @@ pub fn table_schema(resource: &str) -> Result<TableSchema> {
             .map(str::to_string)
             .ok_or_else(|| bad(&format!("missing string {field}")))
     };
-    let list = |v: &Value, field: &str| -> Vec<Value> {
-        v.get(field).and_then(Value::as_sequence).cloned().unwrap_or_default()
-    };
+    let list =
+        |v: &Value, field: &str| -> Vec<Value> { v.get(field).and_then(Value::as_array).cloned().unwrap_or_default() };
     let keys = |v: &Value| -> Result<Vec<(String, String)>> {
         let items = list(v, "KeySchema");
         if items.is_empty() {

@@ -35,5 +35,6 @@ pub(crate) mod selector;
 pub mod self_service;
 pub(crate) mod summary;
 pub(crate) mod telemetry;
+pub mod yaml;
 
 pub use error::{Error, Exit, Result};

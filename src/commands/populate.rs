@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::json;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use super::Context;
 use crate::cli::{OutputFormat, PopulateArgs};
@@ -178,9 +178,9 @@ pub fn load_file(path: &Path, now: i64) -> Result<Vec<CostCenter>> {
     let shown = path.display().to_string();
     let fail = |reason: String| Error::config("--file", &shown, reason);
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let doc: Value = serde_yaml::from_str(&text).map_err(|e| fail(format!("not valid JSON or YAML: {e}")))?;
+    let doc: Value = crate::yaml::from_str(&text).map_err(|e| fail(format!("not valid JSON or YAML: {e}")))?;
     let list = doc
-        .as_sequence()
+        .as_array()
         .ok_or_else(|| fail("expected a list of cost centers".to_string()))?;
     if list.is_empty() {
         return Err(fail("the list is empty".to_string()));
@@ -205,14 +205,14 @@ pub fn load_file(path: &Path, now: i64) -> Result<Vec<CostCenter>> {
 }
 
 fn parse_item(item: &Value, now: i64) -> std::result::Result<CostCenter, String> {
-    let map = item.as_mapping().ok_or("expected a mapping of fields")?;
+    let map = item.as_object().ok_or("expected a mapping of fields")?;
     for key in map.keys() {
         match key.as_str() {
-            Some(k) if FIELDS.contains(&k) => {}
+            k if FIELDS.contains(&k) => {}
             _ => {
                 return Err(format!(
                     "field {}: unknown field (expected one of {})",
-                    show(key),
+                    show(&Value::String(key.clone())),
                     FIELDS.join(", ")
                 ))
             }
@@ -229,7 +229,7 @@ fn parse_item(item: &Value, now: i64) -> std::result::Result<CostCenter, String>
     };
     let strings = |k: &str, glob: bool| -> std::result::Result<Option<Vec<String>>, String> {
         let Some(v) = get(k) else { return Ok(None) };
-        let list = v.as_sequence().ok_or_else(|| field(k, "a list of strings", v))?;
+        let list = v.as_array().ok_or_else(|| field(k, "a list of strings", v))?;
         list.iter()
             .map(|x| match x.as_str() {
                 Some(s) if glob && !is_valid_glob(s) => Err(field(k, "glob patterns such as dev-*", x)),

@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+mod conclude;
 mod pipeline;
+
+use conclude::{conclude, Ended};
 
 use crate::audit::journal::{self, Found, OpenRun};
 use crate::audit::{AuditRecord, AuditSink, AuditTable, AuditWriter, ResourceChange};
@@ -19,7 +22,6 @@ use crate::config::AuditClock;
 use crate::context::{Clients, Context};
 use crate::error::{Exit, Result};
 use crate::metrics::RunFigures;
-use crate::resources::Requested;
 use crate::scaling::apply::{Applier, NamespaceOutcome};
 use crate::scaling::inventory::{self, Inventory};
 use crate::scaling::lease::{self, LeaseGuard};
@@ -316,22 +318,7 @@ impl Session {
         };
         let mut audit = AuditSink::new(&self.audit);
         let mut tally = Tally::default();
-        for DecidedRow { record, row } in extra {
-            *tally.counts.entry(row.status).or_default() += 1;
-            if row.status == RowStatus::Skipped {
-                crate::scaling::events::emit_skipped(
-                    &applier,
-                    &row.namespace,
-                    row.error.as_deref().unwrap_or(""),
-                    &ctx.run_id,
-                )
-                .await;
-            }
-            if let Some(r) = record {
-                audit.send(r).await;
-            }
-            tally.rows.push(row);
-        }
+        record_decided(&applier, &ctx.run_id, extra, &mut audit, &mut tally).await;
         let intents_failed = Cell::new(0);
         // More namespaces in flight than write slots (their phases depend on each other, so
         // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
@@ -349,26 +336,15 @@ impl Session {
             &mut tally,
         )
         .await;
-        let Tally {
-            mut rows,
-            mut counts,
-            changed,
-            unchanged,
-            intents_written,
-        } = tally;
-        if unchanged > 0 {
-            counts.insert(RowStatus::Unchanged, unchanged);
-        }
-        rows.sort_by(|a, b| a.namespace.cmp(&b.namespace).then(a.action.cmp(&b.action)));
 
         let (audit_records, finals_error) = audit.finish().await;
         // This run leaves intents behind only if some final record (or deletion) failed: it is
         // then listed on the Lease, and the next run closes it.
-        let own = (finals_error.is_some() && intents_written > 0).then(|| OpenRun {
+        let own = (finals_error.is_some() && tally.intents_written > 0).then(|| OpenRun {
             run_id: ctx.run_id.clone(),
             since: self.since,
         });
-        let (closed_note, journal_error) = {
+        let (closed, journal_error) = {
             let mut j = self.journal.lock().expect("journal");
             (std::mem::take(&mut j.closed), j.error.take())
         };
@@ -379,80 +355,41 @@ impl Session {
                 ctx.config.audit_table
             )
         });
-        let audit_error = [intents_error, finals_error, journal_error]
-            .into_iter()
-            .flatten()
-            .reduce(|a, b| format!("{a}; {b}"));
-        let started = self.started;
-        let lease_lost = self.stop.is_lease_lost();
-        self.release(own).await;
-
-        let count = |s: RowStatus| counts.get(&s).copied().unwrap_or(0);
-        let failed: usize = counts.iter().filter(|(s, _)| s.fails_the_run()).map(|(_, n)| n).sum();
-        let exit = if failed > 0 || audit_error.is_some() || lease_lost {
-            Exit::Failed
-        } else if count(RowStatus::Rejected) > 0 {
-            on_rejection
-        } else {
-            Exit::Ok
-        };
-        let stopped = if lease_lost {
-            Some(format!(
-                "stopped: {}; {} namespace(s) were not processed and keep their previous state",
-                applier.stop.reason(),
-                count(RowStatus::NotProcessed)
-            ))
-        } else {
-            (count(RowStatus::NotProcessed) > 0).then(|| {
-                format!(
-                    "stopped by a signal: {} namespace(s) were not processed and keep their previous state",
-                    count(RowStatus::NotProcessed)
-                )
-            })
-        };
-        let note = stopped
-            .into_iter()
-            .chain(closed_note)
-            .reduce(|a, b| format!("{a}; {b}"));
-        let freed: Requested = rows.iter().map(|r| r.freed).sum();
-        let restored: Requested = rows.iter().map(|r| r.restored).sum();
-        let figures = RunFigures {
-            at: Utc::now(),
-            cluster_name: ctx.config.cluster_name.clone(),
-            command: header.command.to_string(),
-            run_id: ctx.run_id.clone(),
-            namespaces_changed: changed as u64,
-            namespaces_failed: failed as u64,
-            namespaces_rejected: count(RowStatus::Rejected) as u64,
-            workloads_changed: rows
-                .iter()
-                .filter(|r| r.status == RowStatus::Completed)
-                .map(|r| r.changes as u64)
-                .sum(),
-            freed,
-            restored,
-            duration_ms: started.elapsed().as_millis() as u64,
-        };
-        let s = Summary {
-            header,
-            dry_run: false,
-            namespaces_changed: changed,
-            writes: applier.writes(),
-            counts,
-            freed,
-            restored,
-            namespaces: rows,
+        let ended = Ended {
             audit_records,
-            audit_error,
-            duration_ms: started.elapsed().as_millis() as u64,
-            exit_code: exit as u8,
-            note,
+            audit_error: [intents_error, finals_error, journal_error]
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| format!("{a}; {b}")),
+            closed,
+            lease_lost: self.stop.is_lease_lost().then(|| applier.stop.reason().to_string()),
+            writes: applier.writes(),
+            started: self.started,
         };
-        Ok(Finished::Applied {
-            summary: Box::new(s),
-            figures,
-            exit,
-        })
+        self.release(own).await;
+        Ok(conclude(ctx, header, tally, ended, on_rejection))
+    }
+}
+
+/// Counts the rows decided before applying, emits the Events of the namespaces left alone, and
+/// hands their audit records to the sink.
+async fn record_decided(
+    applier: &Applier,
+    run_id: &str,
+    decided: Vec<DecidedRow>,
+    audit: &mut AuditSink<'_>,
+    tally: &mut Tally,
+) {
+    for DecidedRow { record, row } in decided {
+        *tally.counts.entry(row.status).or_default() += 1;
+        if row.status == RowStatus::Skipped {
+            let why = row.error.as_deref().unwrap_or("");
+            crate::scaling::events::emit_skipped(applier, &row.namespace, why, run_id).await;
+        }
+        if let Some(r) = record {
+            audit.send(r).await;
+        }
+        tally.rows.push(row);
     }
 }
 

@@ -143,3 +143,7 @@ pub fn found<O>(r: Result<O, kube::Error>) -> Result<Option<O>, kube::Error> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod tests;

@@ -96,7 +96,7 @@ async fn a_dead_runs_in_progress_items_are_closed_and_nothing_else_is_touched() 
         .collect();
     let writer = AuditWriter::new(h.client.clone(), &table);
     let all: Vec<AuditRecord> = dead.iter().chain(&others).chain(&noise).cloned().collect();
-    writer.write_all(&all).await.unwrap();
+    write_records(&writer, &all).await.unwrap();
 
     let run = OpenRun {
         run_id: "dead".into(),
@@ -156,12 +156,12 @@ async fn closing_never_overwrites_a_final_record_written_meanwhile() {
     let (table, _) = unique_tables(&h).await;
     let intent = record("dev-a", SINCE + 1.0, "slow", AuditStatus::InProgress, CLUSTER);
     let writer = AuditWriter::new(h.client.clone(), &table);
-    writer.write_all(std::slice::from_ref(&intent)).await.unwrap();
+    write_records(&writer, std::slice::from_ref(&intent)).await.unwrap();
     let closing = journal::interrupted(intent.clone(), |_| Found::Value("3".into()), "closer");
     // The run that wrote the intent was only slow: it writes its end first.
     let mut completed = intent.clone();
     completed.status = AuditStatus::Completed;
-    writer.write_all(std::slice::from_ref(&completed)).await.unwrap();
+    write_records(&writer, std::slice::from_ref(&completed)).await.unwrap();
     assert!(!journal::close(&h.client, &table, &closing).await.unwrap());
     assert_eq!(item(&h, &table, &intent).await, Some(completed));
 }

@@ -72,8 +72,7 @@ async fn seeded() -> (DynamoHandle, String) {
             .collect();
         records.push(r);
     }
-    let written = AuditWriter::new(h.client.clone(), &audit)
-        .write_all(&records)
+    let written = write_records(&AuditWriter::new(h.client.clone(), &audit), &records)
         .await
         .unwrap();
     assert_eq!(written, records.len());

@@ -6,9 +6,10 @@
 //!
 //! A background task batches them [`BATCH_SIZE`] per BatchWriteItem, keeps up to
 //! [`CONCURRENT_BATCHES`] batches in flight, sends a partial batch once no record has arrived
-//! for [`IDLE_FLUSH`], and sends whatever is left when the stream is finished. Each batch has the
-//! guarantees of [`AuditWriter::write_all`]: retries with backoff within `RETRY_BUDGET` (each
-//! batch on its own), every record not written logged whole at ERROR (as soon as its batch gives up), and
+//! for [`IDLE_FLUSH`], and sends whatever is left when the stream is finished. Each batch is
+//! retried on its own ([`AuditWriter::write_chunk`]: `UnprocessedItems`, throttling, 5xx,
+//! timeouts, with backoff within `RETRY_BUDGET`), every record not written is logged whole at
+//! ERROR (as soon as its batch gives up), and
 //! [`AuditStream::finish`] an error naming how many were not written — never a silent drop. A
 //! record is held only until its batch is answered.
 
@@ -89,8 +90,8 @@ impl AuditStream {
     }
 
     /// Sends what is left and waits for every batch. `Ok(written)` when every record handed
-    /// over was written; otherwise the error of [`AuditWriter::write_all`] (each record not
-    /// written has been logged whole at ERROR already).
+    /// over was written; otherwise an [`Error::Dynamo`] naming how many of how many were not
+    /// written (each of them has been logged whole at ERROR already).
     pub async fn finish(mut self) -> Result<usize> {
         drop(self.tx.take());
         let tally = match self.task.await {

@@ -17,7 +17,7 @@ use crate::resources::{PodRequest, Requested};
 mod item;
 pub mod journal;
 mod stream;
-pub use item::{key, resources_of};
+pub(crate) use item::{key, resources_of};
 pub use stream::{AuditSink, AuditStream, AuditTable, IDLE_FLUSH};
 #[cfg(test)]
 mod tests;

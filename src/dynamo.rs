@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 pub(crate) mod item;
 
 /// The CloudFormation template of the tables, as deployed.
-pub const TABLES_TEMPLATE: &str = include_str!("../infrastructure/dynamodb-tables.yaml");
+pub(crate) const TABLES_TEMPLATE: &str = include_str!("../infrastructure/dynamodb-tables.yaml");
 /// Logical ids of the three tables in [`TABLES_TEMPLATE`].
 pub const AUDIT_RESOURCE: &str = "AuditTable";
 pub const PERMISSIONS_RESOURCE: &str = "PermissionsTable";
@@ -50,9 +50,9 @@ impl<'a> TableNames<'a> {
     }
 }
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client for the configured region, or for `DYNAMODB_ENDPOINT_URL` when set. With an endpoint
 /// override and no `AWS_ACCESS_KEY_ID` in the environment, static dummy credentials are used
@@ -253,7 +253,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
 
 /// A one-line description of an SDK error: the operation, the service's error code and message,
 /// or what went wrong on the way (timeout, connection).
-pub fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
+pub(crate) fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -298,7 +298,7 @@ where
 
 /// Whether trying the same request again may succeed: throttling, 5xx, timeouts, connection
 /// failures. Validation errors, missing tables and access denials are not retryable.
-pub fn is_retryable<E, R>(err: &SdkError<E, R>) -> bool
+pub(crate) fn is_retryable<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
 {
@@ -322,7 +322,7 @@ where
 
 /// The DynamoDB type of a value, for messages about an item that does not read (never the value
 /// itself: it may be huge).
-pub fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
+pub(crate) fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
     use aws_sdk_dynamodb::types::AttributeValue as V;
     match v {
         V::S(_) => "a string",

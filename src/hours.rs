@@ -132,13 +132,13 @@ pub struct BusinessHours {
 }
 
 /// Parses an IANA zone name; the error is the reason, for the caller to wrap with what it parsed.
-pub fn parse_timezone(name: &str) -> std::result::Result<Tz, String> {
+pub(crate) fn parse_timezone(name: &str) -> std::result::Result<Tz, String> {
     name.parse()
         .map_err(|_| "not an IANA time zone (e.g. America/Bogota, Europe/Madrid)".to_string())
 }
 
 /// Checks a daily window `[start, end)` in minutes of the local day: start < end ≤ 24:00.
-pub fn validate_window(start_minute: u32, end_minute: u32) -> std::result::Result<(), String> {
+pub(crate) fn validate_window(start_minute: u32, end_minute: u32) -> std::result::Result<(), String> {
     if end_minute > MINUTES_PER_DAY {
         Err(format!("end {} is after 24:00", clock(end_minute)))
     } else if start_minute >= end_minute {
@@ -177,7 +177,7 @@ pub struct Decision {
 
 impl BusinessHours {
     /// How far ahead `next_transition` looks before answering None.
-    pub const HORIZON_DAYS: i64 = 400;
+    pub(crate) const HORIZON_DAYS: i64 = 400;
 
     /// Decides for `at`. Errors only when a holiday calendar cannot answer for that year.
     pub fn decide(&self, at: DateTime<Utc>) -> Result<Decision> {
@@ -362,7 +362,7 @@ impl YearCache {
 }
 
 /// English weekday name, e.g. `Monday`.
-pub fn weekday_name(day: Weekday) -> &'static str {
+pub(crate) fn weekday_name(day: Weekday) -> &'static str {
     match day {
         Weekday::Mon => "Monday",
         Weekday::Tue => "Tuesday",

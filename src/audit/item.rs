@@ -12,7 +12,7 @@ use super::{AuditRecord, ResourceChange, CPU_TOTAL_ATTRIBUTE, MEMORY_TOTAL_ATTRI
 
 /// Reads the `resources` list of an item (absent, or not a list: none). Numbers are accepted
 /// where strings are expected (an older writer); unreadable request figures read as absent.
-pub fn resources_of(item: Item<'_>) -> std::result::Result<Vec<ResourceChange>, String> {
+pub(crate) fn resources_of(item: Item<'_>) -> std::result::Result<Vec<ResourceChange>, String> {
     if !matches!(item.0.get("resources"), Some(AttributeValue::L(_))) {
         return Ok(Vec::new());
     }

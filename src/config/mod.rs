@@ -34,10 +34,10 @@ pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
 
 /// Protected whatever `PROTECTED_NAMESPACES` says (docs/reference.md §2): the cluster's own namespaces. The
 /// scheduler's own namespace is added to these at start-up.
-pub const PROTECTED_FLOOR: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+pub(crate) const PROTECTED_FLOOR: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
 /// Where the scheduler runs when it cannot tell (no `POD_NAMESPACE`, no service-account file).
-pub const DEFAULT_OWN_NAMESPACE: &str = "task-scheduler";
+pub(crate) const DEFAULT_OWN_NAMESPACE: &str = "task-scheduler";
 const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +128,7 @@ pub struct Prices {
 
 impl Prices {
     /// AWS Fargate on-demand, Linux/x86, us-east-1: per vCPU-hour and per GB-hour of memory.
-    pub const DEFAULT: Prices = Prices {
+    pub(crate) const DEFAULT: Prices = Prices {
         per_vcpu_hour: 0.04048,
         per_gib_hour: 0.004445,
     };
@@ -136,7 +136,7 @@ impl Prices {
 
 /// A price: a non-negative finite decimal such as `0.04048` (no sign, exponent, `inf` or `NaN`).
 /// `var` is the variable or flag named in the error.
-pub fn parse_price(var: &str, raw: &str) -> Result<f64> {
+pub(crate) fn parse_price(var: &str, raw: &str) -> Result<f64> {
     let text = raw.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -179,7 +179,7 @@ pub enum AuditClock {
 
 impl Config {
     /// Reads and validates the process environment.
-    pub fn from_env() -> Result<Self> {
+    pub(crate) fn from_env() -> Result<Self> {
         let raw: RawEnv = envy::from_env().map_err(|e| Error::config("environment", "", e.to_string()))?;
         Self::from_raw(raw)
     }
@@ -387,7 +387,7 @@ impl Config {
         })
     }
 
-    pub fn is_protected(&self, namespace: &str) -> bool {
+    pub(crate) fn is_protected(&self, namespace: &str) -> bool {
         self.protected_namespaces.contains(namespace)
     }
 }
@@ -475,7 +475,7 @@ fn table_name(var: &str, name: String) -> Result<String> {
 }
 
 /// RFC 1123 label, as Kubernetes requires for namespace names.
-pub fn validate_namespace_name(var: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_namespace_name(var: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name

@@ -49,7 +49,7 @@ pub fn describe(value: &AttributeValue) -> String {
 }
 
 /// `s`, or its first 64 characters and `…`.
-pub fn cut(s: &str) -> String {
+pub(crate) fn cut(s: &str) -> String {
     match s.char_indices().nth(SHOWN) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
@@ -100,7 +100,7 @@ impl<'a> Item<'a> {
     }
 
     /// `BOOL`.
-    pub fn boolean(&self, key: &str) -> Result<Option<bool>, BadAttribute> {
+    pub(crate) fn boolean(&self, key: &str) -> Result<Option<bool>, BadAttribute> {
         self.read(key, BOOLEAN, |v| match v {
             AttributeValue::Bool(b) => Some(*b),
             _ => None,
@@ -144,17 +144,17 @@ impl<'a> Item<'a> {
 
 impl<'a> Item<'a> {
     /// `S`, required.
-    pub fn required_string(&self, key: &str) -> Result<&'a str, BadAttribute> {
+    pub(crate) fn required_string(&self, key: &str) -> Result<&'a str, BadAttribute> {
         self.required(key, self.string(key), STRING)
     }
 
     /// `N` holding any finite number, required.
-    pub fn required_number(&self, key: &str) -> Result<f64, BadAttribute> {
+    pub(crate) fn required_number(&self, key: &str) -> Result<f64, BadAttribute> {
         self.required(key, self.number(key), NUMBER)
     }
 
     /// Absent, or `NULL`: where a table documents `NULL` as "none".
-    pub fn absent_or_null(&self, key: &str) -> bool {
+    pub(crate) fn absent_or_null(&self, key: &str) -> bool {
         matches!(self.0.get(key), None | Some(AttributeValue::Null(_)))
     }
 
@@ -168,7 +168,7 @@ impl<'a> Item<'a> {
     }
 
     /// `L` whose every element is an `M`, each read as an item.
-    pub fn maps(&self, key: &str) -> Result<Option<Vec<Item<'a>>>, BadAttribute> {
+    pub(crate) fn maps(&self, key: &str) -> Result<Option<Vec<Item<'a>>>, BadAttribute> {
         let Some(v) = self.0.get(key) else { return Ok(None) };
         let AttributeValue::L(list) = v else {
             return Err(self.bad(key, describe(v), MAPS));
@@ -193,9 +193,9 @@ const STRINGS: &str = "a list of strings, L of S";
 
 /// What `expected` says for each reader, for callers that require an attribute.
 pub mod expected {
-    pub const STRING: &str = super::STRING;
-    pub const BOOLEAN: &str = super::BOOLEAN;
-    pub const COUNT: &str = super::COUNT;
+    pub(crate) const STRING: &str = super::STRING;
+    pub(crate) const BOOLEAN: &str = super::BOOLEAN;
+    pub(crate) const COUNT: &str = super::COUNT;
 }
 
 /// DynamoDB's decimal text as a finite number.

@@ -9,7 +9,7 @@ use crate::audit::{self, AuditStatus, OperationType, ResourceChange};
 
 /// A record that reads.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub timestamp_start: f64,
     pub timestamp_end: Option<f64>,
     pub duration_ms: Option<u64>,

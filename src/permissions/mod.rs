@@ -256,7 +256,7 @@ pub struct InvalidItem {
 }
 
 /// The rule name an invalid item is reported under.
-pub const PERMISSIONS_INVALID: &str = "permissions_invalid";
+pub(crate) const PERMISSIONS_INVALID: &str = "permissions_invalid";
 
 /// `permissions_invalid: TEAM-X.max_concurrent_namespaces: the string "ten" (expected …)`.
 impl std::fmt::Display for InvalidItem {
@@ -270,7 +270,7 @@ impl std::fmt::Display for InvalidItem {
 }
 
 /// What the permissions table says of one cost center it holds: readable, or invalid.
-pub type Permission = std::result::Result<CostCenter, InvalidItem>;
+pub(crate) type Permission = std::result::Result<CostCenter, InvalidItem>;
 
 /// Reads (and, for `populate`, seeds) the cost-center permissions table.
 #[derive(Debug, Clone)]
@@ -380,7 +380,7 @@ impl PermissionsStore {
 
 /// Glob match (`dev-*`). Patterns are validated when the item is read; one that is not a valid
 /// glob matches nothing.
-pub fn matches_any(patterns: &[String], namespace: &str) -> bool {
+pub(crate) fn matches_any(patterns: &[String], namespace: &str) -> bool {
     let mut builder = GlobSetBuilder::new();
     for g in patterns.iter().filter_map(|p| Glob::new(p).ok()) {
         builder.add(g);
@@ -389,7 +389,7 @@ pub fn matches_any(patterns: &[String], namespace: &str) -> bool {
 }
 
 /// Whether `pattern` is a glob `matches_any` accepts (used to validate `populate --file`).
-pub fn is_valid_glob(pattern: &str) -> bool {
+pub(crate) fn is_valid_glob(pattern: &str) -> bool {
     !pattern.is_empty() && Glob::new(pattern).is_ok()
 }
 

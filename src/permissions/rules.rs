@@ -74,7 +74,7 @@ pub struct Caps {
 }
 
 impl Caps {
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         Caps {
             cluster: config.max_active_off_hours,
             max_window: Duration::hours(i64::from(config.max_activation_hours)),
@@ -103,7 +103,7 @@ pub fn authorize(
 /// they count towards a cost center's `max_concurrent_namespaces`, which holds across the
 /// fleet, and never towards `NON_BUSINESS_MAX_ACTIVE_NAMESPACES`, which stays this cluster's
 /// own. A namespace of another cluster is another namespace, whatever its name.
-pub fn authorize_in_fleet(
+pub(crate) fn authorize_in_fleet(
     proposals: &[ProposedWindow],
     permissions: &BTreeMap<String, CostCenter>,
     open_windows: &[Window],

@@ -226,63 +226,8 @@ pub fn render_plan(format: OutputFormat, header: &Header, plans: &[NamespacePlan
         amount(&frees),
         amount(&restores)
     );
-    for PlanView { plan: p, totals } in &shown {
-        let _ = writeln!(
-            out,
-            "\n{} [{}] -> {} ({}, requested by {}; schedule {})",
-            p.namespace,
-            p.cost_center,
-            p.target.as_str(),
-            p.operation,
-            p.requested_by,
-            p.schedule
-        );
-        for c in &p.changes {
-            let _ = writeln!(out, "  {:<12} {:<40} {} -> {}", c.kind.as_str(), c.name, c.from, c.to);
-        }
-        for s in &p.skipped {
-            let _ = writeln!(out, "  {:<12} {:<40} skipped: {}", s.kind.as_str(), s.name, s.reason);
-        }
-        if let Some(nc) = &p.namespace_change {
-            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            let _ = writeln!(
-                out,
-                "  {:<12} {:<40} status {} -> {}, active-until {} -> {}",
-                "Namespace",
-                p.namespace,
-                show(&nc.before.status),
-                show(&nc.after.status),
-                show(&nc.before.active_until),
-                show(&nc.after.active_until)
-            );
-            if nc.after.active_request != nc.before.active_request {
-                let _ = writeln!(
-                    out,
-                    "  {:<12} {:<40} window granted to ActivationRequest {}",
-                    "",
-                    "",
-                    show(&nc.after.active_request)
-                );
-            }
-        }
-        if p.at_target > 0 {
-            let _ = writeln!(out, "  ({} workload(s) already at target)", p.at_target);
-        }
-        if !totals.frees.is_zero() {
-            let _ = writeln!(out, "  frees {}", amount(&totals.frees));
-        }
-        if !totals.restores.is_zero() {
-            let _ = writeln!(out, "  restores {}", amount(&totals.restores));
-        }
-        for gap in &totals.without_requests {
-            let _ = writeln!(
-                out,
-                "  {:<12} {:<40} counted 0: {}",
-                gap.kind.as_str(),
-                gap.name,
-                gap.reason
-            );
-        }
+    for view in &shown {
+        plan_text(&mut out, view);
     }
     for r in extra {
         let _ = writeln!(
@@ -295,6 +240,68 @@ pub fn render_plan(format: OutputFormat, header: &Header, plans: &[NamespacePlan
         );
     }
     out
+}
+
+/// The text of one namespace of a dry-run plan: its changes, what is skipped, its Namespace
+/// change, and what it frees or restores.
+fn plan_text(out: &mut String, view: &PlanView) {
+    let PlanView { plan: p, totals } = view;
+    let _ = writeln!(
+        out,
+        "\n{} [{}] -> {} ({}, requested by {}; schedule {})",
+        p.namespace,
+        p.cost_center,
+        p.target.as_str(),
+        p.operation,
+        p.requested_by,
+        p.schedule
+    );
+    for c in &p.changes {
+        let _ = writeln!(out, "  {:<12} {:<40} {} -> {}", c.kind.as_str(), c.name, c.from, c.to);
+    }
+    for s in &p.skipped {
+        let _ = writeln!(out, "  {:<12} {:<40} skipped: {}", s.kind.as_str(), s.name, s.reason);
+    }
+    if let Some(nc) = &p.namespace_change {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<40} status {} -> {}, active-until {} -> {}",
+            "Namespace",
+            p.namespace,
+            show(&nc.before.status),
+            show(&nc.after.status),
+            show(&nc.before.active_until),
+            show(&nc.after.active_until)
+        );
+        if nc.after.active_request != nc.before.active_request {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<40} window granted to ActivationRequest {}",
+                "",
+                "",
+                show(&nc.after.active_request)
+            );
+        }
+    }
+    if p.at_target > 0 {
+        let _ = writeln!(out, "  ({} workload(s) already at target)", p.at_target);
+    }
+    if !totals.frees.is_zero() {
+        let _ = writeln!(out, "  frees {}", amount(&totals.frees));
+    }
+    if !totals.restores.is_zero() {
+        let _ = writeln!(out, "  restores {}", amount(&totals.restores));
+    }
+    for gap in &totals.without_requests {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<40} counted 0: {}",
+            gap.kind.as_str(),
+            gap.name,
+            gap.reason
+        );
+    }
 }
 
 pub fn render_summary(format: OutputFormat, s: &Summary) -> String {

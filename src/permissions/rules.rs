@@ -222,6 +222,23 @@ fn check(
     let Some(from) = first_non_business(hours, at, proposal.until)? else {
         return Ok(Ok(Grant { holds_slot_from: None }));
     };
+    Ok(check_caps(proposal, cc, windows, fleet, from, hours, caps))
+}
+
+/// The caps, for a window that holds a slot from `from` (its first non-business instant): the
+/// cost center's windows (here and on the fleet's other clusters) and the cluster's.
+fn check_caps(
+    proposal: &ProposedWindow,
+    cc: &CostCenter,
+    windows: &[Window],
+    fleet: &[&Window],
+    from: DateTime<Utc>,
+    hours: &BusinessHours,
+    caps: &Caps,
+) -> std::result::Result<Grant, Rejection> {
+    let reject = |rule, message: String| Err(Rejection::new(rule, message));
+    let ns = &proposal.namespace;
+    let name = &proposal.cost_center;
     let others: Vec<&Window> = windows
         .iter()
         .filter(|w| w.namespace != *ns && w.open_at(from))
@@ -256,9 +273,9 @@ fn check(
             ),
         );
     }
-    Ok(Ok(Grant {
+    Ok(Grant {
         holds_slot_from: Some(from),
-    }))
+    })
 }
 
 /// `18:00 on 2026-11-25 America/Bogota`: the instant as the business zone reads it.

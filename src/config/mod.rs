@@ -191,6 +191,8 @@ impl Config {
         Self::from_raw(raw)
     }
 
+    /// Every variable parsed and checked, one after another in the order of docs/reference.md
+    /// §2: long, but one flat list is the easiest to hold against the reference.
     fn from_raw(raw: RawEnv) -> Result<Self> {
         let text =
             |v: Option<String>, default: &str| v.map(|s| s.trim().to_string()).unwrap_or_else(|| default.to_string());

@@ -157,9 +157,9 @@ pub fn clock(minute_of_day: u32) -> String {
     format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
 }
 
-/// The answer for one instant, as `check` prints it.
+/// What the business hours say at one instant, as `check` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
+pub struct HoursAt {
     pub timezone: String,
     /// RFC 3339 local time with offset.
     pub local_time: String,
@@ -180,11 +180,11 @@ impl BusinessHours {
     pub(crate) const HORIZON_DAYS: i64 = 400;
 
     /// Decides for `at`. Errors only when a holiday calendar cannot answer for that year.
-    pub fn decide(&self, at: DateTime<Utc>) -> Result<Decision> {
+    pub fn decide(&self, at: DateTime<Utc>) -> Result<HoursAt> {
         let mut years = YearCache::default();
         let state = self.state(at, &mut years)?;
         let next_transition = self.scan(at, &mut years, |_, now| now != state.business)?;
-        Ok(Decision {
+        Ok(HoursAt {
             timezone: self.timezone.name().to_string(),
             local_time: state.local.to_rfc3339_opts(SecondsFormat::AutoSi, false),
             weekday: weekday_name(state.local.weekday()).to_string(),

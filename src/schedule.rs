@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use crate::calendar::HolidayCalendar;
 use crate::error::Error;
-use crate::hours::{clock, parse_timezone, validate_window, BusinessHours, Decision, WeekdaySet, MINUTES_PER_DAY};
+use crate::hours::{clock, parse_timezone, validate_window, BusinessHours, HoursAt, WeekdaySet, MINUTES_PER_DAY};
 
 /// The namespace annotation that carries a schedule.
 pub const SCHEDULE_ANNOTATION: &str = "namespace-scheduler/schedule";
@@ -84,7 +84,7 @@ pub struct NamespaceHours {
     /// Which schedule decided: [`CLUSTER_SCHEDULE`] or the normal form of the namespace's.
     pub schedule: String,
     /// The full decision, as `check` prints it.
-    pub decision: Decision,
+    pub decision: HoursAt,
 }
 
 impl NamespaceHours {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use namespace_scheduler::calendar::HolidayCalendar;
 use namespace_scheduler::config::Config;
-use namespace_scheduler::hours::{BusinessHours, Decision, WeekdaySet, MINUTES_PER_DAY};
+use namespace_scheduler::hours::{BusinessHours, HoursAt, WeekdaySet, MINUTES_PER_DAY};
 use proptest::prelude::*;
 
 fn config(vars: &[(&str, &str)]) -> BusinessHours {
@@ -25,7 +25,7 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn decide(b: &BusinessHours, s: &str) -> Decision {
+fn decide(b: &BusinessHours, s: &str) -> HoursAt {
     b.decide(at(s)).unwrap()
 }
 

@@ -127,15 +127,27 @@ impl<'a> Item<'a> {
 
     /// `L` whose every element is an `S`.
     pub fn strings(&self, key: &str) -> Result<Option<Vec<&'a str>>, BadAttribute> {
+        self.list(key, STRINGS, |e| match e {
+            AttributeValue::S(s) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    /// `L` whose every element `element` reads; the error names the first that does not.
+    fn list<T>(
+        &self,
+        key: &str,
+        expected: &str,
+        element: impl Fn(&'a AttributeValue) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, BadAttribute> {
         let Some(v) = self.0.get(key) else { return Ok(None) };
         let AttributeValue::L(list) = v else {
-            return Err(self.bad(key, describe(v), STRINGS));
+            return Err(self.bad(key, describe(v), expected));
         };
         list.iter()
             .enumerate()
-            .map(|(i, e)| match e {
-                AttributeValue::S(s) => Ok(s.as_str()),
-                other => Err(self.bad(key, format!("element {} is {}", i + 1, describe(other)), STRINGS)),
+            .map(|(i, e)| {
+                element(e).ok_or_else(|| self.bad(key, format!("element {} is {}", i + 1, describe(e)), expected))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -169,18 +181,10 @@ impl<'a> Item<'a> {
 
     /// `L` whose every element is an `M`, each read as an item.
     pub(crate) fn maps(&self, key: &str) -> Result<Option<Vec<Item<'a>>>, BadAttribute> {
-        let Some(v) = self.0.get(key) else { return Ok(None) };
-        let AttributeValue::L(list) = v else {
-            return Err(self.bad(key, describe(v), MAPS));
-        };
-        list.iter()
-            .enumerate()
-            .map(|(i, e)| match e {
-                AttributeValue::M(m) => Ok(Item(m)),
-                other => Err(self.bad(key, format!("element {} is {}", i + 1, describe(other)), MAPS)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        self.list(key, MAPS, |e| match e {
+            AttributeValue::M(m) => Some(Item(m)),
+            _ => None,
+        })
     }
 }
 

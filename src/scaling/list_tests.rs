@@ -4,16 +4,6 @@ use std::time::Duration;
 use super::*;
 use crate::scaling::objects::Meta;
 
-fn api(code: u16) -> kube::Error {
-    kube::Error::Api(
-        kube::core::Status {
-            code,
-            ..kube::core::Status::failure("m", "r")
-        }
-        .boxed(),
-    )
-}
-
 fn slim(name: &str) -> Slim {
     Slim {
         metadata: Meta {
@@ -51,7 +41,7 @@ impl Pages for Script {
         match answer {
             Ok(next) => Ok(next.map(str::to_string)),
             Err(0) => Err(kube::Error::ReadEvents(std::io::Error::other("connection reset"))),
-            Err(code) => Err(api(code)),
+            Err(code) => Err(crate::scaling::retry::api_error(code, "m")),
         }
     }
 }

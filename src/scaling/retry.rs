@@ -127,6 +127,18 @@ where
     }
 }
 
+/// An API answer with this status code and message, for tests.
+#[cfg(test)]
+pub(crate) fn api_error(code: u16, message: &str) -> kube::Error {
+    kube::Error::Api(
+        kube::core::Status {
+            code,
+            ..kube::core::Status::failure(message, "Reason")
+        }
+        .boxed(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,15 +161,7 @@ mod tests {
 
     #[test]
     fn classification() {
-        let api = |code: u16| {
-            kube::Error::Api(
-                kube::core::Status {
-                    code,
-                    ..kube::core::Status::failure("x", "y")
-                }
-                .boxed(),
-            )
-        };
+        let api = |code: u16| api_error(code, "x");
         assert_eq!(classify(&api(409)), Class::Conflict);
         assert_eq!(classify(&api(404)), Class::NotFound);
         assert_eq!(classify(&api(503)), Class::Transient(None));

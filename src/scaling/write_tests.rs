@@ -9,16 +9,6 @@ use super::*;
 
 const WANTED: u32 = 7;
 
-fn api(code: u16) -> kube::Error {
-    kube::Error::Api(
-        kube::core::Status {
-            code,
-            ..kube::core::Status::failure("the API says no", "Reason")
-        }
-        .boxed(),
-    )
-}
-
 /// One case: where the write starts, the API's answer to each request (0 = stored), what a
 /// read finds, and what the write must come to with how many requests and reads.
 struct Case {
@@ -73,7 +63,7 @@ async fn run(c: &Case) -> (String, usize, usize) {
             async move {
                 match answer {
                     0 => Ok(r),
-                    code => Err(api(code)),
+                    code => Err(retry::api_error(code, "the API says no")),
                 }
             }
         },

@@ -16,7 +16,7 @@ use crate::permissions::{self, Window};
 use crate::scaling::inventory::Inventory;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
-use crate::self_service::answer::{self, AnswerOnceApplied};
+use crate::self_service::answer::{self, AnswerOnceApplied, Delivered, Due};
 use crate::self_service::judge::{Decisions, Grant, Judgement, Reason, Reply};
 use crate::self_service::{self, ActivationRequest};
 use crate::summary::{Row, RowStatus};
@@ -210,21 +210,40 @@ async fn answer_now(ctx: &Context, session: &Session, replies: Vec<Reply>, due: 
             )));
         }
     }
-    let mut writes: Vec<(Option<Reason>, ActivationRequest, self_service::judge::Answer)> = replies
+    let mut dues: Vec<Due> = replies
         .into_iter()
-        .map(|r| (Some(r.reason), r.request, r.answer))
+        .map(|r| Due {
+            reason: Some(r.reason),
+            request: r.request,
+            answer: r.answer,
+        })
         .collect();
     for g in due {
-        writes.push((None, g.request, g.answer));
-        writes.extend(g.replaced.into_iter().map(|(r, a)| (None, r, a)));
+        let replaced = g.replaced.into_iter().map(|(request, answer)| Due {
+            reason: None,
+            request,
+            answer,
+        });
+        dues.extend(
+            std::iter::once(Due {
+                reason: None,
+                request: g.request,
+                answer: g.answer,
+            })
+            .chain(replaced),
+        );
     }
-    let written = if ctx.dry_run {
-        writes.into_iter().map(|(t, r, a)| (t, r, a, Ok(()))).collect()
-    } else {
-        let concurrency = ctx.config.scale_concurrency;
-        answer::write_all(&session.client, &session.policy, concurrency, writes).await
-    };
-    for (reason, request, a, result) in written {
+    let (client, policy, concurrency) = (&session.client, &session.policy, ctx.config.scale_concurrency);
+    let delivered = answer::write_all(client, policy, concurrency, dues, ctx.dry_run).await;
+    for Delivered {
+        due: Due {
+            reason,
+            request,
+            answer: a,
+        },
+        result,
+    } in delivered
+    {
         let cc = reason.as_ref().map(cost_center).unwrap_or_default();
         match (reason, result) {
             (

@@ -200,15 +200,8 @@ impl BusinessHours {
         Ok(self.state(at, &mut YearCache::default())?.business)
     }
 
-    /// The first instant strictly after `at` at which a business period starts (the answer turns
-    /// from non-business to business). When `at` is inside business hours this is the start of the
-    /// *next* period, after the current one ends. None if there is none within [`Self::HORIZON_DAYS`].
-    pub fn next_business_start(&self, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        self.scan(at, &mut YearCache::default(), |before, now| !before && now)
-    }
-
     /// The first instant strictly after `at` at which business hours end (business → non-business).
-    pub fn next_business_end(&self, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) fn next_business_end(&self, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         self.scan(at, &mut YearCache::default(), |before, now| before && !now)
     }
 
@@ -414,3 +407,6 @@ mod tests {
         assert_eq!(clock(MINUTES_PER_DAY), "24:00");
     }
 }
+
+#[cfg(test)]
+mod behaviour_tests;

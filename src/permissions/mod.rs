@@ -96,11 +96,6 @@ impl Rejection {
             message: message.into(),
         }
     }
-
-    /// The error a command returns for it (exit 4).
-    pub fn into_error(self) -> Error {
-        Error::Rejected(self.to_string())
-    }
 }
 
 /// The six cost centers `populate` seeds by default (docs/reference.md §5), stamped `now` (epoch seconds).
@@ -409,7 +404,7 @@ pub enum Verdict {
 /// counts for nothing; the others are decided as if it were not there. `Err` when the table
 /// cannot be read at all: callers fail closed but not for good (`up` exits 1, a retryable
 /// failure; pending self-service requests stay unanswered so the next healthy run decides them).
-pub async fn authorize(
+pub(crate) async fn authorize(
     client: &aws_sdk_dynamodb::Client,
     config: &crate::config::Config,
     proposals: &[ProposedWindow],

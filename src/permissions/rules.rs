@@ -87,7 +87,7 @@ impl Caps {
 /// a stable order, oldest request first). `open_windows` are the windows open now,
 /// with the cost center each was granted to. `Err` only when the business calendar cannot
 /// answer.
-pub fn authorize(
+pub(crate) fn authorize(
     proposals: &[ProposedWindow],
     permissions: &BTreeMap<String, CostCenter>,
     open_windows: &[Window],
@@ -296,3 +296,6 @@ fn human(d: Duration) -> String {
         (h, m) => format!("{h}h{m:02}m"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,8 @@ src/commands/ (and src/main.rs) prints.
 Edges come from the `crate::` paths of the shipped code: `use crate::a::b`, `use crate::{a, b}`,
 `crate::a::f()` in an expression. A file under src/X/ or src/X.rs belongs to the top-level module
 X; an edge X -> Y is recorded when code of X names `crate::Y`. Test code is left out: a
-`#[cfg(test)]` item (an inline `mod tests { ... }`, or `mod tests;` whose file is then skipped) and
+`#[cfg(test)]` item (an inline `mod tests { ... }`, or `mod tests;` whose file is then skipped,
+also when `#[path = "x_tests.rs"]` names it) and
 files that only tests compile. Comments and string literals are blanked first, so a path in a doc
 comment or a message is not an edge.
 
@@ -26,6 +27,10 @@ import tempfile
 PRINT = re.compile(r"\b(?:e?print(?:ln)?|dbg)!\s*\(|\bio::(?:stdout|stderr)\s*\(|\bstd::io::(?:stdout|stderr)\s*\(")
 CRATE_PATH = re.compile(r"\bcrate::(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)")
 ROOT_FILES = {"lib.rs", "main.rs"}
+TEST_PATH_MOD = re.compile(
+    r'#\s*\[\s*cfg\s*\(\s*test\s*\)\s*\]\s*#\s*\[\s*path\s*=\s*"([^"]+)"\s*\]'
+    r'|#\s*\[\s*path\s*=\s*"([^"]+)"\s*\]\s*#\s*\[\s*cfg\s*\(\s*test\s*\)\s*\]'
+)
 PRINT_ALLOWED = ("commands", "main.rs")
 
 
@@ -123,9 +128,13 @@ def module_files(src_dir):
     code = {}
     for path in files:
         with open(path, encoding="utf-8") as f:
-            stripped, test_mods = strip_test_items(blank(f.read()))
+            raw = f.read()
+        stripped, test_mods = strip_test_items(blank(raw))
         code[path] = stripped
         base = os.path.dirname(path)
+        # `#[cfg(test)] #[path = "x_tests.rs"] mod tests;`: the file named, beside this one
+        for m in TEST_PATH_MOD.finditer(raw):
+            skipped.add(os.path.normpath(os.path.join(base, m.group(1) or m.group(2))))
         stem = os.path.splitext(os.path.basename(path))[0]
         # where this file's `mod x;` children live
         own_dir = base if stem in ("mod", "lib", "main") else os.path.join(base, stem)
@@ -217,6 +226,8 @@ def self_test():
         ("a cycle through an expression path", {"a.rs": "fn f() { crate::b::g() }\n", "b.rs": "pub fn g() { let _ = crate::a::f; }\n"}, 1),
         ("a path in a comment or a string is no edge", {"a.rs": "use crate::b::X;\n", "b.rs": "// crate::a\nconst S: &str = \"crate::a\";\n"}, 0),
         ("test code is no edge", {"a.rs": "use crate::b::X;\n#[cfg(test)]\nmod tests { use crate::a; }\n", "b.rs": "#[cfg(test)]\nmod tests;\n", "b/tests.rs": "use crate::a::Z;\n"}, 0),
+        ("a #[path] test module is test code", {"a.rs": "use crate::b::X;\n", "b.rs": "#[cfg(test)]\n#[path = \"b_tests.rs\"]\nmod tests;\n", "b_tests.rs": "use crate::a::Z;\nfn f() { println!(\"x\"); }\n"}, 0),
+        ("a #[path] module outside tests is shipped code", {"a.rs": "use crate::b::X;\n", "b.rs": "#[path = \"b_more.rs\"]\nmod more;\n", "b_more.rs": "fn f() { println!(\"x\"); }\n"}, 1),
         ("printing outside commands", {"a.rs": "fn f() { println!(\"x\"); }\n"}, 1),
         ("writing to stdout outside commands", {"a.rs": "fn f() { let _ = std::io::stdout(); }\n"}, 1),
         ("printing in commands and in tests", {"commands/run.rs": "fn f() { println!(\"x\"); }\n", "a.rs": "#[cfg(test)]\nmod t { fn g() { eprintln!(\"y\"); } }\n"}, 0),

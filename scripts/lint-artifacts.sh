@@ -58,7 +58,7 @@ templates=(infrastructure/*.yaml infrastructure/*.yml)
 for t in "${templates[@]}"; do
   echo "cfn-lint $t"
   "${CFN_LINT[@]}" -- "$t" || fail "cfn-lint $t"
-  # the Rust code reads the template with serde_yaml: no short-form (!Sub, !Ref...) tags
+  # the Rust code reads the template with serde-saphyr: no short-form (!Sub, !Ref...) tags
   if grep -nE '^[^#]*:[[:space:]]+!(Sub|Ref|GetAtt|If|Equals|Join|Select|Split|ImportValue|FindInMap|Base64|Cidr|GetAZs|Not|And|Or|Condition)\b' "$t"; then
     fail "$t uses short-form intrinsic tags; use Fn::Sub / Ref / Fn::GetAtt"
   fi

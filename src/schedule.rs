@@ -23,13 +23,13 @@ use chrono::{DateTime, Utc};
 
 use crate::calendar::HolidayCalendar;
 use crate::error::Error;
-use crate::hours::{clock, parse_timezone, validate_window, BusinessHours, Decision, WeekdaySet, MINUTES_PER_DAY};
+use crate::hours::{clock, parse_timezone, validate_window, BusinessHours, HoursAt, WeekdaySet, MINUTES_PER_DAY};
 
 /// The namespace annotation that carries a schedule.
 pub const SCHEDULE_ANNOTATION: &str = "namespace-scheduler/schedule";
 
 /// Longest schedule accepted, in bytes. A sensible one is under 100; annotations may be far larger.
-pub const MAX_SCHEDULE_LEN: usize = 256;
+pub(crate) const MAX_SCHEDULE_LEN: usize = 256;
 
 /// How the cluster's own hours (`BUSINESS_*`) are named wherever a schedule is shown.
 pub const CLUSTER_SCHEDULE: &str = "cluster";
@@ -71,7 +71,7 @@ pub enum ScheduleError {
 
 /// A schedule ready to decide: the cluster's hours or a namespace's.
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// [`CLUSTER_SCHEDULE`], or the namespace's schedule in normal form (e.g.
     /// `Mon-Fri 07:00-19:00 Europe/Madrid holidays=ES`), which parses back to the same schedule.
     pub name: String,
@@ -84,7 +84,7 @@ pub struct NamespaceHours {
     /// Which schedule decided: [`CLUSTER_SCHEDULE`] or the normal form of the namespace's.
     pub schedule: String,
     /// The full decision, as `check` prints it.
-    pub decision: Decision,
+    pub decision: HoursAt,
 }
 
 impl NamespaceHours {
@@ -186,7 +186,7 @@ impl Schedule {
 }
 
 /// The start of a value short enough for one log line or skip reason (whole characters).
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     const SHOWN: usize = 80;
     match text.char_indices().nth(SHOWN) {
         None => text.to_string(),

@@ -8,8 +8,74 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::context::OutputFormat;
+use crate::resources::Requested;
+use crate::scaling::apply::NsStatus;
 use crate::scaling::plan::{NamespacePlan, ResourceTotals, Skipped};
-use crate::scaling::requests::Requested;
+
+/// What became of one namespace in a run: how its apply ended, or why it was not applied.
+/// Declared in alphabetical order: [`Summary::counts`] is keyed by it, and both summaries list
+/// the counts in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStatus {
+    /// Applied: every write done, or refused for good.
+    Completed,
+    /// A write failed and the namespace was left partly changed.
+    Failed,
+    /// Not started: the run was stopped.
+    NotProcessed,
+    /// A request refused before anything was touched.
+    Rejected,
+    /// A write failed; every applied change was reverted.
+    RolledBack,
+    /// Left exactly as it is (its schedule does not parse).
+    Skipped,
+    /// A request whose answer could not be decided or written: it stays pending.
+    Unanswered,
+    /// Nothing to change (only counted, no row).
+    Unchanged,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Completed => "completed",
+            RowStatus::Failed => "failed",
+            RowStatus::NotProcessed => "not_processed",
+            RowStatus::Rejected => "rejected",
+            RowStatus::RolledBack => "rolled_back",
+            RowStatus::Skipped => "skipped",
+            RowStatus::Unanswered => "unanswered",
+            RowStatus::Unchanged => "unchanged",
+        }
+    }
+
+    /// A namespace in this state fails the run (exit 1).
+    pub fn fails_the_run(self) -> bool {
+        matches!(
+            self,
+            RowStatus::RolledBack | RowStatus::Failed | RowStatus::NotProcessed | RowStatus::Unanswered
+        )
+    }
+}
+
+impl std::fmt::Display for RowStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<NsStatus> for RowStatus {
+    fn from(s: NsStatus) -> Self {
+        match s {
+            NsStatus::Completed => RowStatus::Completed,
+            NsStatus::Unchanged => RowStatus::Unchanged,
+            NsStatus::RolledBack => RowStatus::RolledBack,
+            NsStatus::Failed => RowStatus::Failed,
+            NsStatus::NotProcessed => RowStatus::NotProcessed,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -28,7 +94,7 @@ pub struct Row {
     /// What the changes made freed (downs) and restored (ups).
     pub freed: Requested,
     pub restored: Requested,
-    pub status: String,
+    pub status: RowStatus,
     pub error: Option<String>,
     /// Workloads left as they are because our annotation on them does not read (also named in
     /// `error`): until someone fixes them, named at every run.
@@ -38,7 +104,7 @@ pub struct Row {
 
 impl Row {
     /// A namespace decided before planning (a rejected request, one left alone).
-    pub fn decided(namespace: &str, cost_center: &str, action: &str, status: &str, why: &str) -> Row {
+    pub fn decided(namespace: &str, cost_center: &str, action: &str, status: RowStatus, why: &str) -> Row {
         Row {
             namespace: namespace.to_string(),
             cost_center: cost_center.to_string(),
@@ -49,7 +115,7 @@ impl Row {
             refused: 0,
             freed: Requested::default(),
             restored: Requested::default(),
-            status: status.to_string(),
+            status,
             error: Some(why.to_string()),
             unreadable: Vec::new(),
         }
@@ -63,8 +129,6 @@ pub struct Header {
     pub cluster: String,
     /// The instant the decision was made for (RFC 3339).
     pub at: String,
-    #[serde(skip)]
-    pub decided_at: chrono::DateTime<chrono::Utc>,
     pub business_hours: Option<bool>,
     pub namespaces_managed: usize,
 }
@@ -78,7 +142,7 @@ pub struct Summary {
     /// Write requests sent to the API (retries included; Events and the Lease not counted).
     pub writes: usize,
     /// Namespace count per status.
-    pub counts: BTreeMap<String, usize>,
+    pub counts: BTreeMap<RowStatus, usize>,
     /// Namespaces that changed, failed, were rejected or were not processed (unchanged ones
     /// are only counted, so a no-op run over thousands of namespaces stays one short line).
     pub namespaces: Vec<Row>,
@@ -123,8 +187,7 @@ fn amount(r: &Requested) -> String {
 
 /// The plan of a dry run, with the rows decided before planning (rejected requests, namespaces
 /// left alone) in `extra`.
-pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespacePlan], extra: &[(R, Row)]) -> String {
-    let extra: Vec<&Row> = extra.iter().map(|(_, row)| row).collect();
+pub fn render_plan(format: OutputFormat, header: &Header, plans: &[NamespacePlan], extra: Vec<&Row>) -> String {
     let shown: Vec<PlanView> = plans
         .iter()
         .filter(|p| !p.is_noop() || !p.skipped.is_empty())
@@ -163,63 +226,8 @@ pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespaceP
         amount(&frees),
         amount(&restores)
     );
-    for PlanView { plan: p, totals } in &shown {
-        let _ = writeln!(
-            out,
-            "\n{} [{}] -> {} ({}, requested by {}; schedule {})",
-            p.namespace,
-            p.cost_center,
-            p.target.as_str(),
-            p.operation,
-            p.requested_by,
-            p.schedule
-        );
-        for c in &p.changes {
-            let _ = writeln!(out, "  {:<12} {:<40} {} -> {}", c.kind.as_str(), c.name, c.from, c.to);
-        }
-        for s in &p.skipped {
-            let _ = writeln!(out, "  {:<12} {:<40} skipped: {}", s.kind.as_str(), s.name, s.reason);
-        }
-        if let Some(nc) = &p.namespace_change {
-            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            let _ = writeln!(
-                out,
-                "  {:<12} {:<40} status {} -> {}, active-until {} -> {}",
-                "Namespace",
-                p.namespace,
-                show(&nc.before.status),
-                show(&nc.after.status),
-                show(&nc.before.active_until),
-                show(&nc.after.active_until)
-            );
-            if nc.after.active_request != nc.before.active_request {
-                let _ = writeln!(
-                    out,
-                    "  {:<12} {:<40} window granted to ActivationRequest {}",
-                    "",
-                    "",
-                    show(&nc.after.active_request)
-                );
-            }
-        }
-        if p.at_target > 0 {
-            let _ = writeln!(out, "  ({} workload(s) already at target)", p.at_target);
-        }
-        if !totals.frees.is_zero() {
-            let _ = writeln!(out, "  frees {}", amount(&totals.frees));
-        }
-        if !totals.restores.is_zero() {
-            let _ = writeln!(out, "  restores {}", amount(&totals.restores));
-        }
-        for gap in &totals.without_requests {
-            let _ = writeln!(
-                out,
-                "  {:<12} {:<40} counted 0: {}",
-                gap.kind.as_str(),
-                gap.name,
-                gap.reason
-            );
-        }
+    for view in &shown {
+        plan_text(&mut out, view);
     }
     for r in extra {
         let _ = writeln!(
@@ -232,6 +240,68 @@ pub fn render_plan<R>(format: OutputFormat, header: &Header, plans: &[NamespaceP
         );
     }
     out
+}
+
+/// The text of one namespace of a dry-run plan: its changes, what is skipped, its Namespace
+/// change, and what it frees or restores.
+fn plan_text(out: &mut String, view: &PlanView) {
+    let PlanView { plan: p, totals } = view;
+    let _ = writeln!(
+        out,
+        "\n{} [{}] -> {} ({}, requested by {}; schedule {})",
+        p.namespace,
+        p.cost_center,
+        p.target.as_str(),
+        p.operation,
+        p.requested_by,
+        p.schedule
+    );
+    for c in &p.changes {
+        let _ = writeln!(out, "  {:<12} {:<40} {} -> {}", c.kind.as_str(), c.name, c.from, c.to);
+    }
+    for s in &p.skipped {
+        let _ = writeln!(out, "  {:<12} {:<40} skipped: {}", s.kind.as_str(), s.name, s.reason);
+    }
+    if let Some(nc) = &p.namespace_change {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<40} status {} -> {}, active-until {} -> {}",
+            "Namespace",
+            p.namespace,
+            show(&nc.before.status),
+            show(&nc.after.status),
+            show(&nc.before.active_until),
+            show(&nc.after.active_until)
+        );
+        if nc.after.active_request != nc.before.active_request {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<40} window granted to ActivationRequest {}",
+                "",
+                "",
+                show(&nc.after.active_request)
+            );
+        }
+    }
+    if p.at_target > 0 {
+        let _ = writeln!(out, "  ({} workload(s) already at target)", p.at_target);
+    }
+    if !totals.frees.is_zero() {
+        let _ = writeln!(out, "  frees {}", amount(&totals.frees));
+    }
+    if !totals.restores.is_zero() {
+        let _ = writeln!(out, "  restores {}", amount(&totals.restores));
+    }
+    for gap in &totals.without_requests {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<40} counted 0: {}",
+            gap.kind.as_str(),
+            gap.name,
+            gap.reason
+        );
+    }
 }
 
 pub fn render_summary(format: OutputFormat, s: &Summary) -> String {

@@ -96,7 +96,7 @@ async fn a_dead_runs_in_progress_items_are_closed_and_nothing_else_is_touched() 
         .collect();
     let writer = AuditWriter::new(h.client.clone(), &table);
     let all: Vec<AuditRecord> = dead.iter().chain(&others).chain(&noise).cloned().collect();
-    writer.write_all(&all).await.unwrap();
+    write_records(&writer, &all).await.unwrap();
 
     let run = OpenRun {
         run_id: "dead".into(),
@@ -156,12 +156,12 @@ async fn closing_never_overwrites_a_final_record_written_meanwhile() {
     let (table, _) = unique_tables(&h).await;
     let intent = record("dev-a", SINCE + 1.0, "slow", AuditStatus::InProgress, CLUSTER);
     let writer = AuditWriter::new(h.client.clone(), &table);
-    writer.write_all(std::slice::from_ref(&intent)).await.unwrap();
+    write_records(&writer, std::slice::from_ref(&intent)).await.unwrap();
     let closing = journal::interrupted(intent.clone(), |_| Found::Value("3".into()), "closer");
     // The run that wrote the intent was only slow: it writes its end first.
     let mut completed = intent.clone();
     completed.status = AuditStatus::Completed;
-    writer.write_all(std::slice::from_ref(&completed)).await.unwrap();
+    write_records(&writer, std::slice::from_ref(&completed)).await.unwrap();
     assert!(!journal::close(&h.client, &table, &closing).await.unwrap());
     assert_eq!(item(&h, &table, &intent).await, Some(completed));
 }
@@ -174,7 +174,8 @@ async fn an_intent_is_replaced_by_its_final_record_or_deleted_and_nothing_else_r
     config.audit_table = table.clone();
     // Stamped with the decision clock: one hour earlier, intents and finals alike.
     let shift = -3600.0;
-    let audit = AuditTable::new(config, shift);
+    let writer = AuditWriter::new(namespace_scheduler::dynamo::client(&config).await, table.clone());
+    let audit = AuditTable::new(writer, shift);
     let done = record("dev-done", SINCE + 1.0, "r", AuditStatus::InProgress, CLUSTER);
     let never = record("dev-never", SINCE + 1.0, "r", AuditStatus::InProgress, CLUSTER);
     assert_eq!(
@@ -218,7 +219,11 @@ async fn intents_that_cannot_be_written_are_logged_whole_and_later_ones_do_not_w
     let (logs, _guard) = LogCapture::install();
     let mut config = config_for(&closed_endpoint());
     config.audit_table = "task-scheduler-logs-test".into();
-    let audit = AuditTable::new(config, 0.0);
+    let writer = AuditWriter::new(
+        namespace_scheduler::dynamo::client(&config).await,
+        config.audit_table.clone(),
+    );
+    let audit = AuditTable::new(writer, 0.0);
     let first: Vec<AuditRecord> = (0..3)
         .map(|i| {
             record(

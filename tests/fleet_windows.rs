@@ -17,7 +17,7 @@ use common::*;
 use namespace_scheduler::config::Config;
 use namespace_scheduler::fleet::{Decision, FleetWindows, GrantBatch, WindowRecord};
 use namespace_scheduler::hours::BusinessHours;
-use namespace_scheduler::permissions::{default_cost_centers, Caps, CostCenter, ProposedWindow, Window};
+use namespace_scheduler::permissions::{default_cost_centers, Caps, CostCenter, ProposedWindow, RejectionRule, Window};
 use namespace_scheduler::Exit;
 
 fn hours() -> BusinessHours {
@@ -246,7 +246,7 @@ async fn a_window_whose_namespace_never_came_up_is_released_by_the_next_run_of_i
     let later = at + Duration::minutes(15);
     let refused = grant(&b, &[req("demo-9", "DEMO-SANDBOX", until)], &[], later, false).await;
     assert!(
-        matches!(&refused[0], Decision::Rejected(r) if r.rule == "cost_center_cap"),
+        matches!(&refused[0], Decision::Rejected(r) if r.rule == RejectionRule::CostCenterCap),
         "{refused:?}"
     );
 
@@ -285,7 +285,7 @@ async fn a_window_open_before_the_fleet_table_is_recorded_so_the_others_count_it
     let b = FleetWindows::new(h.client.clone(), &table, "eks-b");
     let d = grant(&b, &[req("demo-9", "DEMO-SANDBOX", until)], &[], at, false).await;
     assert!(
-        matches!(&d[0], Decision::Rejected(r) if r.rule == "cost_center_cap"),
+        matches!(&d[0], Decision::Rejected(r) if r.rule == RejectionRule::CostCenterCap),
         "{d:?}"
     );
 }
@@ -325,7 +325,7 @@ async fn a_preview_decides_like_a_grant_and_writes_nothing() {
             .map(|d| match d {
                 Decision::Granted(_) => "granted",
                 Decision::Withheld(_) => "withheld",
-                Decision::Rejected(r) => r.rule,
+                Decision::Rejected(r) => r.rule.as_str(),
                 Decision::Undecided(_) => "undecided",
             })
             .collect();

@@ -1,5 +1,5 @@
 //! Offline checks of the non-Kubernetes deployment artifacts (docs/reference.md §7, issue 5):
-//! the CloudFormation template (read with serde_yaml, as the Rust code that creates local
+//! the CloudFormation template (read with serde-saphyr, as the Rust code that creates local
 //! tables reads it), the Dockerfile, and the GitHub Actions workflows.
 //! `scripts/lint-artifacts.sh` runs cfn-lint and action-validator on the same files.
 
@@ -14,7 +14,7 @@ fn read(rel: &str) -> String {
 }
 
 fn yaml(rel: &str) -> Value {
-    serde_yaml::from_str(&read(rel))
+    namespace_scheduler::yaml::from_str(&read(rel))
         .unwrap_or_else(|e| panic!("{rel} is not plain YAML (short-form tags such as !Sub are not allowed): {e}"))
 }
 
@@ -556,7 +556,7 @@ fn assert_pinned(wf: &Value, file: &str) {
 fn ci_workflow() {
     let file = ".github/workflows/ci.yml";
     let wf = yaml(file);
-    // serde_yaml reads the key `on` as the string "on" (YAML 1.2)
+    // serde-saphyr reads the key `on` as the string "on" (YAML 1.2)
     let on = &wf["on"];
     for trigger in ["push", "pull_request", "workflow_call"] {
         assert!(on.get(trigger).is_some(), "{file}: on.{trigger}");

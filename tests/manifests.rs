@@ -389,7 +389,7 @@ fn production_overlay() {
     );
 
     // the tag is managed through kustomize `images:` so CI can `kustomize edit set image`
-    let k: Value = serde_yaml::from_str(
+    let k: Value = namespace_scheduler::yaml::from_str(
         &std::fs::read_to_string(repo_root().join("manifests/overlays/production/kustomization.yaml")).unwrap(),
     )
     .unwrap();

@@ -136,8 +136,7 @@ async fn seeded() -> (DynamoHandle, String) {
     let h = dynamo().await;
     let (audit, _) = unique_tables(&h).await;
     let records = records();
-    let written = AuditWriter::new(h.client.clone(), &audit)
-        .write_all(&records)
+    let written = write_records(&AuditWriter::new(h.client.clone(), &audit), &records)
         .await
         .unwrap();
     assert_eq!(written, records.len());

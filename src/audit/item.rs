@@ -6,44 +6,35 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::dynamo::item::Item;
+
 use super::{AuditRecord, ResourceChange, CPU_TOTAL_ATTRIBUTE, MEMORY_TOTAL_ATTRIBUTE, RETENTION_DAYS, TTL_ATTRIBUTE};
 
-/// Reads the `resources` list of an item (absent = none). Numbers are accepted where strings
-/// are expected (an older writer); unreadable request figures read as absent.
-pub fn resources_from_attribute(value: Option<&AttributeValue>) -> std::result::Result<Vec<ResourceChange>, String> {
-    let Some(AttributeValue::L(list)) = value else {
+/// Reads the `resources` list of an item (absent, or not a list: none). Numbers are accepted
+/// where strings are expected (an older writer); unreadable request figures read as absent.
+pub(crate) fn resources_of(item: Item<'_>) -> std::result::Result<Vec<ResourceChange>, String> {
+    if !matches!(item.0.get("resources"), Some(AttributeValue::L(_))) {
         return Ok(Vec::new());
-    };
-    list.iter()
-        .map(|v| match v {
-            AttributeValue::M(m) => {
-                let f = |k: &str| match m.get(k) {
-                    Some(AttributeValue::S(v)) => v.clone(),
-                    Some(AttributeValue::N(v)) => v.clone(),
-                    _ => String::new(),
-                };
-                let n = |k: &str| match m.get(k) {
-                    Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
-                    _ => None,
-                };
-                Ok(ResourceChange {
-                    kind: f("kind"),
-                    name: f("name"),
-                    from: f("from"),
-                    to: f("to"),
-                    cpu_millicores: n("cpu_millicores"),
-                    memory_bytes: n("memory_bytes"),
-                    skipped: m.get("skipped").map(|_| f("skipped")),
-                    found: m.get("found").map(|_| f("found")),
-                    reached: match m.get("reached") {
-                        Some(AttributeValue::Bool(b)) => Some(*b),
-                        _ => None,
-                    },
-                })
+    }
+    let entries = item.maps("resources").map_err(|e| e.to_string())?.unwrap_or_default();
+    Ok(entries
+        .into_iter()
+        .map(|m| {
+            let f = |k: &str| m.text(k).unwrap_or_default().to_string();
+            let n = |k: &str| m.count(k).ok().flatten();
+            ResourceChange {
+                kind: f("kind"),
+                name: f("name"),
+                from: f("from"),
+                to: f("to"),
+                cpu_millicores: n("cpu_millicores"),
+                memory_bytes: n("memory_bytes"),
+                skipped: m.0.get("skipped").map(|_| f("skipped")),
+                found: m.0.get("found").map(|_| f("found")),
+                reached: m.boolean("reached").ok().flatten(),
             }
-            other => Err(format!("resources: expected maps, got {other:?}")),
         })
-        .collect()
+        .collect())
 }
 
 /// A number as DynamoDB wants it: the shortest decimal that reads back as the same `f64`.
@@ -129,25 +120,11 @@ impl AuditRecord {
     /// derived from `resources`) are ignored; a missing `resources`, `run_id` or `duration_ms`
     /// (older records) reads as empty / 0, missing request figures as None.
     pub fn from_item(item: &HashMap<String, AttributeValue>) -> std::result::Result<Self, String> {
-        let s = |k: &str| -> std::result::Result<String, String> {
-            match item.get(k) {
-                Some(AttributeValue::S(v)) => Ok(v.clone()),
-                Some(other) => Err(format!("{k}: expected a string, got {other:?}")),
-                None => Err(format!("{k}: missing")),
-            }
-        };
-        let opt_s = |k: &str| match item.get(k) {
-            Some(AttributeValue::S(v)) => Some(v.clone()),
-            _ => None,
-        };
-        let n = |k: &str| -> std::result::Result<f64, String> {
-            match item.get(k) {
-                Some(AttributeValue::N(v)) => v.parse().map_err(|_| format!("{k}: {v:?} is not a number")),
-                Some(other) => Err(format!("{k}: expected a number, got {other:?}")),
-                None => Err(format!("{k}: missing")),
-            }
-        };
-        let resources = resources_from_attribute(item.get("resources"))?;
+        let item = Item(item);
+        let s = |k: &str| item.required_string(k).map(str::to_string).map_err(|e| e.to_string());
+        let opt_s = |k: &str| item.string(k).ok().flatten().map(str::to_string);
+        let n = |k: &str| item.required_number(k).map_err(|e| e.to_string());
+        let resources = resources_of(item)?;
         Ok(AuditRecord {
             namespace_name: s("namespace_name")?,
             timestamp_start: n("timestamp_start")?,

@@ -20,7 +20,7 @@ use crate::dynamo;
 use crate::error::{Error, Result};
 
 /// The GSI keyed (cluster_name, timestamp_start).
-pub const CLUSTER_INDEX: &str = "cluster-timestamp-index";
+pub(crate) const CLUSTER_INDEX: &str = "cluster-timestamp-index";
 
 /// A run whose audit may still hold `in_progress` items.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +87,12 @@ pub fn interrupted(intent: AuditRecord, found: impl Fn(&ResourceChange) -> Found
 /// The `in_progress` items `run` left for `cluster`: a Query of [`CLUSTER_INDEX`] from
 /// `run.since`, filtered to the run and the status, every page (the SDK's paginator follows
 /// `LastEvaluatedKey`).
-pub async fn open_intents(client: &Client, table: &str, cluster: &str, run: &OpenRun) -> Result<Vec<AuditRecord>> {
+pub(crate) async fn open_intents(
+    client: &Client,
+    table: &str,
+    cluster: &str,
+    run: &OpenRun,
+) -> Result<Vec<AuditRecord>> {
     let mut items = client
         .query()
         .table_name(table)
@@ -177,10 +182,10 @@ pub async fn close_run(
 }
 
 /// The Lease annotation that lists the open runs: a JSON list of [`OpenRun`].
-pub fn parse_open_runs(value: Option<&str>) -> std::result::Result<Vec<OpenRun>, Error> {
+pub(crate) fn parse_open_runs(value: Option<&str>) -> std::result::Result<Vec<OpenRun>, Error> {
     match value.map(str::trim) {
         None | Some("") => Ok(Vec::new()),
-        Some(v) => serde_json::from_str(v).map_err(|e| Error::Failed(format!("open audit runs {v:?}: {e}"))),
+        Some(v) => serde_json::from_str(v).map_err(|e| Error::failed_from(format!("open audit runs {v:?}: {e}"), e)),
     }
 }
 

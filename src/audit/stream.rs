@@ -6,9 +6,10 @@
 //!
 //! A background task batches them [`BATCH_SIZE`] per BatchWriteItem, keeps up to
 //! [`CONCURRENT_BATCHES`] batches in flight, sends a partial batch once no record has arrived
-//! for [`IDLE_FLUSH`], and sends whatever is left when the stream is finished. Each batch has the
-//! guarantees of [`AuditWriter::write_all`]: retries with backoff within `RETRY_BUDGET` (each
-//! batch on its own), every record not written logged whole at ERROR (as soon as its batch gives up), and
+//! for [`IDLE_FLUSH`], and sends whatever is left when the stream is finished. Each batch is
+//! retried on its own ([`AuditWriter::write_chunk`]: `UnprocessedItems`, throttling, 5xx,
+//! timeouts, with backoff within `RETRY_BUDGET`), every record not written is logged whole at
+//! ERROR (as soon as its batch gives up), and
 //! [`AuditStream::finish`] an error naming how many were not written — never a silent drop. A
 //! record is held only until its batch is answered.
 
@@ -18,7 +19,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use super::{log_unwritten, AuditRecord, AuditWrite, AuditWriter, BATCH_SIZE, CONCURRENT_BATCHES};
-use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// A partial batch is sent once no record has arrived for this long. Long enough that records
@@ -90,8 +90,8 @@ impl AuditStream {
     }
 
     /// Sends what is left and waits for every batch. `Ok(written)` when every record handed
-    /// over was written; otherwise the error of [`AuditWriter::write_all`] (each record not
-    /// written has been logged whole at ERROR already).
+    /// over was written; otherwise an [`Error::Dynamo`] naming how many of how many were not
+    /// written (each of them has been logged whole at ERROR already).
     pub async fn finish(mut self) -> Result<usize> {
         drop(self.tx.take());
         let tally = match self.task.await {
@@ -113,7 +113,7 @@ impl AuditStream {
         let reason = tally
             .first_reason
             .unwrap_or_else(|| "the audit writer task has stopped".into());
-        Err(Error::Dynamo(format!(
+        Err(Error::dynamo(format!(
             "{failed} of {} audit records could not be written to {} ({reason}); each is logged whole at ERROR",
             self.sent, self.table
         )))
@@ -166,13 +166,11 @@ async fn write_stream(writer: AuditWriter, mut rx: mpsc::UnboundedReceiver<Audit
     }
 }
 
-/// A run's audit table: the writer (and its DynamoDB client) is made on first use, so a run that
-/// changes nothing never connects to DynamoDB; every write is shifted by the run's audit clock
+/// A run's audit table: every write is shifted by the run's audit clock
 /// (0 but for `NS_SCHEDULER_AUDIT_CLOCK=decision`). Shared by the intents, written as their
 /// namespaces are about to start, and by the [`AuditSink`] of the final records.
 pub struct AuditTable {
-    config: Config,
-    writer: tokio::sync::OnceCell<AuditWriter>,
+    writer: AuditWriter,
     shift: f64,
     /// After a batch of intents gave up, the next ones get one attempt each until one batch
     /// goes through: a DynamoDB outage must not hold every namespace for the whole retry budget.
@@ -180,27 +178,16 @@ pub struct AuditTable {
 }
 
 impl AuditTable {
-    pub fn new(config: Config, shift: f64) -> Self {
+    pub fn new(writer: AuditWriter, shift: f64) -> Self {
         AuditTable {
-            config,
-            writer: tokio::sync::OnceCell::new(),
+            writer,
             shift,
             degraded: std::cell::Cell::new(false),
         }
     }
 
-    pub async fn writer(&self) -> &AuditWriter {
-        self.writer
-            .get_or_init(|| async {
-                let client = crate::dynamo::client(&self.config).await;
-                AuditWriter::new(client, self.config.audit_table.clone())
-            })
-            .await
-    }
-
-    /// Seconds added to every timestamp written.
-    pub fn shift(&self) -> f64 {
-        self.shift
+    pub fn writer(&self) -> &AuditWriter {
+        &self.writer
     }
 
     /// Writes these intents now (at most [`BATCH_SIZE`]: one BatchWriteItem, retried), and says
@@ -212,7 +199,7 @@ impl AuditTable {
             .map(|r| AuditWrite::Put(Box::new(r)).shifted(self.shift))
             .collect();
         let attempts = if self.degraded.get() { 1 } else { super::MAX_ATTEMPTS };
-        let writer = self.writer().await;
+        let writer = self.writer();
         let mut in_table = vec![true; writes.len()];
         for chunk_start in (0..writes.len()).step_by(BATCH_SIZE) {
             let chunk = &writes[chunk_start..(chunk_start + BATCH_SIZE).min(writes.len())];
@@ -252,7 +239,7 @@ impl<'t> AuditSink<'t> {
         self.records += usize::from(matches!(write, AuditWrite::Put(_)));
         let write = write.shifted(self.table.shift);
         if self.stream.is_none() {
-            self.stream = Some(self.table.writer().await.clone().stream());
+            self.stream = Some(self.table.writer().clone().stream());
         }
         if let Some(s) = &mut self.stream {
             s.send_write(write);

@@ -16,14 +16,14 @@ use chrono::{Datelike, Days, NaiveDate};
 use crate::error::{Error, Result};
 
 /// First year of Ley 51 de 1983 (the rules computed here).
-pub const FIRST_YEAR: i32 = 1984;
+pub(crate) const FIRST_YEAR: i32 = 1984;
 /// First year of Ley 2578 de 2026 (Chiquinquirá).
-pub const CHIQUINQUIRA_FROM: i32 = 2026;
+pub(crate) const CHIQUINQUIRA_FROM: i32 = 2026;
 /// chrono's dates end in year 262143; stay well inside so `next Monday` never overflows.
-pub const LAST_YEAR: i32 = 200_000;
+pub(crate) const LAST_YEAR: i32 = 200_000;
 
 /// Easter Sunday (Gregorian), by the anonymous Gregorian algorithm (Meeus/Jones/Butcher).
-pub fn easter(year: i32) -> NaiveDate {
+pub(crate) fn easter(year: i32) -> NaiveDate {
     let a = year % 19;
     let b = year / 100;
     let c = year % 100;
@@ -42,7 +42,7 @@ pub fn easter(year: i32) -> NaiveDate {
 }
 
 /// The date itself when it is a Monday, else the following Monday.
-pub fn next_monday(date: NaiveDate) -> NaiveDate {
+pub(crate) fn next_monday(date: NaiveDate) -> NaiveDate {
     let ahead = (7 - date.weekday().num_days_from_monday()) % 7;
     date + Days::new(u64::from(ahead))
 }

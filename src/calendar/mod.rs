@@ -2,7 +2,7 @@
 //! `holidays` crate (with a clear error where its data ends), plus the manual `BUSINESS_HOLIDAYS`.
 //! OWNER: calendar/hours engineer — signatures here are the contract other modules use.
 
-pub mod colombia;
+pub(crate) mod colombia;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -13,7 +13,7 @@ use chrono::{Datelike, NaiveDate};
 use crate::error::{Error, Result};
 
 /// Name given to a date of `BUSINESS_HOLIDAYS`.
-pub const CONFIGURED_HOLIDAY_NAME: &str = "Feriado configurado";
+pub(crate) const CONFIGURED_HOLIDAY_NAME: &str = "Feriado configurado";
 
 /// One country's table from the `holidays` crate: year → date → name.
 type Table = BTreeMap<i32, BTreeMap<NaiveDate, String>>;
@@ -98,7 +98,7 @@ impl HolidayCalendar {
 
     /// One country's calendar alone (no subdivision, no configured dates), as a namespace's
     /// `holidays=<country>` asks for. The error is the reason, for the caller to wrap.
-    pub fn for_country(code: &str) -> std::result::Result<Self, String> {
+    pub(crate) fn for_country(code: &str) -> std::result::Result<Self, String> {
         let (country, source) = country_source(code)?;
         Ok(HolidayCalendar {
             country: Some(country),
@@ -123,7 +123,7 @@ impl HolidayCalendar {
     }
 
     /// The years the country calendar can answer for (None = unbounded or no country).
-    pub fn covered_years(&self) -> Option<(i32, i32)> {
+    pub(crate) fn covered_years(&self) -> Option<(i32, i32)> {
         match &self.source {
             Source::None => None,
             Source::Colombia => Some((colombia::FIRST_YEAR, colombia::LAST_YEAR)),
@@ -161,12 +161,6 @@ impl HolidayCalendar {
             }
         }
         Ok(out)
-    }
-
-    /// The holiday name(s) on `date`, joined with "; ", or None.
-    pub fn holiday_on(&self, date: NaiveDate) -> Result<Option<String>> {
-        let mut year = self.holidays_in_year(date.year())?;
-        Ok(year.remove(&date).map(|names| names.join("; ")))
     }
 }
 
@@ -210,6 +204,12 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
     }
 
+    /// The holiday name(s) of `cal` on `date`, joined with "; ", or None.
+    fn holiday_on(cal: &HolidayCalendar, date: NaiveDate) -> Result<Option<String>> {
+        let mut year = cal.holidays_in_year(date.year())?;
+        Ok(year.remove(&date).map(|names| names.join("; ")))
+    }
+
     #[test]
     fn unknown_country_and_bad_subdivision_name_the_variable() {
         for code in ["ZZ", "Colombia", "1"] {
@@ -232,7 +232,7 @@ mod tests {
         let msg = cal.holidays_in_year(last + 1).unwrap_err().to_string();
         assert!(msg.contains("US") && msg.contains(&(last + 1).to_string()), "{msg}");
         assert!(msg.contains(&format!("{first}-{last}")), "{msg}");
-        assert!(cal.holiday_on(d(last + 1, 7, 4)).is_err());
+        assert!(holiday_on(&cal, d(last + 1, 7, 4)).is_err());
     }
 
     #[test]
@@ -240,16 +240,16 @@ mod tests {
         let extra: BTreeSet<_> = [d(2026, 12, 25), d(2026, 12, 24)].into();
         let cal = HolidayCalendar::new(Some("CO"), None, extra.clone()).unwrap();
         assert_eq!(
-            cal.holiday_on(d(2026, 12, 24)).unwrap().as_deref(),
+            holiday_on(&cal, d(2026, 12, 24)).unwrap().as_deref(),
             Some("Feriado configurado")
         );
         assert_eq!(
-            cal.holiday_on(d(2026, 12, 25)).unwrap().as_deref(),
+            holiday_on(&cal, d(2026, 12, 25)).unwrap().as_deref(),
             Some("Navidad; Feriado configurado")
         );
         let none = HolidayCalendar::new(None, None, extra).unwrap();
         assert_eq!(none.holidays_in_year(2026).unwrap().len(), 2);
-        assert_eq!(none.holiday_on(d(2026, 1, 1)).unwrap(), None);
+        assert_eq!(holiday_on(&none, d(2026, 1, 1)).unwrap(), None);
         assert!(none.holidays_in_year(1900).unwrap().is_empty());
     }
 

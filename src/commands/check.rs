@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::error::{Error, Exit, Result};
-use crate::hours::Decision;
+use crate::hours::HoursAt;
 use crate::schedule::{excerpt, ScheduleBook, ScheduleError};
 
 /// What `check --output json` prints: the decision's fields, which schedule decided, and the
@@ -15,7 +15,7 @@ use crate::schedule::{excerpt, ScheduleBook, ScheduleError};
 #[derive(Serialize)]
 struct CheckReport<'a> {
     #[serde(flatten)]
-    decision: &'a Decision,
+    decision: &'a HoursAt,
     schedule: &'a str,
     protected_namespaces: Vec<&'a str>,
 }
@@ -62,7 +62,7 @@ pub(super) fn csv_refused(command: &str) -> Error {
 }
 
 /// Aligned `key: value` lines.
-pub fn render_text(d: &Decision, schedule: &str) -> String {
+pub fn render_text(d: &HoursAt, schedule: &str) -> String {
     let next = match d.next_transition {
         Some(t) => {
             let local = t.with_timezone(&d.timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC));

@@ -5,8 +5,8 @@ use chrono::Utc;
 use super::Context;
 use crate::audit::OperationType;
 use crate::cli::DownArgs;
+use crate::engine;
 use crate::error::{Exit, Result};
-use crate::scaling::engine;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
 pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
@@ -34,5 +34,6 @@ pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
         })
         .collect();
     let header = engine::header(ctx, "down", at, None, inv.namespaces.len());
-    session.finish(ctx, header, plans, vec![], Exit::Ok).await
+    let finished = session.finish(ctx, header, plans, vec![], Exit::Ok).await?;
+    Ok(super::print_finished(ctx, finished))
 }

@@ -15,7 +15,8 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, OutputFormat};
 use crate::config::Config;
-pub use crate::context::Context;
+pub(crate) use crate::context::Context;
+use crate::engine::Finished;
 use crate::error::Exit;
 use crate::scaling::stop::Stop;
 use crate::telemetry;
@@ -108,6 +109,26 @@ fn error_summary(ctx: &Context, command: &str, e: &crate::Error) -> String {
         .to_string(),
         _ => format!("{command} run {}: exit {exit}: {e}", ctx.run_id),
     }
+}
+
+/// Prints what a session finished with — the plan of a dry run, or the summary and (with
+/// `METRICS_FORMAT=emf`) the metrics line CloudWatch turns into metrics — and returns the run's
+/// exit code.
+fn print_finished(ctx: &Context, finished: Finished) -> Exit {
+    let exit = finished.exit();
+    match finished {
+        Finished::Planned { header, plans, decided } => {
+            let decided = decided.iter().map(|d| &d.row).collect();
+            println!("{}", crate::summary::render_plan(ctx.output, &header, &plans, decided));
+        }
+        Finished::Applied { summary, figures, .. } => {
+            println!("{}", crate::summary::render_summary(ctx.output, &summary).trim_end());
+            if let Some(line) = crate::metrics::render(ctx.config.metrics_format, &figures) {
+                println!("{line}");
+            }
+        }
+    }
+    exit
 }
 
 /// A CSV field, quoted when it needs it.

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::json;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use super::Context;
 use crate::cli::{OutputFormat, PopulateArgs};
@@ -51,40 +51,8 @@ pub async fn execute(ctx: &Context, args: PopulateArgs) -> Result<Exit> {
     }
     let store = PermissionsStore::new(client, &table);
 
-    let mut outcomes = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    if ctx.dry_run {
-        // Reading is harmless: tell which ones exist; if the table cannot be read, say so.
-        let names: BTreeSet<String> = items.iter().map(|c| c.cost_center.clone()).collect();
-        let existing = match store.fetch(&names).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(error = %e, "dry run: cannot read the permissions table; assuming every item is absent");
-                Default::default()
-            }
-        };
-        for cc in &items {
-            let outcome = if existing.contains_key(&cc.cost_center) {
-                Outcome::Kept
-            } else {
-                Outcome::WouldCreate
-            };
-            outcomes.push(outcome);
-        }
-    } else {
-        for cc in &items {
-            match store.put_if_absent(cc).await {
-                Ok(true) => outcomes.push(Outcome::Created),
-                Ok(false) => outcomes.push(Outcome::Kept),
-                Err(e) => {
-                    tracing::error!(cost_center = %cc.cost_center, error = %e, "cost center could not be written");
-                    errors.push(format!("{}: {e}", cc.cost_center));
-                    outcomes.push(Outcome::Failed);
-                }
-            }
-        }
-    }
-    let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count();
+    let (seeded, errors) = seed(&store, items, ctx.dry_run).await;
+    let count = |o: Outcome| seeded.iter().filter(|x| x.outcome == o).count();
     tracing::info!(
         table = %table,
         created = count(Outcome::Created),
@@ -93,15 +61,13 @@ pub async fn execute(ctx: &Context, args: PopulateArgs) -> Result<Exit> {
         dry_run = ctx.dry_run,
         "populate finished"
     );
-
     match ctx.output {
         OutputFormat::Json => {
             let names = |o: Outcome| -> Vec<&str> {
-                items
+                seeded
                     .iter()
-                    .zip(&outcomes)
-                    .filter(|(_, x)| **x == o)
-                    .map(|(c, _)| c.cost_center.as_str())
+                    .filter(|x| x.outcome == o)
+                    .map(|x| x.item.cost_center.as_str())
                     .collect()
             };
             let summary = json!({
@@ -118,25 +84,7 @@ pub async fn execute(ctx: &Context, args: PopulateArgs) -> Result<Exit> {
             println!("{}", serde_json::to_string(&summary)?);
         }
         OutputFormat::Text | OutputFormat::Csv => {
-            let width = items.iter().map(|c| c.cost_center.len()).max().unwrap_or(0).max(11);
-            println!(
-                "{:<width$}  {:<10}  {:<10}  {:>4}  {:<28}  RESULT",
-                "COST CENTER", "CODIGO", "AUTHORIZED", "MAX", "NAMESPACES"
-            );
-            for (cc, outcome) in items.iter().zip(&outcomes) {
-                println!(
-                    "{:<width$}  {:<10}  {:<10}  {:>4}  {:<28}  {}",
-                    cc.cost_center,
-                    cc.codigo.as_deref().unwrap_or("-"),
-                    if cc.is_authorized { "yes" } else { "no" },
-                    cc.max_concurrent_namespaces,
-                    cc.authorized_namespaces
-                        .as_ref()
-                        .map(|v| v.join(","))
-                        .unwrap_or_else(|| "(any)".into()),
-                    outcome.as_str()
-                );
-            }
+            print_text(&seeded);
             println!(
                 "{}populate {table} from {source}: {} created, {} kept, {} would be created, {} failed",
                 if ctx.dry_run { "[dry run] " } else { "" },
@@ -150,12 +98,86 @@ pub async fn execute(ctx: &Context, args: PopulateArgs) -> Result<Exit> {
     if errors.is_empty() {
         Ok(Exit::Ok)
     } else {
-        Err(Error::Dynamo(format!(
+        Err(Error::dynamo(format!(
             "{} of {} cost centers could not be written: {}",
             errors.len(),
-            items.len(),
+            seeded.len(),
             errors.join("; ")
         )))
+    }
+}
+
+/// One item of the seed and what became of it.
+struct Seeded {
+    item: CostCenter,
+    outcome: Outcome,
+}
+
+/// Writes each item unless its cost center exists (a dry run only reads which exist); returns
+/// every item with its outcome, and the errors of those that could not be written.
+async fn seed(store: &PermissionsStore, items: Vec<CostCenter>, dry_run: bool) -> (Vec<Seeded>, Vec<String>) {
+    let mut seeded = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    if dry_run {
+        // Reading is harmless: tell which ones exist; if the table cannot be read, say so.
+        let names: BTreeSet<String> = items.iter().map(|c| c.cost_center.clone()).collect();
+        let existing = match store.fetch(&names).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "dry run: cannot read the permissions table; assuming every item is absent");
+                Default::default()
+            }
+        };
+        for item in items {
+            let outcome = if existing.contains_key(&item.cost_center) {
+                Outcome::Kept
+            } else {
+                Outcome::WouldCreate
+            };
+            seeded.push(Seeded { item, outcome });
+        }
+        return (seeded, errors);
+    }
+    for item in items {
+        let outcome = match store.put_if_absent(&item).await {
+            Ok(true) => Outcome::Created,
+            Ok(false) => Outcome::Kept,
+            Err(e) => {
+                tracing::error!(cost_center = %item.cost_center, error = %e, "cost center could not be written");
+                errors.push(format!("{}: {e}", item.cost_center));
+                Outcome::Failed
+            }
+        };
+        seeded.push(Seeded { item, outcome });
+    }
+    (seeded, errors)
+}
+
+/// The seed as a table, one row per item with its outcome.
+fn print_text(seeded: &[Seeded]) {
+    let width = seeded
+        .iter()
+        .map(|x| x.item.cost_center.len())
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    println!(
+        "{:<width$}  {:<10}  {:<10}  {:>4}  {:<28}  RESULT",
+        "COST CENTER", "CODIGO", "AUTHORIZED", "MAX", "NAMESPACES"
+    );
+    for Seeded { item: cc, outcome } in seeded {
+        println!(
+            "{:<width$}  {:<10}  {:<10}  {:>4}  {:<28}  {}",
+            cc.cost_center,
+            cc.codigo.as_deref().unwrap_or("-"),
+            if cc.is_authorized { "yes" } else { "no" },
+            cc.max_concurrent_namespaces,
+            cc.authorized_namespaces
+                .as_ref()
+                .map(|v| v.join(","))
+                .unwrap_or_else(|| "(any)".into()),
+            outcome.as_str()
+        );
     }
 }
 
@@ -178,9 +200,9 @@ pub fn load_file(path: &Path, now: i64) -> Result<Vec<CostCenter>> {
     let shown = path.display().to_string();
     let fail = |reason: String| Error::config("--file", &shown, reason);
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let doc: Value = serde_yaml::from_str(&text).map_err(|e| fail(format!("not valid JSON or YAML: {e}")))?;
+    let doc: Value = crate::yaml::from_str(&text).map_err(|e| fail(format!("not valid JSON or YAML: {e}")))?;
     let list = doc
-        .as_sequence()
+        .as_array()
         .ok_or_else(|| fail("expected a list of cost centers".to_string()))?;
     if list.is_empty() {
         return Err(fail("the list is empty".to_string()));
@@ -205,14 +227,14 @@ pub fn load_file(path: &Path, now: i64) -> Result<Vec<CostCenter>> {
 }
 
 fn parse_item(item: &Value, now: i64) -> std::result::Result<CostCenter, String> {
-    let map = item.as_mapping().ok_or("expected a mapping of fields")?;
+    let map = item.as_object().ok_or("expected a mapping of fields")?;
     for key in map.keys() {
         match key.as_str() {
-            Some(k) if FIELDS.contains(&k) => {}
+            k if FIELDS.contains(&k) => {}
             _ => {
                 return Err(format!(
                     "field {}: unknown field (expected one of {})",
-                    show(key),
+                    show(&Value::String(key.clone())),
                     FIELDS.join(", ")
                 ))
             }
@@ -229,7 +251,7 @@ fn parse_item(item: &Value, now: i64) -> std::result::Result<CostCenter, String>
     };
     let strings = |k: &str, glob: bool| -> std::result::Result<Option<Vec<String>>, String> {
         let Some(v) = get(k) else { return Ok(None) };
-        let list = v.as_sequence().ok_or_else(|| field(k, "a list of strings", v))?;
+        let list = v.as_array().ok_or_else(|| field(k, "a list of strings", v))?;
         list.iter()
             .map(|x| match x.as_str() {
                 Some(s) if glob && !is_valid_glob(s) => Err(field(k, "glob patterns such as dev-*", x)),

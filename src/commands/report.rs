@@ -64,58 +64,16 @@ pub async fn execute(ctx: &Context, args: ReportArgs) -> Result<Exit> {
         "report computed"
     );
 
-    let local = |d: DateTime<Utc>| d.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true);
-    let partial = until < end;
+    let week = Week {
+        name: &args.week,
+        tz,
+        start,
+        end,
+        until,
+    };
     match ctx.output {
         OutputFormat::Json => {
-            let mut value = json!({
-                "week": args.week,
-                "timezone": tz.name(),
-            });
-            if args.all_clusters {
-                value["all_clusters"] = json!(true);
-                value["clusters"] = view
-                    .clusters
-                    .iter()
-                    .map(|(cluster, week)| {
-                        let mut v = json!({"cluster": cluster, "namespaces": week.rows.len()});
-                        extend(&mut v, figures_json(&week.total, &prices));
-                        v
-                    })
-                    .collect();
-            } else {
-                value["cluster"] = json!(ctx.config.cluster_name);
-            }
-            extend(
-                &mut value,
-                json!({
-                    "table": ctx.config.audit_table,
-                    "start": local(start),
-                    "end": local(end),
-                    "until": local(until.max(start)),
-                    "partial": partial,
-                    "records_read": records_read,
-                    "prices": {"per_vcpu_hour": prices.per_vcpu_hour, "per_gib_hour": prices.per_gib_hour},
-                    "namespaces": view.rows.iter().map(|(cluster, r)| {
-                        let mut v = json!({});
-                        if let Some(c) = cluster {
-                            v["cluster"] = json!(c);
-                        }
-                        extend(&mut v, json!({"namespace": r.namespace, "cost_center": r.cost_center}));
-                        extend(&mut v, figures_json(&r.figures, &prices));
-                        v
-                    }).collect::<Vec<_>>(),
-                    "cost_centers": view.cost_centers.iter().map(|(cc, c)| {
-                        let mut v = json!({"cost_center": cc, "namespaces": c.namespaces});
-                        extend(&mut v, figures_json(&c.figures, &prices));
-                        v
-                    }).collect::<Vec<_>>(),
-                    // Kept from before savings were reported.
-                    "total_hours": hours(view.total.active_seconds),
-                    "total_seconds": round(view.total.active_seconds, 3),
-                }),
-            );
-            value["totals"] = figures_json(view.total, &prices);
+            let value = json_report(ctx, args.all_clusters, &week, &view, &prices, records_read);
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
         OutputFormat::Csv => print_csv(&view, &prices),
@@ -128,11 +86,11 @@ pub async fn execute(ctx: &Context, args: ReportArgs) -> Result<Exit> {
             };
             println!(
                 "Active hours, hours down and savings, week {} ({} to {}{}), {whose}",
-                args.week,
-                local(start),
-                local(end),
-                if partial {
-                    format!(", counted up to {}", local(until.max(start)))
+                week.name,
+                week.local(start),
+                week.local(end),
+                if week.partial() {
+                    format!(", counted up to {}", week.local(until.max(start)))
                 } else {
                     String::new()
                 },
@@ -145,6 +103,88 @@ pub async fn execute(ctx: &Context, args: ReportArgs) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// The ISO week a report covers, and how far into it the figures go (`until`: now, in the
+/// current week).
+struct Week<'a> {
+    name: &'a str,
+    tz: chrono_tz::Tz,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+impl Week<'_> {
+    /// The instant as the business zone reads it.
+    fn local(&self, d: DateTime<Utc>) -> String {
+        d.with_timezone(&self.tz).to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    /// The week is not over yet.
+    fn partial(&self) -> bool {
+        self.until < self.end
+    }
+}
+
+/// The report as one JSON document (docs/reference.md §8).
+fn json_report(
+    ctx: &Context,
+    all_clusters: bool,
+    week: &Week<'_>,
+    view: &View<'_>,
+    prices: &Prices,
+    records_read: usize,
+) -> Value {
+    let mut value = json!({
+        "week": week.name,
+        "timezone": week.tz.name(),
+    });
+    if all_clusters {
+        value["all_clusters"] = json!(true);
+        value["clusters"] = view
+            .clusters
+            .iter()
+            .map(|(cluster, w)| {
+                let mut v = json!({"cluster": cluster, "namespaces": w.rows.len()});
+                extend(&mut v, figures_json(&w.total, prices));
+                v
+            })
+            .collect();
+    } else {
+        value["cluster"] = json!(ctx.config.cluster_name);
+    }
+    extend(
+        &mut value,
+        json!({
+            "table": ctx.config.audit_table,
+            "start": week.local(week.start),
+            "end": week.local(week.end),
+            "until": week.local(week.until.max(week.start)),
+            "partial": week.partial(),
+            "records_read": records_read,
+            "prices": {"per_vcpu_hour": prices.per_vcpu_hour, "per_gib_hour": prices.per_gib_hour},
+            "namespaces": view.rows.iter().map(|(cluster, r)| {
+                let mut v = json!({});
+                if let Some(c) = cluster {
+                    v["cluster"] = json!(c);
+                }
+                extend(&mut v, json!({"namespace": r.namespace, "cost_center": r.cost_center}));
+                extend(&mut v, figures_json(&r.figures, prices));
+                v
+            }).collect::<Vec<_>>(),
+            "cost_centers": view.cost_centers.iter().map(|(cc, c)| {
+                let mut v = json!({"cost_center": cc, "namespaces": c.namespaces});
+                extend(&mut v, figures_json(&c.figures, prices));
+                v
+            }).collect::<Vec<_>>(),
+            // Kept from before savings were reported.
+            "total_hours": hours(view.total.active_seconds),
+            "total_seconds": round(view.total.active_seconds, 3),
+        }),
+    );
+    value["totals"] = figures_json(view.total, prices);
+    value
 }
 
 /// What the report prints: its rows (each with its cluster when across the fleet), the

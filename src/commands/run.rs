@@ -7,23 +7,24 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::Context;
-use crate::audit::{AuditRecord, OperationType};
+use crate::audit::OperationType;
 use crate::cli::RunArgs;
+use crate::context::Clients;
+use crate::engine::{self, DecidedRow, Session};
 use crate::error::{Exit, Result};
 use crate::permissions::{self, Window};
-use crate::scaling::engine::{self, Session};
 use crate::scaling::inventory::Inventory;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
-use crate::self_service::answer::{self, AnswerOnceApplied};
+use crate::self_service::answer::{self, AnswerOnceApplied, Delivered, Due};
 use crate::self_service::judge::{Decisions, Grant, Judgement, Reason, Reply};
 use crate::self_service::{self, ActivationRequest};
-use crate::summary::Row;
+use crate::summary::{Row, RowStatus};
 
 pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
     let at = args.at.unwrap_or_else(Utc::now);
     let business = ctx.config.business.is_business(at)?;
-    let mut session = Session::open(ctx, at).await?;
+    let mut session = Session::open(ctx, Clients::connect(&ctx.config).await?, at).await?;
     match decide_run(ctx, &session, at).await {
         Ok(Decided {
             inv,
@@ -35,14 +36,15 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
             session.after_apply(Box::new(AnswerOnceApplied { grants }));
             // Planned lazily, one namespace at a time as the engine starts it; a namespace left
             // alone (its schedule does not parse) has no plan at all.
-            let plans = inv.namespaces.values().zip(intents).filter_map(|(ns, decided)| {
-                let (intent, schedule) = decided?;
-                let mut plan = plan_namespace(ns, inv.workloads_of(&ns.name), &intent);
-                plan.schedule = schedule;
+            let plans = inv.namespaces.values().filter_map(|ns| {
+                let Scheduled { intent, schedule } = intents.get(&ns.name)?;
+                let mut plan = plan_namespace(ns, inv.workloads_of(&ns.name), intent);
+                plan.schedule = schedule.clone();
                 Some(plan)
             });
             // Answering a request "rejected" is the run doing its job: exit 0.
-            session.finish(ctx, header, plans, extra, Exit::Ok).await
+            let finished = session.finish(ctx, header, plans, extra, Exit::Ok).await?;
+            Ok(super::print_finished(ctx, finished))
         }
         Err(e) => {
             session.close().await;
@@ -54,15 +56,22 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
 /// What `run` hands the engine.
 struct Decided {
     inv: Inventory,
-    /// Per managed namespace (in the inventory's order): its intent and the schedule that
-    /// decided it (None: left exactly as it is).
-    intents: Vec<Option<(Intent, String)>>,
+    /// Per managed namespace, its intent and the schedule that decided it; a namespace left
+    /// exactly as it is has none.
+    intents: BTreeMap<String, Scheduled>,
     /// Rows decided before planning (answers to requests, namespaces left alone), with their
     /// audit records.
-    extra: Vec<(Option<AuditRecord>, Row)>,
+    extra: Vec<DecidedRow>,
     /// Windows granted to requests whose namespace has something to apply: answered once
     /// it is at its target.
     grants: BTreeMap<String, Grant>,
+}
+
+/// What the clock (or a granted request) decided for one namespace, and the schedule that
+/// decided it.
+struct Scheduled {
+    intent: Intent,
+    schedule: String,
 }
 
 async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Result<Decided> {
@@ -80,7 +89,13 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
                 Err(e) => {
                     let why = format!("left as it is: {SCHEDULE_ANNOTATION}: {e}");
                     tracing::warn!(namespace = %ns.name, reason = %why, "namespace skipped");
-                    extra.push((None, Row::decided(&ns.name, &ns.cost_center, "-", "skipped", &why)));
+                    extra.push(DecidedRow::unrecorded(Row::decided(
+                        &ns.name,
+                        &ns.cost_center,
+                        "-",
+                        RowStatus::Skipped,
+                        &why,
+                    )));
                     None
                 }
             },
@@ -89,11 +104,10 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
     tracing::debug!(schedules = book.distinct_schedules(), "schedules decided");
     let mut decisions = judge_requests(ctx, session, &inv, |ns| hours.contains_key(ns), at).await?;
 
-    let mut intents = Vec::with_capacity(inv.namespaces.len());
+    let mut intents = BTreeMap::new();
     let mut answered_now = Vec::new();
     for ns in inv.namespaces.values() {
         let Some(h) = hours.get(ns.name.as_str()) else {
-            intents.push(None);
             continue;
         };
         let live_window = ns.active_until().is_some_and(|t| t > at) && !decisions.ending.contains(&ns.name);
@@ -111,7 +125,13 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
                 answered_now.push(ns.name.clone());
             }
         }
-        intents.push(Some((intent, h.schedule.clone())));
+        intents.insert(
+            ns.name.clone(),
+            Scheduled {
+                intent,
+                schedule: h.schedule.clone(),
+            },
+        );
     }
     let due: Vec<Grant> = answered_now
         .iter()
@@ -155,7 +175,7 @@ async fn judge_requests(
         .filter(|w| !judgement.ending.contains(&w.namespace))
         .collect();
     let proposals = judgement.proposed();
-    let verdicts = permissions::authorize(&ctx.config, &proposals, &open, at)
+    let verdicts = permissions::authorize(&session.dynamo, &ctx.config, &proposals, &open, at)
         .await
         .map_err(|e| {
             // Not a rejection: the requests are not answered at all, and the run fails (exit 1)
@@ -171,12 +191,7 @@ async fn judge_requests(
 /// and returns their summary rows and audit records. A rejection is audited once, when its
 /// answer is written; an answer that cannot be written makes an `unanswered` row (exit 1). In a
 /// dry run nothing is written: the rows say what would be.
-async fn answer_now(
-    ctx: &Context,
-    session: &Session,
-    replies: Vec<Reply>,
-    due: Vec<Grant>,
-) -> Vec<(Option<AuditRecord>, Row)> {
+async fn answer_now(ctx: &Context, session: &Session, replies: Vec<Reply>, due: Vec<Grant>) -> Vec<DecidedRow> {
     let cost_center = |r: &Reason| match r {
         Reason::Rejected { cost_center, .. } | Reason::Undecided { cost_center } => cost_center.clone(),
         Reason::Ended => String::new(),
@@ -186,27 +201,49 @@ async fn answer_now(
     for reply in &replies {
         let why = format!("ActivationRequest {}: {}", reply.request.name, reply.answer.message);
         if let Reason::Undecided { cost_center } = &reply.reason {
-            out.push((
-                None,
-                Row::decided(&reply.request.namespace, cost_center, "activate", "unanswered", &why),
-            ));
+            out.push(DecidedRow::unrecorded(Row::decided(
+                &reply.request.namespace,
+                cost_center,
+                "activate",
+                RowStatus::Unanswered,
+                &why,
+            )));
         }
     }
-    let mut writes: Vec<(Option<Reason>, ActivationRequest, self_service::judge::Answer)> = replies
+    let mut dues: Vec<Due> = replies
         .into_iter()
-        .map(|r| (Some(r.reason), r.request, r.answer))
+        .map(|r| Due {
+            reason: Some(r.reason),
+            request: r.request,
+            answer: r.answer,
+        })
         .collect();
     for g in due {
-        writes.push((None, g.request, g.answer));
-        writes.extend(g.replaced.into_iter().map(|(r, a)| (None, r, a)));
+        let replaced = g.replaced.into_iter().map(|(request, answer)| Due {
+            reason: None,
+            request,
+            answer,
+        });
+        dues.extend(
+            std::iter::once(Due {
+                reason: None,
+                request: g.request,
+                answer: g.answer,
+            })
+            .chain(replaced),
+        );
     }
-    let written = if ctx.dry_run {
-        writes.into_iter().map(|(t, r, a)| (t, r, a, Ok(()))).collect()
-    } else {
-        let concurrency = ctx.config.scale_concurrency;
-        answer::write_all(&session.client, &session.policy, concurrency, writes).await
-    };
-    for (reason, request, a, result) in written {
+    let (client, policy, concurrency) = (&session.client, &session.policy, ctx.config.scale_concurrency);
+    let delivered = answer::write_all(client, policy, concurrency, dues, ctx.dry_run).await;
+    for Delivered {
+        due: Due {
+            reason,
+            request,
+            answer: a,
+        },
+        result,
+    } in delivered
+    {
         let cc = reason.as_ref().map(cost_center).unwrap_or_default();
         match (reason, result) {
             (
@@ -217,8 +254,13 @@ async fn answer_now(
                 Ok(()),
             ) => {
                 let why = format!("ActivationRequest {}: {}", request.name, a.message);
-                let (record, row) = engine::rejection(ctx, &request.namespace, &cost_center, &requested_by, &why);
-                out.push((Some(record), row));
+                out.push(engine::rejection(
+                    ctx,
+                    &request.namespace,
+                    &cost_center,
+                    &requested_by,
+                    &why,
+                ));
             }
             // Its `unanswered` row is there already.
             (Some(Reason::Undecided { .. }), Err(e)) => {
@@ -226,7 +268,7 @@ async fn answer_now(
             }
             (_, result) => {
                 if let Some(row) = answer::unwritten_row(&request.namespace, &cc, &request, &a, result) {
-                    out.push((None, row));
+                    out.push(DecidedRow::unrecorded(row));
                 }
             }
         }

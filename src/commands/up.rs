@@ -10,9 +10,9 @@ use chrono::Utc;
 use super::Context;
 use crate::audit::OperationType;
 use crate::cli::UpArgs;
+use crate::engine;
 use crate::error::{Error, Exit, Result};
 use crate::permissions::{self, ProposedWindow, Verdict};
-use crate::scaling::engine;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
 pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
@@ -34,20 +34,21 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
             until,
         })
         .collect();
-    let verdicts = match permissions::authorize(&ctx.config, &proposals, &inv.open_windows(at), at).await {
-        Ok(v) => v,
-        Err(e) => {
-            session.close().await;
-            return Err(e);
-        }
-    };
+    let verdicts =
+        match permissions::authorize(&session.dynamo, &ctx.config, &proposals, &inv.open_windows(at), at).await {
+            Ok(v) => v,
+            Err(e) => {
+                session.close().await;
+                return Err(e);
+            }
+        };
     // An invalid item of the cost center is the platform's to fix: exit 1, nothing touched.
     if let Some(invalid) = verdicts.iter().find_map(|v| match v {
         Verdict::Undecided(e) => Some(e),
         _ => None,
     }) {
         session.close().await;
-        return Err(Error::Failed(format!("{invalid}; nothing was changed")));
+        return Err(Error::failed(format!("{invalid}; nothing was changed")));
     }
     let rejections: Vec<(String, String)> = proposals
         .iter()
@@ -77,12 +78,14 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
                     .find(|(n, _)| *n == r.namespace)
                     .map(|(_, w)| w.clone())
                     .unwrap_or_else(|| format!("not applied: the request is all-or-nothing and {first}"));
-                let (record, row) = engine::rejection(ctx, &r.namespace, &r.cost_center, &r.requested_by, &why);
-                (Some(record), row)
+                engine::rejection(ctx, &r.namespace, &r.cost_center, &r.requested_by, &why)
             })
             .collect();
         // The usual summary and audit, with the rejected rows: exit 4 (1 if the audit failed).
-        return session.finish(ctx, header, Vec::new(), rejected, Exit::Rejected).await;
+        let finished = session
+            .finish(ctx, header, Vec::new(), rejected, Exit::Rejected)
+            .await?;
+        return Ok(super::print_finished(ctx, finished));
     }
     let intent = Intent {
         target: Target::Up,
@@ -100,5 +103,6 @@ pub async fn execute(ctx: &Context, mut args: UpArgs) -> Result<Exit> {
             plan
         })
         .collect();
-    session.finish(ctx, header, plans, vec![], Exit::Rejected).await
+    let finished = session.finish(ctx, header, plans, vec![], Exit::Rejected).await?;
+    Ok(super::print_finished(ctx, finished))
 }

@@ -34,10 +34,10 @@ pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 15] = [
 
 /// Protected whatever `PROTECTED_NAMESPACES` says (docs/reference.md §2): the cluster's own namespaces. The
 /// scheduler's own namespace is added to these at start-up.
-pub const PROTECTED_FLOOR: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+pub(crate) const PROTECTED_FLOOR: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
 /// Where the scheduler runs when it cannot tell (no `POD_NAMESPACE`, no service-account file).
-pub const DEFAULT_OWN_NAMESPACE: &str = "task-scheduler";
+pub(crate) const DEFAULT_OWN_NAMESPACE: &str = "task-scheduler";
 const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +71,6 @@ struct RawEnv {
     max_activation_hours: Option<String>,
     rollback_enabled: Option<String>,
     scale_concurrency: Option<String>,
-    permissions_cache_ttl: Option<String>,
-    permissions_cache_enabled: Option<String>,
     pod_namespace: Option<String>,
     ns_scheduler_request_timeout_ms: Option<String>,
     ns_scheduler_retry_attempts: Option<String>,
@@ -110,9 +108,6 @@ pub struct Config {
     pub max_activation_hours: u32,
     pub rollback_enabled: bool,
     pub scale_concurrency: usize,
-    /// Accepted for compatibility; within one run each cost center is read at most once.
-    pub permissions_cache_ttl_secs: u64,
-    pub permissions_cache_enabled: bool,
     /// The scheduler's own namespace: holds the Lease and is always protected.
     pub own_namespace: String,
     /// Tuning beyond docs/reference.md §2 (`NS_SCHEDULER_*`); the defaults suit production, tests shorten them.
@@ -133,7 +128,7 @@ pub struct Prices {
 
 impl Prices {
     /// AWS Fargate on-demand, Linux/x86, us-east-1: per vCPU-hour and per GB-hour of memory.
-    pub const DEFAULT: Prices = Prices {
+    pub(crate) const DEFAULT: Prices = Prices {
         per_vcpu_hour: 0.04048,
         per_gib_hour: 0.004445,
     };
@@ -141,7 +136,7 @@ impl Prices {
 
 /// A price: a non-negative finite decimal such as `0.04048` (no sign, exponent, `inf` or `NaN`).
 /// `var` is the variable or flag named in the error.
-pub fn parse_price(var: &str, raw: &str) -> Result<f64> {
+pub(crate) fn parse_price(var: &str, raw: &str) -> Result<f64> {
     let text = raw.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -184,7 +179,7 @@ pub enum AuditClock {
 
 impl Config {
     /// Reads and validates the process environment.
-    pub fn from_env() -> Result<Self> {
+    pub(crate) fn from_env() -> Result<Self> {
         let raw: RawEnv = envy::from_env().map_err(|e| Error::config("environment", "", e.to_string()))?;
         Self::from_raw(raw)
     }
@@ -196,6 +191,8 @@ impl Config {
         Self::from_raw(raw)
     }
 
+    /// Every variable parsed and checked, one after another in the order of docs/reference.md
+    /// §2: long, but one flat list is the easiest to hold against the reference.
     fn from_raw(raw: RawEnv) -> Result<Self> {
         let text =
             |v: Option<String>, default: &str| v.map(|s| s.trim().to_string()).unwrap_or_else(|| default.to_string());
@@ -329,13 +326,6 @@ impl Config {
             max_activation_hours: parse_int("MAX_ACTIVATION_HOURS", raw.max_activation_hours, 72, 1..=8_784)?,
             rollback_enabled: parse_bool("ROLLBACK_ENABLED", raw.rollback_enabled, true)?,
             scale_concurrency: parse_int::<usize>("SCALE_CONCURRENCY", raw.scale_concurrency, 16, 1..=512)?,
-            permissions_cache_ttl_secs: parse_int(
-                "PERMISSIONS_CACHE_TTL",
-                raw.permissions_cache_ttl,
-                300,
-                0..=u64::MAX,
-            )?,
-            permissions_cache_enabled: parse_bool("PERMISSIONS_CACHE_ENABLED", raw.permissions_cache_enabled, true)?,
             own_namespace,
             tuning: Tuning {
                 request_timeout: Duration::from_millis(parse_int(
@@ -399,7 +389,7 @@ impl Config {
         })
     }
 
-    pub fn is_protected(&self, namespace: &str) -> bool {
+    pub(crate) fn is_protected(&self, namespace: &str) -> bool {
         self.protected_namespaces.contains(namespace)
     }
 }
@@ -487,7 +477,7 @@ fn table_name(var: &str, name: String) -> Result<String> {
 }
 
 /// RFC 1123 label, as Kubernetes requires for namespace names.
-pub fn validate_namespace_name(var: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_namespace_name(var: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name

@@ -49,7 +49,7 @@ pub fn describe(value: &AttributeValue) -> String {
 }
 
 /// `s`, or its first 64 characters and `…`.
-pub fn cut(s: &str) -> String {
+pub(crate) fn cut(s: &str) -> String {
     match s.char_indices().nth(SHOWN) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
@@ -100,7 +100,7 @@ impl<'a> Item<'a> {
     }
 
     /// `BOOL`.
-    pub fn boolean(&self, key: &str) -> Result<Option<bool>, BadAttribute> {
+    pub(crate) fn boolean(&self, key: &str) -> Result<Option<bool>, BadAttribute> {
         self.read(key, BOOLEAN, |v| match v {
             AttributeValue::Bool(b) => Some(*b),
             _ => None,
@@ -127,22 +127,69 @@ impl<'a> Item<'a> {
 
     /// `L` whose every element is an `S`.
     pub fn strings(&self, key: &str) -> Result<Option<Vec<&'a str>>, BadAttribute> {
+        self.list(key, STRINGS, |e| match e {
+            AttributeValue::S(s) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    /// `L` whose every element `element` reads; the error names the first that does not.
+    fn list<T>(
+        &self,
+        key: &str,
+        expected: &str,
+        element: impl Fn(&'a AttributeValue) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, BadAttribute> {
         let Some(v) = self.0.get(key) else { return Ok(None) };
         let AttributeValue::L(list) = v else {
-            return Err(self.bad(key, describe(v), STRINGS));
+            return Err(self.bad(key, describe(v), expected));
         };
         list.iter()
             .enumerate()
-            .map(|(i, e)| match e {
-                AttributeValue::S(s) => Ok(s.as_str()),
-                other => Err(self.bad(key, format!("element {} is {}", i + 1, describe(other)), STRINGS)),
+            .map(|(i, e)| {
+                element(e).ok_or_else(|| self.bad(key, format!("element {} is {}", i + 1, describe(e)), expected))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
 }
 
+impl<'a> Item<'a> {
+    /// `S`, required.
+    pub(crate) fn required_string(&self, key: &str) -> Result<&'a str, BadAttribute> {
+        self.required(key, self.string(key), STRING)
+    }
+
+    /// `N` holding any finite number, required.
+    pub(crate) fn required_number(&self, key: &str) -> Result<f64, BadAttribute> {
+        self.required(key, self.number(key), NUMBER)
+    }
+
+    /// Absent, or `NULL`: where a table documents `NULL` as "none".
+    pub(crate) fn absent_or_null(&self, key: &str) -> bool {
+        matches!(self.0.get(key), None | Some(AttributeValue::Null(_)))
+    }
+
+    /// The text of an `S` or an `N`, for attributes older writers stored either way; None for
+    /// anything else.
+    pub fn text(&self, key: &str) -> Option<&'a str> {
+        match self.0.get(key)? {
+            AttributeValue::S(v) | AttributeValue::N(v) => Some(v.as_str()),
+            _ => None,
+        }
+    }
+
+    /// `L` whose every element is an `M`, each read as an item.
+    pub(crate) fn maps(&self, key: &str) -> Result<Option<Vec<Item<'a>>>, BadAttribute> {
+        self.list(key, MAPS, |e| match e {
+            AttributeValue::M(m) => Some(Item(m)),
+            _ => None,
+        })
+    }
+}
+
 const STRING: &str = "a string, S";
+const MAPS: &str = "a list of maps, L of M";
 const BOOLEAN: &str = "a boolean, BOOL";
 const COUNT: &str = "a non-negative integer, N";
 const NUMBER: &str = "a number, N";
@@ -150,11 +197,9 @@ const STRINGS: &str = "a list of strings, L of S";
 
 /// What `expected` says for each reader, for callers that require an attribute.
 pub mod expected {
-    pub const STRING: &str = super::STRING;
-    pub const BOOLEAN: &str = super::BOOLEAN;
-    pub const COUNT: &str = super::COUNT;
-    pub const NUMBER: &str = super::NUMBER;
-    pub const STRINGS: &str = super::STRINGS;
+    pub(crate) const STRING: &str = super::STRING;
+    pub(crate) const BOOLEAN: &str = super::BOOLEAN;
+    pub(crate) const COUNT: &str = super::COUNT;
 }
 
 /// DynamoDB's decimal text as a finite number.

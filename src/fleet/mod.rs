@@ -25,9 +25,9 @@
 //! requests left pending); a partition that does not read leaves only its cost center's
 //! requests undecided.
 
-pub mod plan;
-pub mod record;
-pub mod store;
+pub(crate) mod plan;
+pub(crate) mod record;
+pub(crate) mod store;
 
 pub use plan::{reconcile, Listed, Reconciliation};
 pub use record::{Partition, WindowKey, WindowRecord};

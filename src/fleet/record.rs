@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
-use crate::dynamo::type_name;
+use crate::dynamo::item::{expected, Item as Reader};
 use crate::permissions::Window;
 
 /// Hash key: one partition per cost center.
@@ -66,13 +66,11 @@ impl WindowKey {
 
     /// The key of an item, when its key attributes are strings (DynamoDB enforces it).
     pub fn from_item(item: &Item) -> Option<Self> {
-        match (item.get(PARTITION_KEY), item.get(SORT_KEY)) {
-            (Some(AttributeValue::S(cc)), Some(AttributeValue::S(key))) => Some(WindowKey {
-                cost_center: cc.clone(),
-                window_key: key.clone(),
-            }),
-            _ => None,
-        }
+        let item = Reader(item);
+        Some(WindowKey {
+            cost_center: item.string(PARTITION_KEY).ok()??.to_string(),
+            window_key: item.string(SORT_KEY).ok()??.to_string(),
+        })
     }
 
     /// The version item of a cost center.
@@ -143,11 +141,11 @@ impl WindowRecord {
 
     /// Reads a window's item; an error says what does not read (the caller names the key).
     pub fn from_item(item: &Item) -> Result<Self, String> {
-        let text = |k: &str| match item.get(k) {
-            Some(AttributeValue::S(v)) if !v.is_empty() => Ok(v.clone()),
-            Some(AttributeValue::S(_)) => Err(format!("{k}: empty")),
-            Some(other) => Err(format!("{k}: expected a string, got {}", type_name(other))),
-            None => Err(format!("{k}: missing")),
+        let item = Reader(item);
+        let text = |k: &str| match item.required_string(k) {
+            Ok("") => Err(format!("{k}: empty")),
+            Ok(v) => Ok(v.to_string()),
+            Err(e) => Err(e.to_string()),
         };
         let time = |k: &str| {
             let v = text(k)?;
@@ -196,17 +194,9 @@ impl Partition {
                 return Err(format!("item {key} read in the partition of {cost_center}"));
             }
             if key.window_key == VERSION_KEY {
-                partition.version = Some(match item.get(VERSION_ATTRIBUTE) {
-                    Some(AttributeValue::N(n)) => n
-                        .parse::<u64>()
-                        .map_err(|_| format!("item {key}: {VERSION_ATTRIBUTE} {n:?} is not a whole number"))?,
-                    other => {
-                        return Err(format!(
-                            "item {key}: {VERSION_ATTRIBUTE}: expected a number, got {}",
-                            other.map(type_name).unwrap_or("nothing")
-                        ))
-                    }
-                });
+                let reader = Reader(item);
+                let version = reader.required(VERSION_ATTRIBUTE, reader.count(VERSION_ATTRIBUTE), expected::COUNT);
+                partition.version = Some(version.map_err(|e| format!("item {key}: {e}"))?);
                 continue;
             }
             let record = WindowRecord::from_item(item).map_err(|e| format!("item {key}: {e}"))?;
@@ -262,23 +252,23 @@ mod tests {
         };
         let s = |v: &str| Some(AttributeValue::S(v.into()));
         let cases = [
-            (with("until", None), "until: missing"),
+            (with("until", None), "until: missing (expected a string, S)"),
             (
                 with("until", s("tomorrow")),
                 "until: \"tomorrow\" is not an RFC 3339 instant",
             ),
             (
                 with("until", Some(AttributeValue::N("5".into()))),
-                "until: expected a string, got a number",
+                "until: the number 5 (expected a string, S)",
             ),
             (with("cluster", s("")), "cluster: empty"),
             (with("namespace", s("Dev_API")), "not a valid namespace name"),
             (with(SORT_KEY, s("eks-b#dev-api")), "is not <cluster>#<namespace>"),
             (
                 with("requested_by", Some(AttributeValue::L(vec![]))),
-                "requested_by: expected a string, got a list",
+                "requested_by: a list of 0 value(s) (expected a string, S)",
             ),
-            (with("granted_at", None), "granted_at: missing"),
+            (with("granted_at", None), "granted_at: missing (expected a string, S)"),
         ];
         for (item, want) in cases {
             let err = WindowRecord::from_item(&item).unwrap_err();
@@ -303,13 +293,16 @@ mod tests {
         bad.insert("until".into(), AttributeValue::Bool(true));
         let err = Partition::from_items("IT-DEVELOPMENT", &[version.clone(), bad]).unwrap_err();
         assert!(
-            err.contains("item (IT-DEVELOPMENT, eks-a#dev-api): until: expected a string, got a boolean"),
+            err.contains("item (IT-DEVELOPMENT, eks-a#dev-api): until: the boolean true (expected a string, S)"),
             "{err}"
         );
         let mut bad_version = version;
         bad_version.insert(VERSION_ATTRIBUTE.into(), AttributeValue::N("-1".into()));
         let err = Partition::from_items("IT-DEVELOPMENT", &[bad_version]).unwrap_err();
-        assert!(err.contains("version \"-1\" is not a whole number"), "{err}");
+        assert!(
+            err.contains("version: the number -1 (expected a non-negative integer, N)"),
+            "{err}"
+        );
         let err = Partition::from_items("QA-TESTING", &[good]).unwrap_err();
         assert!(err.contains("read in the partition of QA-TESTING"), "{err}");
     }

@@ -100,7 +100,7 @@ impl FleetWindows {
                         }
                         break;
                     }
-                    tokio::time::sleep(dynamo::backoff(lost)).await;
+                    tokio::time::sleep(crate::backoff::DYNAMODB.delay(lost)).await;
                     continue;
                 }
                 tracing::info!(
@@ -164,7 +164,7 @@ impl FleetWindows {
                 let partitions = self.read_partitions(&wanted).await?;
                 let mut versions = BTreeMap::new();
                 for (cc, partition) in &partitions {
-                    let partition = partition.as_ref().map_err(|e| Error::Dynamo(e.clone()))?;
+                    let partition = partition.as_ref().map_err(|e| Error::dynamo(e.clone()))?;
                     versions.insert(cc.clone(), partition.version);
                 }
                 let commit = Commit {
@@ -177,12 +177,12 @@ impl FleetWindows {
                     Committed::LostRace(why) => {
                         lost += 1;
                         if lost >= MAX_ROUNDS {
-                            return Err(Error::Dynamo(format!(
+                            return Err(Error::dynamo(format!(
                                 "{}: windows not recorded after {lost} lost races ({why})",
                                 self.table
                             )));
                         }
-                        tokio::time::sleep(dynamo::backoff(lost)).await;
+                        tokio::time::sleep(crate::backoff::DYNAMODB.delay(lost)).await;
                     }
                 }
             }
@@ -210,7 +210,7 @@ impl FleetWindows {
                         .set_key(Some(k.to_item()))
                         .build()
                         .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(|e| Error::Dynamo(e.to_string()))
+                        .map_err(Error::dynamo_source)
                 })
                 .collect::<Result<_>>()?;
             for attempt in 0.. {
@@ -229,13 +229,13 @@ impl FleetWindows {
                     break;
                 }
                 if attempt + 1 >= RELEASE_ATTEMPTS {
-                    return Err(Error::Dynamo(format!(
+                    return Err(Error::dynamo(format!(
                         "BatchWriteItem {}: {} window(s) still not released after {RELEASE_ATTEMPTS} attempts",
                         self.table,
                         requests.len()
                     )));
                 }
-                tokio::time::sleep(dynamo::backoff(attempt)).await;
+                tokio::time::sleep(crate::backoff::DYNAMODB.delay(attempt)).await;
             }
         }
         tracing::info!(table = %self.table, released = keys.len(), "windows released");
@@ -357,7 +357,7 @@ impl FleetWindows {
                 .table_name(&self.table)
                 .set_item(Some(record.to_item()))
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?;
+                .map_err(Error::dynamo_source)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
         for key in &commit.deletes {
@@ -365,7 +365,7 @@ impl FleetWindows {
                 .table_name(&self.table)
                 .set_key(Some(key.to_item()))
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?;
+                .map_err(Error::dynamo_source)?;
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
         let sent = self
@@ -412,7 +412,7 @@ impl FleetWindows {
             .expression_attribute_names("#by", "updated_by")
             .set_expression_attribute_values(Some(values))
             .build()
-            .map_err(|e| Error::Dynamo(e.to_string()))
+            .map_err(Error::dynamo_source)
     }
 }
 

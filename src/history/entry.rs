@@ -9,7 +9,7 @@ use crate::audit::{self, AuditStatus, OperationType, ResourceChange};
 
 /// A record that reads.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub timestamp_start: f64,
     pub timestamp_end: Option<f64>,
     pub duration_ms: Option<u64>,
@@ -60,30 +60,16 @@ impl Entry {
     }
 
     fn parse(item: &Item) -> Result<Entry, String> {
-        let text = |k: &str| match item.get(k) {
-            Some(AttributeValue::S(v)) => Ok(v.clone()),
-            Some(other) => Err(format!(
-                "{k}: expected a string, got {}",
-                crate::dynamo::type_name(other)
-            )),
-            None => Err(format!("{k}: missing")),
+        let item = crate::dynamo::item::Item(item);
+        let text = |k: &str| item.required_string(k).map(str::to_string).map_err(|e| e.to_string());
+        // `NULL` reads as absent in the optional attributes.
+        let optional_text = |k: &str| match item.absent_or_null(k) {
+            true => Ok(None),
+            false => text(k).map(Some),
         };
-        let optional_text = |k: &str| match item.get(k) {
-            None | Some(AttributeValue::Null(_)) => Ok(None),
-            _ => text(k).map(Some),
-        };
-        let number = |k: &str| match item.get(k) {
-            None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::N(v)) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(Some)
-                .ok_or_else(|| format!("{k}: {v:?} is not a number")),
-            Some(other) => Err(format!(
-                "{k}: expected a number, got {}",
-                crate::dynamo::type_name(other)
-            )),
+        let number = |k: &str| match item.absent_or_null(k) {
+            true => Ok(None),
+            false => item.number(k).map_err(|e| e.to_string()),
         };
         let timestamp_start = number("timestamp_start")?.ok_or("timestamp_start: missing")?;
         let operation = text("operation_type")?;
@@ -105,7 +91,7 @@ impl Entry {
             run_id: optional_text("run_id")?,
             active_until: optional_text("active_until")?,
             error: optional_text("error")?,
-            resources: audit::resources_from_attribute(item.get("resources"))?,
+            resources: audit::resources_of(item)?,
         })
     }
 }
@@ -177,21 +163,24 @@ mod tests {
                 with("operation_type", s("reboot")),
                 "operation_type: unknown operation_type \"reboot\"",
             ),
-            (with("cluster_name", None), "cluster_name: missing"),
+            (
+                with("cluster_name", None),
+                "cluster_name: missing (expected a string, S)",
+            ),
             (
                 with("cost_center", Some(AttributeValue::Bool(true))),
-                "cost_center: expected a string, got a boolean",
+                "cost_center: the boolean true (expected a string, S)",
             ),
             (
                 with("timestamp_end", s("soon")),
-                "timestamp_end: expected a number, got a string",
+                "timestamp_end: the string \"soon\" (expected a number, N)",
             ),
             (
                 with(
                     "resources",
                     Some(AttributeValue::L(vec![AttributeValue::S("x".into())])),
                 ),
-                "resources: expected maps",
+                "resources: element 1 is the string \"x\" (expected a list of maps, L of M)",
             ),
         ];
         for (i, want) in cases {

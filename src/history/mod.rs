@@ -4,11 +4,11 @@
 //! none, one Query per operation type. [`query`] reads, [`entry`] parses (hostile items are
 //! reported by key, never the end of the listing).
 
-pub mod entry;
-pub mod query;
+pub(crate) mod entry;
+pub(crate) mod query;
 
-pub use entry::{Entry, Unreadable};
-pub use query::AuditKey;
+pub(crate) use entry::{Entry, Unreadable};
+pub(crate) use query::AuditKey;
 
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
@@ -18,13 +18,13 @@ use crate::error::Result;
 use query::AuditQuery;
 
 /// `requested_by` of scheduled runs: every night's records, the least selective requester.
-pub const SYSTEM: &str = "system";
+pub(crate) const SYSTEM: &str = "system";
 /// Without `--since`, this long before `--until`.
-pub const DEFAULT_RANGE: Duration = Duration::days(7);
+pub(crate) const DEFAULT_RANGE: Duration = Duration::days(7);
 
 /// What `history` is asked: each filter narrows; `since..=until` bounds `timestamp_start`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Filters {
+pub(crate) struct Filters {
     pub namespace: Option<String>,
     pub cost_center: Option<String>,
     pub requested_by: Option<String>,
@@ -72,7 +72,7 @@ pub fn plan(f: &Filters) -> Vec<Planned> {
 
 /// What `history` found: the records that read, oldest first, and the ones that do not.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
+pub(crate) struct History {
     pub entries: Vec<Entry>,
     pub unreadable: Vec<Unreadable>,
     /// The queries made, as `attribute = value (index)`.

@@ -11,19 +11,19 @@ use crate::dynamo;
 use crate::error::Result;
 
 /// The audit table's GSIs, each (attribute, timestamp_start).
-pub const COST_CENTER_INDEX: &str = "cost-center-timestamp-index";
-pub const OPERATION_INDEX: &str = "operation-type-timestamp-index";
-pub use crate::audit::journal::CLUSTER_INDEX;
-pub const REQUESTED_BY_INDEX: &str = "requested-by-timestamp-index";
+pub(crate) const COST_CENTER_INDEX: &str = "cost-center-timestamp-index";
+pub(crate) const OPERATION_INDEX: &str = "operation-type-timestamp-index";
+pub(crate) use crate::audit::journal::CLUSTER_INDEX;
+pub(crate) const REQUESTED_BY_INDEX: &str = "requested-by-timestamp-index";
 /// The range key of the table and of every GSI.
-pub const TIMESTAMP: &str = "timestamp_start";
+pub(crate) const TIMESTAMP: &str = "timestamp_start";
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
 
 /// One partition of the audit table: a namespace (the table's own key) or one value of a GSI.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuditKey {
+pub(crate) enum AuditKey {
     Namespace(String),
     CostCenter(String),
     RequestedBy(String),
@@ -63,7 +63,7 @@ impl AuditKey {
 
     /// Every operation type's partition: together they hold every record of the four types
     /// (the whole fleet's).
-    pub fn every_operation() -> Vec<AuditKey> {
+    pub(crate) fn every_operation() -> Vec<AuditKey> {
         OperationType::ALL.into_iter().map(AuditKey::Operation).collect()
     }
 }
@@ -77,7 +77,7 @@ impl std::fmt::Display for AuditKey {
 
 /// One Query: a partition, a range of `timestamp_start`, equality filters on other attributes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditQuery<'a> {
+pub(crate) struct AuditQuery<'a> {
     pub key: &'a AuditKey,
     /// Epoch seconds, inclusive; None: from the first record.
     pub since: Option<f64>,
@@ -94,7 +94,7 @@ pub struct AuditQuery<'a> {
 /// The expressions of a Query, with every attribute name behind a placeholder (so that
 /// reserved words such as `status` need no care).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Expressions {
+pub(crate) struct Expressions {
     pub key_condition: String,
     pub filter: Option<String>,
     pub projection: Option<String>,

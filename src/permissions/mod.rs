@@ -41,13 +41,45 @@ pub struct CostCenter {
     pub updated_at: Option<i64>,
 }
 
+/// The rule that refused a request; its id (`cost_center_cap`) starts the rejection's message
+/// in the audit record and in the request's status (docs/reference.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectionRule {
+    UnknownCostCenter,
+    NotAuthorized,
+    NamespaceNotAllowed,
+    ClusterNotAllowed,
+    CostCenterMismatch,
+    WindowTooLong,
+    CostCenterCap,
+    ClusterCap,
+}
+
+impl RejectionRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionRule::UnknownCostCenter => "unknown_cost_center",
+            RejectionRule::NotAuthorized => "not_authorized",
+            RejectionRule::NamespaceNotAllowed => "namespace_not_allowed",
+            RejectionRule::ClusterNotAllowed => "cluster_not_allowed",
+            RejectionRule::CostCenterMismatch => "cost_center_mismatch",
+            RejectionRule::WindowTooLong => "window_too_long",
+            RejectionRule::CostCenterCap => "cost_center_cap",
+            RejectionRule::ClusterCap => "cluster_cap",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectionRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a request was refused: the rule and the numbers, for the audit record and `request-status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// Short rule id: `unknown_cost_center`, `not_authorized`, `namespace_not_allowed`,
-    /// `cluster_not_allowed`, `cost_center_mismatch`, `window_too_long`, `cost_center_cap`,
-    /// `cluster_cap`.
-    pub rule: &'static str,
+    pub rule: RejectionRule,
     pub message: String,
 }
 
@@ -58,16 +90,11 @@ impl std::fmt::Display for Rejection {
 }
 
 impl Rejection {
-    pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(rule: RejectionRule, message: impl Into<String>) -> Self {
         Rejection {
             rule,
             message: message.into(),
         }
-    }
-
-    /// The error a command returns for it (exit 4).
-    pub fn into_error(self) -> Error {
-        Error::Rejected(self.to_string())
     }
 }
 
@@ -224,7 +251,7 @@ pub struct InvalidItem {
 }
 
 /// The rule name an invalid item is reported under.
-pub const PERMISSIONS_INVALID: &str = "permissions_invalid";
+pub(crate) const PERMISSIONS_INVALID: &str = "permissions_invalid";
 
 /// `permissions_invalid: TEAM-X.max_concurrent_namespaces: the string "ten" (expected …)`.
 impl std::fmt::Display for InvalidItem {
@@ -238,7 +265,7 @@ impl std::fmt::Display for InvalidItem {
 }
 
 /// What the permissions table says of one cost center it holds: readable, or invalid.
-pub type Permission = std::result::Result<CostCenter, InvalidItem>;
+pub(crate) type Permission = std::result::Result<CostCenter, InvalidItem>;
 
 /// Reads (and, for `populate`, seeds) the cost-center permissions table.
 #[derive(Debug, Clone)]
@@ -259,10 +286,6 @@ impl PermissionsStore {
         }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// One BatchGetItem (chunks of 100, `UnprocessedKeys` retried) for the named cost centers:
     /// each is read once per run. Missing cost centers are simply absent from the map; a
     /// malformed item is there as [`InvalidItem`] (it fails only its own cost center). An
@@ -279,7 +302,7 @@ impl PermissionsStore {
                 .set_keys(Some(keys))
                 .consistent_read(true)
                 .build()
-                .map_err(|e| Error::Dynamo(e.to_string()))?;
+                .map_err(Error::dynamo_source)?;
             let mut attempt = 0;
             loop {
                 let out = self
@@ -294,26 +317,26 @@ impl PermissionsStore {
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
                 {
-                    let Some(AttributeValue::S(key)) = item.get("cost_center") else {
+                    let Ok(Some(key)) = Item(&item).string("cost_center") else {
                         continue;
                     };
                     let read = CostCenter::from_item(&item);
                     if let Err(invalid) = &read {
                         tracing::warn!(table = %self.table, problem = %invalid, "permissions item invalid");
                     }
-                    found.insert(key.clone(), read);
+                    found.insert(key.to_string(), read);
                 }
                 match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                     Some(rest) if !rest.keys().is_empty() => {
                         attempt += 1;
                         if attempt >= GET_ATTEMPTS {
-                            return Err(Error::Dynamo(format!(
+                            return Err(Error::dynamo(format!(
                                 "BatchGetItem {}: {} cost center(s) still unprocessed after {attempt} attempts",
                                 self.table,
                                 rest.keys().len()
                             )));
                         }
-                        tokio::time::sleep(dynamo::backoff(attempt)).await;
+                        tokio::time::sleep(crate::backoff::DYNAMODB.delay(attempt)).await;
                         request = rest;
                     }
                     _ => break,
@@ -352,7 +375,7 @@ impl PermissionsStore {
 
 /// Glob match (`dev-*`). Patterns are validated when the item is read; one that is not a valid
 /// glob matches nothing.
-pub fn matches_any(patterns: &[String], namespace: &str) -> bool {
+pub(crate) fn matches_any(patterns: &[String], namespace: &str) -> bool {
     let mut builder = GlobSetBuilder::new();
     for g in patterns.iter().filter_map(|p| Glob::new(p).ok()) {
         builder.add(g);
@@ -361,7 +384,7 @@ pub fn matches_any(patterns: &[String], namespace: &str) -> bool {
 }
 
 /// Whether `pattern` is a glob `matches_any` accepts (used to validate `populate --file`).
-pub fn is_valid_glob(pattern: &str) -> bool {
+pub(crate) fn is_valid_glob(pattern: &str) -> bool {
     !pattern.is_empty() && Glob::new(pattern).is_ok()
 }
 
@@ -381,18 +404,21 @@ pub enum Verdict {
 /// counts for nothing; the others are decided as if it were not there. `Err` when the table
 /// cannot be read at all: callers fail closed but not for good (`up` exits 1, a retryable
 /// failure; pending self-service requests stay unanswered so the next healthy run decides them).
-pub async fn authorize(
+pub(crate) async fn authorize(
+    client: &aws_sdk_dynamodb::Client,
     config: &crate::config::Config,
     proposals: &[ProposedWindow],
     open_windows: &[Window],
     at: DateTime<Utc>,
 ) -> Result<Vec<Verdict>> {
     let wanted: BTreeSet<String> = proposals.iter().map(|r| r.cost_center.clone()).collect();
-    let client = dynamo::client(config).await;
-    let permissions = PermissionsStore::new(client, config.permissions_table.clone())
+    let permissions = PermissionsStore::new(client.clone(), config.permissions_table.clone())
         .fetch(&wanted)
         .await
-        .map_err(|e| Error::Dynamo(format!("permissions table unreadable, no request decided: {e}")))?;
+        .map_err(|e| {
+            let message = format!("permissions table unreadable, no request decided: {e}");
+            Error::dynamo_from(message, e)
+        })?;
     decide(proposals, &permissions, open_windows, config, at)
 }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{matches_any, CostCenter, Rejection};
+use super::{matches_any, CostCenter, Rejection, RejectionRule};
 use crate::config::Config;
 use crate::error::Result;
 use crate::hours::BusinessHours;
@@ -74,7 +74,7 @@ pub struct Caps {
 }
 
 impl Caps {
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         Caps {
             cluster: config.max_active_off_hours,
             max_window: Duration::hours(i64::from(config.max_activation_hours)),
@@ -87,7 +87,7 @@ impl Caps {
 /// a stable order, oldest request first). `open_windows` are the windows open now,
 /// with the cost center each was granted to. `Err` only when the business calendar cannot
 /// answer.
-pub fn authorize(
+pub(crate) fn authorize(
     proposals: &[ProposedWindow],
     permissions: &BTreeMap<String, CostCenter>,
     open_windows: &[Window],
@@ -103,7 +103,7 @@ pub fn authorize(
 /// they count towards a cost center's `max_concurrent_namespaces`, which holds across the
 /// fleet, and never towards `NON_BUSINESS_MAX_ACTIVE_NAMESPACES`, which stays this cluster's
 /// own. A namespace of another cluster is another namespace, whatever its name.
-pub fn authorize_in_fleet(
+pub(crate) fn authorize_in_fleet(
     proposals: &[ProposedWindow],
     permissions: &BTreeMap<String, CostCenter>,
     open_windows: &[Window],
@@ -159,20 +159,20 @@ fn check(
     let name = &proposal.cost_center;
     let Some(cc) = permissions.get(name) else {
         return reject(
-            "unknown_cost_center",
+            RejectionRule::UnknownCostCenter,
             format!("cost center {name:?} does not exist in the permissions table"),
         );
     };
     if !cc.is_authorized {
         return reject(
-            "not_authorized",
+            RejectionRule::NotAuthorized,
             format!("cost center {name} is not authorized (is_authorized=false)"),
         );
     }
     if let Some(patterns) = &cc.authorized_namespaces {
         if !matches_any(patterns, ns) {
             return reject(
-                "namespace_not_allowed",
+                RejectionRule::NamespaceNotAllowed,
                 format!(
                     "namespace {ns} matches none of the authorized_namespaces of {name} ({})",
                     patterns.join(", ")
@@ -183,7 +183,7 @@ fn check(
     if let Some(clusters) = &cc.allowed_clusters {
         if !clusters.contains(&caps.cluster_name) {
             return reject(
-                "cluster_not_allowed",
+                RejectionRule::ClusterNotAllowed,
                 format!(
                     "cluster {} is not in the allowed_clusters of {name} ({})",
                     caps.cluster_name,
@@ -194,14 +194,14 @@ fn check(
     }
     if let Some(label) = proposal.label.as_deref().filter(|l| l != name) {
         return reject(
-            "cost_center_mismatch",
+            RejectionRule::CostCenterMismatch,
             format!("namespace {ns} belongs to cost center {label} (its label), not {name}"),
         );
     }
     let length = proposal.until - at;
     if length <= Duration::zero() {
         return reject(
-            "window_too_long",
+            RejectionRule::WindowTooLong,
             format!(
                 "the window must end after now; it ends at {}",
                 local(hours, proposal.until)
@@ -210,7 +210,7 @@ fn check(
     }
     if length > caps.max_window {
         return reject(
-            "window_too_long",
+            RejectionRule::WindowTooLong,
             format!(
                 "the window to {} is {} long, more than MAX_ACTIVATION_HOURS={}",
                 local(hours, proposal.until),
@@ -222,6 +222,23 @@ fn check(
     let Some(from) = first_non_business(hours, at, proposal.until)? else {
         return Ok(Ok(Grant { holds_slot_from: None }));
     };
+    Ok(check_caps(proposal, cc, windows, fleet, from, hours, caps))
+}
+
+/// The caps, for a window that holds a slot from `from` (its first non-business instant): the
+/// cost center's windows (here and on the fleet's other clusters) and the cluster's.
+fn check_caps(
+    proposal: &ProposedWindow,
+    cc: &CostCenter,
+    windows: &[Window],
+    fleet: &[&Window],
+    from: DateTime<Utc>,
+    hours: &BusinessHours,
+    caps: &Caps,
+) -> std::result::Result<Grant, Rejection> {
+    let reject = |rule, message: String| Err(Rejection::new(rule, message));
+    let ns = &proposal.namespace;
+    let name = &proposal.cost_center;
     let others: Vec<&Window> = windows
         .iter()
         .filter(|w| w.namespace != *ns && w.open_at(from))
@@ -238,7 +255,7 @@ fn check(
             n => format!(", {n} of them on other clusters"),
         };
         return reject(
-            "cost_center_cap",
+            RejectionRule::CostCenterCap,
             format!(
                 "{of_cc} of {max} windows of {name} open at {} (max_concurrent_namespaces={max}{on_other_clusters})",
                 local(hours, from)
@@ -248,7 +265,7 @@ fn check(
     let cap = caps.cluster as usize;
     if others.len() + 1 > cap {
         return reject(
-            "cluster_cap",
+            RejectionRule::ClusterCap,
             format!(
                 "{} of {cap} windows open at {} (NON_BUSINESS_MAX_ACTIVE_NAMESPACES={cap})",
                 others.len(),
@@ -256,9 +273,9 @@ fn check(
             ),
         );
     }
-    Ok(Ok(Grant {
+    Ok(Grant {
         holds_slot_from: Some(from),
-    }))
+    })
 }
 
 /// `18:00 on 2026-11-25 America/Bogota`: the instant as the business zone reads it.
@@ -279,3 +296,6 @@ fn human(d: Duration) -> String {
         (h, m) => format!("{h}h{m:02}m"),
     }
 }
+
+#[cfg(test)]
+mod tests;

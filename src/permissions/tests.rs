@@ -104,7 +104,7 @@ fn an_invalid_item_leaves_its_proposals_undecided_and_the_others_decided_as_if_i
     }
     assert!(matches!(verdicts[1], Verdict::Granted(_)), "{verdicts:?}");
     match &verdicts[2] {
-        Verdict::Rejected(r) => assert_eq!(r.rule, "cluster_cap"),
+        Verdict::Rejected(r) => assert_eq!(r.rule, RejectionRule::ClusterCap),
         other => panic!("{other:?}"),
     }
 }

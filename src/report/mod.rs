@@ -10,8 +10,8 @@
 //! active hours here, hours down and savings in [`savings`], the table with its totals in
 //! [`table`]; [`load_transitions`] reads the audit table, for one cluster or the whole fleet.
 
-pub mod savings;
-pub mod table;
+pub(crate) mod savings;
+pub(crate) mod table;
 #[cfg(test)]
 mod tests;
 
@@ -23,12 +23,10 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
 use crate::audit::{self, AuditStatus, OperationType, ResourceChange};
+use crate::dynamo::item::Item;
 use crate::error::{Error, Result};
 use crate::history::query::{self, AuditKey, AuditQuery};
-use crate::scaling::requests::Requested;
-
-/// The GSI a one-cluster report queries: (cluster_name, timestamp_start).
-pub use crate::audit::journal::CLUSTER_INDEX;
+use crate::resources::Requested;
 
 /// One completed change of a namespace's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,10 +189,12 @@ pub async fn load_transitions(
         };
         query::query(client, table, &q, |item| {
             read += 1;
-            let cluster = match item.get("cluster_name") {
-                Some(AttributeValue::S(c)) => c.clone(),
-                _ => String::new(),
-            };
+            let cluster = Item(&item)
+                .string("cluster_name")
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .to_string();
             match transition(&item) {
                 Some(t) => by_cluster.entry(cluster).or_default().push(t),
                 None => tracing::debug!(?item, "audit record skipped by the report"),
@@ -208,16 +208,12 @@ pub async fn load_transitions(
 /// The transition an item records, if it records one: a `completed` record, or an `interrupted`
 /// one whose objects were found changed (only those count; `in_progress` never does).
 pub fn transition(item: &HashMap<String, AttributeValue>) -> Option<Transition> {
-    let s = |k: &str| match item.get(k) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    };
-    let n = |k: &str| match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse::<f64>().ok(),
-        _ => None,
-    };
+    // Lenient: a record that does not read is no transition (logged by the caller).
+    let item = Item(item);
+    let s = |k: &str| item.string(k).ok().flatten().map(str::to_string);
+    let n = |k: &str| item.number(k).ok().flatten();
     let operation: OperationType = s("operation_type")?.parse().ok()?;
-    let resources = audit::resources_from_attribute(item.get("resources")).unwrap_or_default();
+    let resources = audit::resources_of(item).unwrap_or_default();
     match s("status")?.parse::<AuditStatus>().ok()? {
         AuditStatus::Completed => {}
         AuditStatus::Interrupted if resources.iter().any(|r| r.reached == Some(true)) => {}

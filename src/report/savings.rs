@@ -14,12 +14,12 @@
 use std::collections::BTreeMap;
 
 use super::Transition;
-use crate::scaling::requests::{Requested, BYTES_PER_GIB, MILLICORES_PER_VCPU};
+use crate::resources::{Requested, BYTES_PER_GIB, MILLICORES_PER_VCPU};
 
 /// Down time of one (namespace, cost center) and what it saved. Time in seconds; savings in
 /// request-seconds (millicore-seconds, byte-seconds) so the sums stay exact enough for money.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Downtime {
+pub(crate) struct Downtime {
     pub seconds: f64,
     pub millicore_seconds: f64,
     pub byte_seconds: f64,
@@ -127,7 +127,7 @@ impl<'t> DownState<'t> {
 /// hours down are charged to the cost center of the deactivation that took the namespace down,
 /// each saving to that of the deactivation that scaled its workload down. Rows with nothing in
 /// the range are left out.
-pub fn downtime(transitions: &[Transition], start: f64, end: f64) -> BTreeMap<(String, String), Downtime> {
+pub(crate) fn downtime(transitions: &[Transition], start: f64, end: f64) -> BTreeMap<(String, String), Downtime> {
     let mut by_namespace: BTreeMap<&str, Vec<&Transition>> = BTreeMap::new();
     for t in transitions {
         by_namespace.entry(t.namespace.as_str()).or_default().push(t);

@@ -13,7 +13,7 @@ use crate::config::Prices;
 /// Whether a figure's savings are known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Coverage {
+pub(crate) enum Coverage {
     /// Every down interval came with request figures (or there was none).
     Known,
     /// Some did not: the savings shown are a lower bound.
@@ -24,13 +24,13 @@ pub enum Coverage {
 
 /// Active time, down time and savings, for a row, a cost center or the total.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub active_seconds: f64,
     pub down: Downtime,
 }
 
 impl Figures {
-    pub fn coverage(&self) -> Coverage {
+    pub(crate) fn coverage(&self) -> Coverage {
         if self.down.unknown_seconds <= 0.0 {
             Coverage::Known
         } else if self.down.millicore_seconds > 0.0 || self.down.byte_seconds > 0.0 {
@@ -64,7 +64,7 @@ impl std::ops::AddAssign for Figures {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row {
+pub(crate) struct Row {
     pub namespace: String,
     pub cost_center: String,
     pub figures: Figures,
@@ -78,7 +78,7 @@ pub struct CostCenter {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WeekTable {
+pub(crate) struct WeekTable {
     /// Sorted by namespace, then cost center.
     pub rows: Vec<Row>,
     pub cost_centers: BTreeMap<String, CostCenter>,
@@ -86,7 +86,7 @@ pub struct WeekTable {
 }
 
 /// The table of `[start, end)` (epoch seconds) from the audit's transitions.
-pub fn week_table(transitions: &[Transition], start: f64, end: f64) -> WeekTable {
+pub(crate) fn week_table(transitions: &[Transition], start: f64, end: f64) -> WeekTable {
     let mut by_row: BTreeMap<(String, String), Figures> = BTreeMap::new();
     for u in active_seconds(transitions, start, end) {
         by_row.entry((u.namespace, u.cost_center)).or_default().active_seconds += u.seconds;
@@ -116,7 +116,7 @@ pub fn week_table(transitions: &[Transition], start: f64, end: f64) -> WeekTable
 /// across every cluster, and the fleet's total. A namespace is one cluster's: the same name on
 /// two clusters is two rows.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FleetTable {
+pub(crate) struct FleetTable {
     pub clusters: BTreeMap<String, WeekTable>,
     pub cost_centers: BTreeMap<String, CostCenter>,
     pub total: Figures,

@@ -66,7 +66,6 @@ pub struct Refusal {
 
 #[derive(Debug, Clone)]
 pub struct NamespaceOutcome {
-    pub namespace: String,
     pub status: NsStatus,
     /// Changes that took effect (or, after a rollback, were applied and then reverted).
     pub resources: Vec<ResourceChange>,
@@ -192,7 +191,6 @@ impl Applier {
     pub async fn apply_namespace(&self, plan: &NamespacePlan) -> NamespaceOutcome {
         let (started, clock) = (chrono::Utc::now(), Instant::now());
         let mut outcome = NamespaceOutcome {
-            namespace: plan.namespace.clone(),
             status: NsStatus::Unchanged,
             resources: Vec::new(),
             refused: Vec::new(),
@@ -389,7 +387,7 @@ impl Applier {
             })
             .await?;
         match written {
-            Written::Refused(message) => Err(WriteFailed(format!("revert refused: {message}"))),
+            Written::Refused(message) => Err(WriteFailed::new(format!("revert refused: {message}"))),
             Written::Done(_) | Written::Nothing => Ok(()),
         }
     }
@@ -456,7 +454,7 @@ impl Applier {
             })
             .await?;
         match written {
-            Written::Refused(message) => Err(WriteFailed(format!("revert refused: {message}"))),
+            Written::Refused(message) => Err(WriteFailed::new(format!("revert refused: {message}"))),
             Written::Done(_) | Written::Nothing => Ok(()),
         }
     }

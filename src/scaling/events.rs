@@ -139,3 +139,51 @@ async fn write_event(applier: &Applier, ns: &str, reason: &str, kind: &str, mess
         Err(e) => tracing::warn!(namespace = %ns, error = %e, "could not write the Event (not fatal)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::ResourceChange;
+
+    fn outcome(status: NsStatus, changed: bool) -> NamespaceOutcome {
+        NamespaceOutcome {
+            status,
+            resources: if changed {
+                vec![ResourceChange::changed("Deployment", "api", "3", "0", None)]
+            } else {
+                vec![]
+            },
+            refused: vec![],
+            error: None,
+            started: Utc::now(),
+            duration_ms: 10,
+        }
+    }
+
+    #[test]
+    fn each_outcome_has_its_reason_and_type() {
+        let cases = [
+            (NsStatus::Completed, Target::Down, true, Some(("ScaledDown", "Normal"))),
+            (NsStatus::Completed, Target::Up, true, Some(("ScaledUp", "Normal"))),
+            // Refusals alone changed nothing: only their own Warning is written.
+            (NsStatus::Completed, Target::Down, false, None),
+            (
+                NsStatus::RolledBack,
+                Target::Down,
+                true,
+                Some(("RolledBack", "Warning")),
+            ),
+            (NsStatus::RolledBack, Target::Up, false, Some(("RolledBack", "Warning"))),
+            (NsStatus::Failed, Target::Up, true, Some(("ScalingFailed", "Warning"))),
+            (NsStatus::Unchanged, Target::Down, false, None),
+            (NsStatus::NotProcessed, Target::Up, false, None),
+        ];
+        for (status, target, changed, want) in cases {
+            assert_eq!(
+                reason_and_type(target, &outcome(status, changed)),
+                want,
+                "{status:?} {target:?} changed={changed}"
+            );
+        }
+    }
+}

@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use super::list::{list_all, ApiPages, Listed};
 use super::objects::{Kind, Slim};
-use super::requests::PodRequest;
 use super::retry::RetryPolicy;
 use super::*;
 use crate::config::Config;
 use crate::error::Result;
+use crate::resources::PodRequest;
 
 /// The value the engine switches on a workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -260,17 +260,17 @@ pub async fn acquire(
         },
     )
     .await
-    .map_err(|e| Error::Failed(format!("could not take the lease {ns}/{LEASE_NAME}: {e}")))?;
+    .map_err(|e| Error::failed_from(format!("could not take the lease {ns}/{LEASE_NAME}: {e}"), e))?;
     let taken = match written {
         Written::Done(lease) => lease,
         Written::Nothing => {
             return Err(match held {
                 Some((other, until)) => locked(ns, &other, until),
-                None => Error::Failed(format!("the lease {ns}/{LEASE_NAME} vanished while it was being taken")),
+                None => Error::failed(format!("the lease {ns}/{LEASE_NAME} vanished while it was being taken")),
             })
         }
         Written::Refused(message) => {
-            return Err(Error::Failed(format!(
+            return Err(Error::failed(format!(
                 "the lease {ns}/{LEASE_NAME} was refused: {message}"
             )))
         }
@@ -388,10 +388,6 @@ impl Renewer {
 }
 
 impl LeaseGuard {
-    pub fn holder(&self) -> &str {
-        &self.holder
-    }
-
     /// The runs whose audit was open when this run took the Lease (listed, or the dead holder
     /// it took over): this run closes them.
     pub fn open_runs(&self) -> &[OpenRun] {

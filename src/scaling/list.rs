@@ -89,7 +89,7 @@ pub async fn list_all<P: Pages>(
             Class::Expired => {
                 restarts += 1;
                 if restarts > MAX_RESTARTS {
-                    return Err(Error::Failed(format!(
+                    return Err(Error::failed(format!(
                         "{what}: the list's continue token expired {restarts} times in a row (410 Gone: \
                          etcd compacted the revision the list started at); gave up before changing anything"
                     )));

@@ -4,16 +4,6 @@ use std::time::Duration;
 use super::*;
 use crate::scaling::objects::Meta;
 
-fn api(code: u16) -> kube::Error {
-    kube::Error::Api(
-        kube::core::Status {
-            code,
-            ..kube::core::Status::failure("m", "r")
-        }
-        .boxed(),
-    )
-}
-
 fn slim(name: &str) -> Slim {
     Slim {
         metadata: Meta {
@@ -51,7 +41,7 @@ impl Pages for Script {
         match answer {
             Ok(next) => Ok(next.map(str::to_string)),
             Err(0) => Err(kube::Error::ReadEvents(std::io::Error::other("connection reset"))),
-            Err(code) => Err(api(code)),
+            Err(code) => Err(crate::scaling::retry::api_error(code, "m")),
         }
     }
 }
@@ -113,7 +103,7 @@ async fn a_token_that_keeps_expiring_fails_the_list_after_three_restarts() {
     assert_eq!(restarts, MAX_RESTARTS as usize);
     assert_eq!(asked.len(), 8);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::Failed(_)), "{e:?}");
+    assert!(matches!(e, Error::Failed { .. }), "{e:?}");
     assert_eq!(e.exit(), crate::error::Exit::Failed);
     assert!(e.to_string().contains("expired 4 times"), "{e}");
 }

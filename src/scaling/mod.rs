@@ -3,27 +3,25 @@
 //! - [`inventory`]: the cluster as plain data (namespaces and workloads), listed cluster-wide
 //!   with pagination.
 //! - [`plan`]: a pure function from inventory + intent to the writes a run will make.
-//! - [`requests`]: what one replica requests (cpu, memory), read from the pod template.
+//! - what one replica requests (cpu, memory) is `crate::resources`, shared with the audit and the summary.
 //! - [`apply`]: the writes, bounded in parallel, with retries and per-namespace rollback.
 //! - [`lease`], [`events`]: one run at a time; one Event per changed namespace.
 //! - [`write`]: the one conditional-write path (precondition, classified answer) every write uses.
 //! - [`stop`]: why a run stops starting namespaces (a signal, a lost Lease).
-//! - [`engine`]: the whole sequence shared by `run`, `up` and `down`; `crate::summary` prints it.
+//!
+//! The whole sequence shared by `run`, `up` and `down` is `crate::engine`, above this module.
 
-pub mod apply;
-pub mod engine;
-pub mod events;
+pub(crate) mod apply;
+pub(crate) mod events;
 pub mod inventory;
-pub mod lease;
-pub mod list;
+pub(crate) mod lease;
+pub(crate) mod list;
 pub mod objects;
-pub mod pipeline;
 pub mod plan;
-pub mod records;
-pub mod requests;
-pub mod retry;
-pub mod stop;
-pub mod write;
+pub(crate) mod records;
+pub(crate) mod retry;
+pub(crate) mod stop;
+pub(crate) mod write;
 
 use std::time::Duration;
 
@@ -57,14 +55,12 @@ pub const UNASSIGNED: &str = "unassigned";
 /// `aws eks get-token`, else the in-cluster service account), with per-request timeouts so a
 /// hung connection becomes a retryable error instead of a hung run.
 pub async fn client(timeout: Duration) -> Result<kube::Client> {
-    let mut config = kube::Config::infer()
-        .await
-        .map_err(|e| Error::KubeConfig(e.to_string()))?;
+    let mut config = kube::Config::infer().await.map_err(Error::kube_config)?;
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     // One retry policy, ours (scaling::write, retry::transient): the client's own retries of
     // 429/503/504 would multiply our attempts and hide the answers we classify.
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))
+    kube::Client::try_from(config).map_err(Error::kube_config)
 }

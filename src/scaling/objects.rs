@@ -156,9 +156,9 @@ pub struct Spec {
     #[serde(
         default,
         rename = "template",
-        deserialize_with = "super::requests::from_pod_template"
+        deserialize_with = "crate::resources::from_pod_template"
     )]
-    pub pod_request: Option<super::requests::PodRequest>,
+    pub pod_request: Option<crate::resources::PodRequest>,
     /// An ActivationRequest's `spec.until` and `spec.requestedBy`, as written: what teams
     /// write is read leniently here (any JSON, cut short) and judged later, so one bad request
     /// fails only itself, never the list.

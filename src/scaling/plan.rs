@@ -12,9 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::inventory::{marker_key, ManagedNamespace, Setting, Workload};
 use super::objects::Kind;
-use super::requests::{PodRequest, Requested};
 use super::*;
 use crate::audit::{OperationType, ResourceChange};
+use crate::resources::{PodRequest, Requested};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

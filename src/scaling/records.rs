@@ -159,7 +159,6 @@ mod tests {
 
     fn outcome_of(status: NsStatus) -> NamespaceOutcome {
         NamespaceOutcome {
-            namespace: "dev-a".into(),
             status,
             resources: vec![ResourceChange::changed("Deployment", "api", "0", "3", None)],
             refused: vec![],
@@ -260,5 +259,34 @@ mod tests {
                 ("legacy", Some("unreadable"), false)
             ]
         );
+    }
+
+    #[test]
+    fn each_namespace_outcome_makes_its_audit_record() {
+        let p = plan(
+            Some("inactive"),
+            &[("api", Setting::Replicas(0), Some("3"))],
+            Target::Up,
+        );
+        let cases = [
+            (NsStatus::Completed, Some(AuditStatus::Completed)),
+            (NsStatus::RolledBack, Some(AuditStatus::RolledBack)),
+            (NsStatus::Failed, Some(AuditStatus::Failed)),
+            (NsStatus::Unchanged, None),
+            (NsStatus::NotProcessed, None),
+        ];
+        for (status, want) in cases {
+            let mut o = outcome_of(status);
+            o.error = Some("a write failed".into());
+            let record = outcome(&RUN, &p, o, 1_796_000_000.0);
+            assert_eq!(record.as_ref().map(|r| r.status), want, "{status:?}");
+            if let Some(r) = record {
+                assert_eq!(r.namespace_name, p.namespace, "{status:?}");
+                assert_eq!(r.run_id, RUN.run_id, "{status:?}");
+                assert_eq!(r.operation_type.as_str(), p.operation, "{status:?}");
+                assert_eq!(r.error.as_deref(), Some("a write failed"), "{status:?}");
+                assert_eq!(r.resources.len(), 1, "{status:?}: the changes that took effect");
+            }
+        }
     }
 }

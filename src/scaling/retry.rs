@@ -30,11 +30,14 @@ impl RetryPolicy {
         }
     }
 
-    /// Delay before retry number `attempt` (0-based): full jitter over base·2^attempt, capped;
+    /// Delay before retry number `attempt` (0-based): [`crate::backoff`] over base·2^attempt, capped;
     /// a server's Retry-After wins when it is longer (capped at 30 s so a run cannot hang).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.max);
-        let jittered = ceiling.mul_f64(0.5 + fastrand::f64() * 0.5);
+        let jittered = crate::backoff::Backoff {
+            base: self.base,
+            max: self.max,
+        }
+        .delay(attempt);
         match retry_after {
             Some(ra) => ra.min(Duration::from_secs(30)).max(jittered),
             None => jittered,
@@ -124,6 +127,18 @@ where
     }
 }
 
+/// An API answer with this status code and message, for tests.
+#[cfg(test)]
+pub(crate) fn api_error(code: u16, message: &str) -> kube::Error {
+    kube::Error::Api(
+        kube::core::Status {
+            code,
+            ..kube::core::Status::failure(message, "Reason")
+        }
+        .boxed(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,15 +161,7 @@ mod tests {
 
     #[test]
     fn classification() {
-        let api = |code: u16| {
-            kube::Error::Api(
-                kube::core::Status {
-                    code,
-                    ..kube::core::Status::failure("x", "y")
-                }
-                .boxed(),
-            )
-        };
+        let api = |code: u16| api_error(code, "x");
         assert_eq!(classify(&api(409)), Class::Conflict);
         assert_eq!(classify(&api(404)), Class::NotFound);
         assert_eq!(classify(&api(503)), Class::Transient(None));

@@ -50,13 +50,16 @@ pub enum Written<T> {
 }
 
 /// A write that still failed after the last attempt (or could not even re-read its object).
-/// It may have committed: re-read before relying on the object's state.
-#[derive(Debug, Clone)]
-pub struct WriteFailed(pub String);
+/// It may have committed: re-read before relying on the object's state. `.0` is the message
+/// the summary shows; `.1` the API's error, when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteFailed(pub String, #[source] pub Option<kube::Error>);
 
-impl std::fmt::Display for WriteFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl WriteFailed {
+    /// A failure with nothing underneath (a revert the API refused).
+    pub fn new(message: impl Into<String>) -> Self {
+        WriteFailed(message.into(), None)
     }
 }
 
@@ -95,11 +98,11 @@ where
         match class {
             Class::Refused => return Ok(Written::Refused(retry::api_message(&err))),
             Class::NotFound => return Ok(Written::Nothing),
-            Class::Permanent | Class::Expired => return Err(WriteFailed(err.to_string())),
+            Class::Permanent | Class::Expired => return Err(WriteFailed(err.to_string(), Some(err))),
             Class::Conflict | Class::Transient(_) | Class::Unknown => {}
         }
         if attempt >= policy.attempts {
-            return Err(WriteFailed(format!("{err} (after {attempt} attempts)")));
+            return Err(WriteFailed(format!("{err} (after {attempt} attempts)"), Some(err)));
         }
         tracing::debug!(what, error = %err, attempt, "write not done; trying again");
         next = match class {
@@ -126,7 +129,10 @@ where
 {
     retry::transient(policy, &format!("re-read for {what}"), &mut *read)
         .await
-        .map_err(|e| WriteFailed(format!("could not re-read: {e}")))
+        .map_err(|e| match e {
+            crate::Error::Kube(k) => WriteFailed(format!("could not re-read: {k}"), Some(k)),
+            other => WriteFailed::new(format!("could not re-read: {other}")),
+        })
 }
 
 /// A read that treats 404 as `None` (for [`conditional`]'s `read`).
@@ -137,3 +143,7 @@ pub fn found<O>(r: Result<O, kube::Error>) -> Result<Option<O>, kube::Error> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod tests;

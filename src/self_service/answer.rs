@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use super::judge::{Answer, Grant};
+use super::judge::{Answer, Grant, Reason};
 use super::ActivationRequest;
+use crate::engine::AfterApply;
 use crate::scaling::apply::{Applier, NamespaceOutcome, NsStatus};
-use crate::scaling::engine::AfterApply;
 use crate::scaling::objects::{self, Kind, Slim};
 use crate::scaling::plan::NamespacePlan;
 use crate::scaling::retry::RetryPolicy;
 use crate::scaling::write::{self, Next, Start, Written};
-use crate::summary::Row;
+use crate::summary::{Row, RowStatus};
 
 /// How an answer ended when it was not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,21 +66,41 @@ pub async fn write(
     }
 }
 
-/// Writes many answers, `concurrency` at a time, each result beside its request and answer.
-pub async fn write_all<T>(
+/// An answer due to a request before anything is applied, and why it is written (None: an
+/// acceptance, or the end of the window it replaces).
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub reason: Option<Reason>,
+    pub request: ActivationRequest,
+    pub answer: Answer,
+}
+
+/// A due answer and how writing it went.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub due: Due,
+    pub result: Result<(), Unwritten>,
+}
+
+/// Writes many answers, `concurrency` at a time (in a dry run, none: each reads as written).
+pub async fn write_all(
     client: &kube::Client,
     policy: &RetryPolicy,
     concurrency: usize,
-    answers: Vec<(T, ActivationRequest, Answer)>,
-) -> Vec<(T, ActivationRequest, Answer, Result<(), Unwritten>)> {
-    futures::stream::iter(answers)
-        .map(|(t, r, a)| async move {
-            let written = if a.is_held_by(&r) {
+    dues: Vec<Due>,
+    dry_run: bool,
+) -> Vec<Delivered> {
+    if dry_run {
+        return dues.into_iter().map(|due| Delivered { due, result: Ok(()) }).collect();
+    }
+    futures::stream::iter(dues)
+        .map(|due| async move {
+            let result = if due.answer.is_held_by(&due.request) {
                 Ok(())
             } else {
-                write(client, policy, &r, &a).await
+                write(client, policy, &due.request, &due.answer).await
             };
-            (t, r, a, written)
+            Delivered { due, result }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -148,7 +168,13 @@ pub fn unwritten_row(
                 answer.message
             );
             tracing::error!(request = %request.key(), error = %e, "answer not written");
-            Some(Row::decided(namespace, cost_center, "activate", "unanswered", &why))
+            Some(Row::decided(
+                namespace,
+                cost_center,
+                "activate",
+                RowStatus::Unanswered,
+                &why,
+            ))
         }
     }
 }

@@ -15,8 +15,8 @@
 //! again). A `Pending` answer (its cost center's permissions item is invalid, or the table
 //! could not be read) leaves `observedGeneration` unset, so the request stays pending.
 
-pub mod answer;
-pub mod judge;
+pub(crate) mod answer;
+pub(crate) mod judge;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

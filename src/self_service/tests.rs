@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::judge::{Answer, Judgement, Reason};
 use super::*;
-use crate::permissions::{Grant as RuleGrant, InvalidItem, Rejection, Verdict};
+use crate::permissions::{Grant as RuleGrant, InvalidItem, Rejection, RejectionRule, Verdict};
 use crate::scaling::inventory::{Inventory, ManagedNamespace};
 
 fn at() -> DateTime<Utc> {
@@ -212,7 +212,7 @@ fn granted() -> Verdict {
     Verdict::Granted(RuleGrant { holds_slot_from: None })
 }
 
-fn rejected(rule: &'static str, why: &str) -> Verdict {
+fn rejected(rule: RejectionRule, why: &str) -> Verdict {
     Verdict::Rejected(Rejection::new(rule, why))
 }
 
@@ -247,7 +247,7 @@ fn an_accepted_request_takes_its_namespaces_window_and_the_one_it_replaces_ends_
     };
     let d = j.settle(
         Ok(vec![
-            rejected("window_too_long", "the window to … is 80h long"),
+            rejected(RejectionRule::WindowTooLong, "the window to … is 80h long"),
             granted(),
             granted(),
             Verdict::Undecided(invalid),

@@ -133,7 +133,7 @@ fn parse_body(body: &[u8]) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     serde_json::from_slice(body)
-        .or_else(|_| serde_yaml::from_slice(body))
+        .or_else(|_| serde_saphyr::from_slice(body))
         .map_err(|e| format!("body is neither JSON nor YAML: {e}"))
 }
 

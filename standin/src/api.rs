@@ -207,7 +207,7 @@ pub(crate) fn handle_resource(
     };
     let patch_body = |pt: PatchType| -> Result<Value, ApiError> {
         if pt == PatchType::Apply {
-            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+            serde_saphyr::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         } else {
             body_json(body)
         }

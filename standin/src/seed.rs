@@ -165,10 +165,8 @@ pub fn parse_seed(text: &str) -> Result<Vec<Value>, String> {
     if let Ok(v) = serde_json::from_str::<Value>(text) {
         docs.push(v);
     } else {
-        for d in serde_yaml::Deserializer::from_str(text) {
-            let v = <Value as serde::Deserialize>::deserialize(d).map_err(|e| format!("invalid YAML: {e}"))?;
-            docs.push(v);
-        }
+        let parsed: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| format!("invalid YAML: {e}"))?;
+        docs.extend(parsed);
     }
     let mut out = Vec::new();
     for d in docs {

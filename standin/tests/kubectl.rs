@@ -138,7 +138,7 @@ async fn kubectl_commands_work() {
     let manifest = dir.join("d.yaml");
     std::fs::write(
         &manifest,
-        serde_yaml::to_string(&standin::seed::deployment("qa-b", "fresh", 2)).unwrap(),
+        serde_saphyr::to_string(&standin::seed::deployment("qa-b", "fresh", 2)).unwrap(),
     )
     .unwrap();
     let m = manifest.to_str().unwrap().to_string();

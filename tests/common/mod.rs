@@ -468,3 +468,16 @@ async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// Writes audit records to their table the way the binary does (one stream, batched and
+/// retried): `Ok(written)`, or the error naming how many were not written.
+pub async fn write_records(
+    writer: &namespace_scheduler::audit::AuditWriter,
+    records: &[namespace_scheduler::audit::AuditRecord],
+) -> namespace_scheduler::Result<usize> {
+    let mut stream = writer.clone().stream();
+    for r in records {
+        stream.send(r.clone());
+    }
+    stream.finish().await
+}

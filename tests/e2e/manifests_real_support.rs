@@ -50,7 +50,7 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, 
 /// podFailurePolicy `onPodConditions` on every rule; each object alone is validated by the server.
 pub fn as_stream(docs: &[Value]) -> String {
     docs.iter()
-        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+        .map(|d| format!("---\n{}", serde_saphyr::to_string(d).unwrap()))
         .collect()
 }
 
@@ -148,7 +148,7 @@ pub fn kubeconfig_with(c: &Cluster, dir: &Path, file: &str, edit: impl FnOnce(&m
         .expect("the current user");
     edit(auth);
     let path = dir.join(file);
-    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    std::fs::write(&path, serde_saphyr::to_string(&kc).unwrap()).unwrap();
     path
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use namespace_scheduler::fleet::{Decision, FleetWindows, GrantBatch, WindowRecord};
 use namespace_scheduler::permissions::rules::first_non_business;
-use namespace_scheduler::permissions::{CostCenter, ProposedWindow, Window};
+use namespace_scheduler::permissions::{CostCenter, ProposedWindow, RejectionRule, Window};
 
 use super::{caps, dynamo, fleet_table, hours, records, wednesday_evening};
 
@@ -235,7 +235,7 @@ async fn racing_writers_never_exceed_a_cap_and_never_refuse_a_free_slot() {
                 tally[0] += 1;
                 let ok = match decision {
                     Decision::Granted(_) => true,
-                    Decision::Rejected(r) if r.rule == "cost_center_cap" => false,
+                    Decision::Rejected(r) if r.rule == RejectionRule::CostCenterCap => false,
                     other => panic!("{}", ctx(format!("{}: {ask:?}: {other:?}", w.store.cluster()))),
                 };
                 tally[if ok { 1 } else { 2 }] += 1;

@@ -49,7 +49,8 @@ pub fn ignore_differences_in(markdown: &str, origin: &str) -> Ignored {
         .filter(|b| b.contains("ignoreDifferences:"))
         .collect();
     assert_eq!(blocks.len(), 1, "{origin}: one YAML block with ignoreDifferences");
-    let doc: Value = serde_yaml::from_str(blocks[0]).unwrap_or_else(|e| panic!("{origin}: the block is not YAML: {e}"));
+    let doc: Value = namespace_scheduler::yaml::from_str(blocks[0])
+        .unwrap_or_else(|e| panic!("{origin}: the block is not YAML: {e}"));
     let entries = doc["spec"]["ignoreDifferences"]
         .as_array()
         .unwrap_or_else(|| panic!("{origin}: spec.ignoreDifferences"));
@@ -84,7 +85,7 @@ pub fn fleet_applicationset_for(cluster: &str, role: &str) -> (Value, Vec<Value>
         .filter(|b| b.contains("kind: ApplicationSet"))
         .collect();
     assert_eq!(blocks.len(), 1, "docs/fleet.md: one ApplicationSet");
-    let set: Value = serde_yaml::from_str(blocks[0]).expect("the ApplicationSet is YAML");
+    let set: Value = namespace_scheduler::yaml::from_str(blocks[0]).expect("the ApplicationSet is YAML");
     let fill = |s: &str| {
         let filled = s
             .replace("{{.name}}", cluster)
@@ -108,7 +109,7 @@ pub fn fleet_applicationset_for(cluster: &str, role: &str) -> (Value, Vec<Value>
     });
     std::fs::write(
         dir.join("kustomization.yaml"),
-        serde_yaml::to_string(&kustomization).unwrap(),
+        serde_saphyr::to_string(&kustomization).unwrap(),
     )
     .unwrap();
     let rel = dir

@@ -134,14 +134,9 @@ pub fn kustomize(dir: &str) -> Vec<Value> {
 
 /// Splits a multi-document YAML stream into JSON values, skipping empty documents.
 pub fn split_yaml(text: &str, origin: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .enumerate()
-        .filter_map(|(i, doc)| {
-            let value: Value = serde::Deserialize::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{origin}: document {i} is not valid YAML: {e}"));
-            (!value.is_null()).then_some(value)
-        })
-        .collect()
+    let docs: Vec<Value> =
+        namespace_scheduler::yaml::from_multiple(text).unwrap_or_else(|e| panic!("{origin}: not valid YAML: {e}"));
+    docs.into_iter().filter(|v| !v.is_null()).collect()
 }
 
 pub fn read_yaml_file(rel: &str) -> Vec<Value> {

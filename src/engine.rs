@@ -1,8 +1,9 @@
 //! The sequence every mutating command shares: lock → discover (and close what dead runs left
 //! in the audit) → (the command plans) → for each batch of namespaces about to start, their
 //! intents → apply in parallel → Events → final records → release → summary. It knows nothing
-//! of the CLI: commands hand it a [`Context`] and their plans, and say what a rejected request
-//! means for the exit code.
+//! of the CLI and prints nothing: commands hand it a [`Context`], the run's [`Clients`] and their
+//! plans, say what a rejected request means for the exit code, and render the [`Finished`] value
+//! it returns.
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
@@ -10,22 +11,66 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::apply::{Applier, NamespaceOutcome};
-use super::inventory::{self, Inventory};
-use super::lease::{self, LeaseGuard};
-use super::pipeline::{self, Announced, Tally};
-use super::plan::{rfc3339, NamespacePlan};
-use super::records::{self, epoch, RunInfo};
-use super::requests::Requested;
-use super::retry::RetryPolicy;
-use super::stop::Stop;
+mod conclude;
+mod pipeline;
+
+use conclude::{conclude, Ended};
+
 use crate::audit::journal::{self, Found, OpenRun};
-use crate::audit::{AuditRecord, AuditSink, AuditTable, ResourceChange};
+use crate::audit::{AuditRecord, AuditSink, AuditTable, AuditWriter, ResourceChange};
 use crate::config::AuditClock;
-use crate::context::Context;
+use crate::context::{Clients, Context};
 use crate::error::{Exit, Result};
 use crate::metrics::RunFigures;
-use crate::summary::{self, Header, Row, Summary};
+use crate::scaling::apply::{Applier, NamespaceOutcome};
+use crate::scaling::inventory::{self, Inventory};
+use crate::scaling::lease::{self, LeaseGuard};
+use crate::scaling::plan::{rfc3339, NamespacePlan};
+use crate::scaling::records::{self, epoch, RunInfo};
+use crate::scaling::retry::RetryPolicy;
+use crate::scaling::stop::Stop;
+use crate::summary::{Header, Row, RowStatus, Summary};
+use pipeline::{Announced, Tally};
+
+/// A namespace decided before anything is applied (a rejected request, one left alone, an
+/// answer that could not be written): its summary row, and its audit record if it has one.
+#[derive(Debug, Clone)]
+pub struct DecidedRow {
+    pub record: Option<AuditRecord>,
+    pub row: Row,
+}
+
+impl DecidedRow {
+    /// A row with no audit record of its own.
+    pub fn unrecorded(row: Row) -> Self {
+        DecidedRow { record: None, row }
+    }
+}
+
+/// What a session hands back to its command, which renders it: the plan of a dry run, or the
+/// summary and the figures of an applied one.
+#[derive(Debug)]
+pub enum Finished {
+    Planned {
+        header: Header,
+        plans: Vec<NamespacePlan>,
+        decided: Vec<DecidedRow>,
+    },
+    Applied {
+        summary: Box<Summary>,
+        figures: RunFigures,
+        exit: Exit,
+    },
+}
+
+impl Finished {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Finished::Planned { .. } => Exit::Ok,
+            Finished::Applied { exit, .. } => *exit,
+        }
+    }
+}
 
 fn holder_identity(ctx: &Context) -> String {
     let host = std::env::var("POD_NAME")
@@ -60,6 +105,8 @@ pub trait AfterApply: Send + Sync {
 
 pub struct Session {
     pub client: kube::Client,
+    /// For the permissions table (the audit table has its writer in `audit`).
+    pub dynamo: aws_sdk_dynamodb::Client,
     pub policy: RetryPolicy,
     pub stop: Arc<Stop>,
     after_apply: Option<Box<dyn AfterApply>>,
@@ -76,7 +123,7 @@ impl Session {
     /// Connects and, unless dry-run, takes the Lease (exit 3 if another run holds it). `at` is
     /// the instant the run decides for (`--at`, else now): audit records are stamped with it
     /// under `NS_SCHEDULER_AUDIT_CLOCK=decision` (a demo's pretend week, a backfill).
-    pub async fn open(ctx: &Context, at: DateTime<Utc>) -> Result<Session> {
+    pub async fn open(ctx: &Context, clients: Clients, at: DateTime<Utc>) -> Result<Session> {
         let started = Instant::now();
         let started_at = Utc::now();
         let shift = match ctx.config.tuning.audit_clock {
@@ -86,7 +133,7 @@ impl Session {
         // A second's margin: records are stamped later, never earlier, than this.
         let since = (epoch(started_at) + shift - 1.0).floor();
         let tuning = &ctx.config.tuning;
-        let client = super::client(tuning.request_timeout).await?;
+        let Clients { kube: client, dynamo } = clients;
         let policy = RetryPolicy::from_tuning(tuning);
         let lease = if ctx.dry_run {
             None
@@ -114,7 +161,8 @@ impl Session {
             after_apply: None,
             lease,
             started,
-            audit: AuditTable::new(ctx.config.clone(), shift),
+            audit: AuditTable::new(AuditWriter::new(dynamo.clone(), ctx.config.audit_table.clone()), shift),
+            dynamo,
             since,
             journal: Mutex::new(journal),
         })
@@ -136,7 +184,7 @@ impl Session {
         if runs.is_empty() {
             return;
         }
-        let writer = self.audit.writer().await;
+        let writer = self.audit.writer();
         for run in runs {
             let closed = journal::close_run(
                 writer.client(),
@@ -195,7 +243,14 @@ impl Session {
     async fn announce(&self, run: &RunInfo<'_>, batch: Vec<NamespacePlan>, failed: &Cell<usize>) -> Vec<Announced> {
         let at = epoch(Utc::now());
         if self.stop.is_set() {
-            return batch.into_iter().map(|p| (p, at, false)).collect();
+            return batch
+                .into_iter()
+                .map(|plan| Announced {
+                    plan,
+                    at,
+                    intent_written: false,
+                })
+                .collect();
         }
         let intents: Vec<AuditRecord> = batch
             .iter()
@@ -211,17 +266,22 @@ impl Session {
         failed.set(failed.get() + written.clone().filter(|w| !w).count());
         batch
             .into_iter()
-            .map(|p| {
-                let intent = records::needs_intent(&p) && written.next().unwrap_or(false);
-                (p, at, intent)
+            .map(|plan| {
+                let intent_written = records::needs_intent(&plan) && written.next().unwrap_or(false);
+                Announced {
+                    plan,
+                    at,
+                    intent_written,
+                }
             })
             .collect()
     }
 
-    /// Applies the plans, writes Events and the audit, releases the Lease, prints the summary.
+    /// Applies the plans, writes Events and the audit, releases the Lease, and returns the
+    /// summary (a dry run: the plan) for the command to render.
     /// `plans` is consumed lazily, and intents are written just before their namespaces start
     /// ([`pipeline::apply_all`]), so memory does not grow with the number of namespaces changed.
-    /// `extra` are records and rows decided before applying (rejected requests); `on_rejection`
+    /// `extra` are the rows decided before applying (rejected requests); `on_rejection`
     /// is the exit code when there are some and nothing failed (a rejected `up` is exit 4; a
     /// scheduled run that answered a request "rejected" has done its job: exit 0).
     pub async fn finish<I>(
@@ -229,17 +289,20 @@ impl Session {
         ctx: &Context,
         header: Header,
         plans: I,
-        extra: Vec<(Option<AuditRecord>, Row)>,
+        extra: Vec<DecidedRow>,
         on_rejection: Exit,
-    ) -> Result<Exit>
+    ) -> Result<Finished>
     where
         I: IntoIterator<Item = NamespacePlan>,
     {
         if ctx.dry_run {
             let plans: Vec<NamespacePlan> = plans.into_iter().collect();
-            println!("{}", summary::render_plan(ctx.output, &header, &plans, &extra));
             self.close().await;
-            return Ok(Exit::Ok);
+            return Ok(Finished::Planned {
+                header,
+                plans,
+                decided: extra,
+            });
         }
         let concurrency = ctx.config.scale_concurrency.max(1);
         let applier = Applier::new(
@@ -255,22 +318,7 @@ impl Session {
         };
         let mut audit = AuditSink::new(&self.audit);
         let mut tally = Tally::default();
-        for (r, row) in extra {
-            *tally.counts.entry(row.status.clone()).or_default() += 1;
-            if row.status == "skipped" {
-                super::events::emit_skipped(
-                    &applier,
-                    &row.namespace,
-                    row.error.as_deref().unwrap_or(""),
-                    &ctx.run_id,
-                )
-                .await;
-            }
-            if let Some(r) = r {
-                audit.send(r).await;
-            }
-            tally.rows.push(row);
-        }
+        record_decided(&applier, &ctx.run_id, extra, &mut audit, &mut tally).await;
         let intents_failed = Cell::new(0);
         // More namespaces in flight than write slots (their phases depend on each other, so
         // one namespace per slot leaves slots idle); the semaphore still bounds the writes.
@@ -288,26 +336,15 @@ impl Session {
             &mut tally,
         )
         .await;
-        let Tally {
-            mut rows,
-            mut counts,
-            changed,
-            unchanged,
-            intents_written,
-        } = tally;
-        if unchanged > 0 {
-            counts.insert("unchanged".into(), unchanged);
-        }
-        rows.sort_by(|a, b| a.namespace.cmp(&b.namespace).then(a.action.cmp(&b.action)));
 
         let (audit_records, finals_error) = audit.finish().await;
         // This run leaves intents behind only if some final record (or deletion) failed: it is
         // then listed on the Lease, and the next run closes it.
-        let own = (finals_error.is_some() && intents_written > 0).then(|| OpenRun {
+        let own = (finals_error.is_some() && tally.intents_written > 0).then(|| OpenRun {
             run_id: ctx.run_id.clone(),
             since: self.since,
         });
-        let (closed_note, journal_error) = {
+        let (closed, journal_error) = {
             let mut j = self.journal.lock().expect("journal");
             (std::mem::take(&mut j.closed), j.error.take())
         };
@@ -318,81 +355,41 @@ impl Session {
                 ctx.config.audit_table
             )
         });
-        let audit_error = [intents_error, finals_error, journal_error]
-            .into_iter()
-            .flatten()
-            .reduce(|a, b| format!("{a}; {b}"));
-        let started = self.started;
-        let lease_lost = self.stop.is_lease_lost();
-        self.release(own).await;
-
-        let count = |s: &str| counts.get(s).copied().unwrap_or(0);
-        let failed = count("rolled_back") + count("failed") + count("not_processed") + count("unanswered");
-        let exit = if failed > 0 || audit_error.is_some() || lease_lost {
-            Exit::Failed
-        } else if count("rejected") > 0 {
-            on_rejection
-        } else {
-            Exit::Ok
-        };
-        let stopped = if lease_lost {
-            Some(format!(
-                "stopped: {}; {} namespace(s) were not processed and keep their previous state",
-                applier.stop.reason(),
-                count("not_processed")
-            ))
-        } else {
-            (count("not_processed") > 0).then(|| {
-                format!(
-                    "stopped by a signal: {} namespace(s) were not processed and keep their previous state",
-                    count("not_processed")
-                )
-            })
-        };
-        let note = stopped
-            .into_iter()
-            .chain(closed_note)
-            .reduce(|a, b| format!("{a}; {b}"));
-        let freed: Requested = rows.iter().map(|r| r.freed).sum();
-        let restored: Requested = rows.iter().map(|r| r.restored).sum();
-        let figures = RunFigures {
-            at: Utc::now(),
-            cluster_name: ctx.config.cluster_name.clone(),
-            command: header.command.to_string(),
-            run_id: ctx.run_id.clone(),
-            namespaces_changed: changed as u64,
-            namespaces_failed: failed as u64,
-            namespaces_rejected: count("rejected") as u64,
-            workloads_changed: rows
-                .iter()
-                .filter(|r| r.status == "completed")
-                .map(|r| r.changes as u64)
-                .sum(),
-            freed,
-            restored,
-            duration_ms: started.elapsed().as_millis() as u64,
-        };
-        let s = Summary {
-            header,
-            dry_run: false,
-            namespaces_changed: changed,
-            writes: applier.writes(),
-            counts,
-            freed,
-            restored,
-            namespaces: rows,
+        let ended = Ended {
             audit_records,
-            audit_error,
-            duration_ms: started.elapsed().as_millis() as u64,
-            exit_code: exit as u8,
-            note,
+            audit_error: [intents_error, finals_error, journal_error]
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| format!("{a}; {b}")),
+            closed,
+            lease_lost: self.stop.is_lease_lost().then(|| applier.stop.reason().to_string()),
+            writes: applier.writes(),
+            started: self.started,
         };
-        println!("{}", summary::render_summary(ctx.output, &s).trim_end());
-        // CloudWatch turns this one line on the log stream into metrics (METRICS_FORMAT=emf).
-        if let Some(line) = crate::metrics::render(ctx.config.metrics_format, &figures) {
-            println!("{line}");
+        self.release(own).await;
+        Ok(conclude(ctx, header, tally, ended, on_rejection))
+    }
+}
+
+/// Counts the rows decided before applying, emits the Events of the namespaces left alone, and
+/// hands their audit records to the sink.
+async fn record_decided(
+    applier: &Applier,
+    run_id: &str,
+    decided: Vec<DecidedRow>,
+    audit: &mut AuditSink<'_>,
+    tally: &mut Tally,
+) {
+    for DecidedRow { record, row } in decided {
+        *tally.counts.entry(row.status).or_default() += 1;
+        if row.status == RowStatus::Skipped {
+            let why = row.error.as_deref().unwrap_or("");
+            crate::scaling::events::emit_skipped(applier, &row.namespace, why, run_id).await;
         }
-        Ok(exit)
+        if let Some(r) = record {
+            audit.send(r).await;
+        }
+        tally.rows.push(row);
     }
 }
 
@@ -418,21 +415,15 @@ fn found_in(inv: &Inventory, namespace: &str, r: &ResourceChange) -> Found {
 pub const IN_FLIGHT_PER_SLOT: usize = 4;
 
 /// The audit record and summary row of a request refused before anything was touched.
-pub fn rejection(
-    ctx: &Context,
-    namespace: &str,
-    cost_center: &str,
-    requested_by: &str,
-    why: &str,
-) -> (AuditRecord, Row) {
+pub fn rejection(ctx: &Context, namespace: &str, cost_center: &str, requested_by: &str, why: &str) -> DecidedRow {
     let run = RunInfo {
         cluster: &ctx.config.cluster_name,
         run_id: &ctx.run_id,
     };
-    (
-        records::rejection(&run, namespace, cost_center, requested_by, why),
-        Row::decided(namespace, cost_center, "activate", "rejected", why),
-    )
+    DecidedRow {
+        record: Some(records::rejection(&run, namespace, cost_center, requested_by, why)),
+        row: Row::decided(namespace, cost_center, "activate", RowStatus::Rejected, why),
+    }
 }
 
 pub fn header(
@@ -447,7 +438,6 @@ pub fn header(
         run_id: ctx.run_id.clone(),
         cluster: ctx.config.cluster_name.clone(),
         at: rfc3339(at),
-        decided_at: at,
         business_hours: business,
         namespaces_managed: managed,
     }
@@ -457,7 +447,7 @@ pub fn header(
 /// require every named namespace to be managed. The Lease is released again on any error.
 pub async fn open_for_named(ctx: &Context, names: &[String], at: DateTime<Utc>) -> Result<(Session, Inventory)> {
     refuse_protected(ctx, names)?;
-    let session = Session::open(ctx, at).await?;
+    let session = Session::open(ctx, Clients::connect(&ctx.config).await?, at).await?;
     let checked = match session.discover(ctx).await {
         Ok(inv) => require_managed(ctx, &session, &inv, names).await.map(|()| inv),
         Err(e) => Err(e),
@@ -491,10 +481,11 @@ pub async fn require_managed(ctx: &Context, session: &Session, inv: &Inventory, 
             continue;
         }
         let what = format!("get namespace {n}");
-        let found = super::retry::transient(&session.policy, &what, || async {
-            match super::objects::get(&session.client, super::objects::Kind::Namespace, None, n).await {
+        let found = crate::scaling::retry::transient(&session.policy, &what, || async {
+            match crate::scaling::objects::get(&session.client, crate::scaling::objects::Kind::Namespace, None, n).await
+            {
                 Ok(o) => Ok(Some(o)),
-                Err(e) if super::retry::classify(&e) == super::retry::Class::NotFound => Ok(None),
+                Err(e) if crate::scaling::retry::classify(&e) == crate::scaling::retry::Class::NotFound => Ok(None),
                 Err(e) => Err(e),
             }
         })

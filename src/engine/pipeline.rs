@@ -14,23 +14,39 @@ use std::future::Future;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::apply::{Applier, NamespaceOutcome, NsStatus};
-use super::engine::AfterApply;
-use super::plan::{NamespacePlan, Target};
-use super::records::{self, RunInfo};
-use super::requests::Requested;
+use super::AfterApply;
 use crate::audit::{AuditSink, AuditWrite, ResourceChange, BATCH_SIZE};
-use crate::summary::Row;
+use crate::resources::Requested;
+use crate::scaling::apply::{Applier, NamespaceOutcome, NsStatus};
+use crate::scaling::plan::{NamespacePlan, Target};
+use crate::scaling::records::{self, RunInfo};
+use crate::summary::{Row, RowStatus};
 
-/// A plan about to start: its `timestamp_start`, and whether its intent is in the table.
-pub type Announced = (NamespacePlan, f64, bool);
+/// A plan about to start.
+#[derive(Debug)]
+pub struct Announced {
+    pub plan: NamespacePlan,
+    /// The `timestamp_start` of its records.
+    pub at: f64,
+    /// Its intent is in the table (so a namespace that never starts has it deleted).
+    pub intent_written: bool,
+}
+
+/// One namespace applied: its status, its row, its final audit write, and the rows of what the
+/// command did after applying it.
+struct Applied {
+    status: NsStatus,
+    row: Row,
+    write: Option<AuditWrite>,
+    after: Vec<Row>,
+}
 
 /// What the namespaces of a run came to.
 #[derive(Debug, Default)]
 pub struct Tally {
     pub rows: Vec<Row>,
     /// Namespaces per status.
-    pub counts: BTreeMap<String, usize>,
+    pub counts: BTreeMap<RowStatus, usize>,
     /// Namespaces completed with at least one workload changed.
     pub changed: usize,
     /// Namespaces with nothing to do (not applied, no row).
@@ -83,12 +99,12 @@ pub async fn apply_all<F, Fut>(
             break;
         }
         tokio::select! {
-            Some((status, row, write, after)) = running.next(), if !running.is_empty() => {
+            Some(Applied { status, row, write, after }) = running.next(), if !running.is_empty() => {
                 for r in after {
-                    *tally.counts.entry(r.status.clone()).or_default() += 1;
+                    *tally.counts.entry(r.status).or_default() += 1;
                     tally.rows.push(r);
                 }
-                *tally.counts.entry(status.as_str().into()).or_default() += 1;
+                *tally.counts.entry(status.into()).or_default() += 1;
                 if status == NsStatus::Completed && row.changes > 0 {
                     tally.changed += 1;
                 }
@@ -98,7 +114,7 @@ pub async fn apply_all<F, Fut>(
                 }
             }
             batch = async { announcing.as_mut().expect("announcing").await }, if announcing.is_some() => {
-                tally.intents_written += batch.iter().filter(|a| a.2).count();
+                tally.intents_written += batch.iter().filter(|a| a.intent_written).count();
                 ready.extend(batch);
                 announcing = None;
             }
@@ -110,7 +126,12 @@ pub async fn apply_all<F, Fut>(
 /// One namespace: its writes, what the command does after them (rows of their own), its
 /// Events, its row and its final audit write (the record over its intent, or the intent's
 /// deletion if it never started).
-async fn apply_one(stage: &Stage<'_>, (p, at, intent): Announced) -> (NsStatus, Row, Option<AuditWrite>, Vec<Row>) {
+async fn apply_one(stage: &Stage<'_>, announced: Announced) -> Applied {
+    let Announced {
+        plan: p,
+        at,
+        intent_written,
+    } = announced;
     let Stage {
         applier,
         run,
@@ -121,19 +142,24 @@ async fn apply_one(stage: &Stage<'_>, (p, at, intent): Announced) -> (NsStatus, 
         Some(h) => h.after(applier, &p, &o).await,
         None => Vec::new(),
     };
-    super::events::emit(applier, &p, &o, run.run_id).await;
+    crate::scaling::events::emit(applier, &p, &o, run.run_id).await;
     let row = row_of(&p, &o);
     let status = o.status;
     let write = match records::outcome(run, &p, o, at) {
         Some(r) => Some(AuditWrite::Put(Box::new(r))),
         // Not started after all (a stop): nothing changed, nothing to record.
-        None if intent => Some(AuditWrite::Delete {
+        None if intent_written => Some(AuditWrite::Delete {
             namespace_name: p.namespace.clone(),
             timestamp_start: at,
         }),
         None => None,
     };
-    (status, row, write, after)
+    Applied {
+        status,
+        row,
+        write,
+        after,
+    }
 }
 
 /// The summary row of an applied namespace.
@@ -164,7 +190,7 @@ fn row_of(p: &NamespacePlan, o: &NamespaceOutcome) -> Row {
         refused: o.refused.len(),
         freed,
         restored,
-        status: o.status.as_str().into(),
+        status: o.status.into(),
         error: (!notes.is_empty()).then(|| notes.join("; ")),
         unreadable: p.unreadable().cloned().collect(),
     }

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::Config;
+use crate::hours::BusinessHours;
+use crate::permissions::rules::{authorize, first_non_business};
+use crate::permissions::{default_cost_centers, Caps, CostCenter, Grant, ProposedWindow, Window};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use namespace_scheduler::config::Config;
-use namespace_scheduler::hours::BusinessHours;
-use namespace_scheduler::permissions::rules::{authorize, first_non_business};
-use namespace_scheduler::permissions::{default_cost_centers, Caps, CostCenter, Grant, ProposedWindow, Window};
-use namespace_scheduler::Exit;
 use proptest::prelude::*;
 
 const CLUSTER: &str = "eks-dev";
@@ -243,7 +242,7 @@ fn the_first_non_business_instant() {
 }
 
 #[test]
-fn a_rejection_is_exit_4() {
+fn an_unknown_cost_center_is_rejected_by_its_rule() {
     let at = bogota(25, 20, 0);
     let r = authorize(
         &[req("x", "NOPE", at + Duration::hours(1))],
@@ -256,7 +255,11 @@ fn a_rejection_is_exit_4() {
     .unwrap()
     .remove(0)
     .unwrap_err();
-    assert_eq!(r.into_error().exit(), Exit::Rejected);
+    assert_eq!(r.rule, crate::permissions::RejectionRule::UnknownCostCenter);
+    assert!(
+        r.to_string().starts_with("unknown_cost_center: cost center \"NOPE\""),
+        "{r}"
+    );
 }
 
 /// One step of the property test's world.

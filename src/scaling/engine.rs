@@ -492,7 +492,7 @@ pub async fn require_managed(ctx: &Context, session: &Session, inv: &Inventory, 
         }
         let what = format!("get namespace {n}");
         let found = super::retry::transient(&session.policy, &what, || async {
-            match super::objects::get(&session.client, super::objects::Kind::Namespace, None, n).await {
+            match super::objects::get(&session.client, &super::objects::NAMESPACE, None, n).await {
                 Ok(o) => Ok(Some(o)),
                 Err(e) if super::retry::classify(&e) == super::retry::Class::NotFound => Ok(None),
                 Err(e) => Err(e),

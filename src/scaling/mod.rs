@@ -14,6 +14,7 @@ pub mod apply;
 pub mod engine;
 pub mod events;
 pub mod inventory;
+pub mod kinds;
 pub mod lease;
 pub mod list;
 pub mod objects;

@@ -6,72 +6,15 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::LazyLock;
+
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{GetParams, Patch, PatchParams};
-use kube::core::Request;
-use serde::{Deserialize, Serialize};
+use kube::core::{ApiResource, DynamicObject, Request, Resource};
+use serde::Deserialize;
 
-/// The kinds the engine reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Kind {
-    Namespace,
-    Deployment,
-    StatefulSet,
-    CronJob,
-    ScaledObject,
-    /// `namespace-scheduler.io/v1alpha1` ActivationRequest (docs/reference.md §5): read, and
-    /// answered through its status subresource.
-    ActivationRequest,
-}
-
-impl Kind {
-    pub const WORKLOADS: [Kind; 4] = [Kind::Deployment, Kind::StatefulSet, Kind::CronJob, Kind::ScaledObject];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Kind::Namespace => "Namespace",
-            Kind::Deployment => "Deployment",
-            Kind::StatefulSet => "StatefulSet",
-            Kind::CronJob => "CronJob",
-            Kind::ScaledObject => "ScaledObject",
-            Kind::ActivationRequest => "ActivationRequest",
-        }
-    }
-
-    fn group_prefix(&self) -> &'static str {
-        match self {
-            Kind::Namespace => "/api/v1",
-            Kind::Deployment | Kind::StatefulSet => "/apis/apps/v1",
-            Kind::CronJob => "/apis/batch/v1",
-            Kind::ScaledObject => "/apis/keda.sh/v1alpha1",
-            Kind::ActivationRequest => "/apis/namespace-scheduler.io/v1alpha1",
-        }
-    }
-
-    fn plural(&self) -> &'static str {
-        match self {
-            Kind::Namespace => "namespaces",
-            Kind::Deployment => "deployments",
-            Kind::StatefulSet => "statefulsets",
-            Kind::CronJob => "cronjobs",
-            Kind::ScaledObject => "scaledobjects",
-            Kind::ActivationRequest => "activationrequests",
-        }
-    }
-
-    /// Collection path: cluster-wide when `namespace` is None (and always for namespaces).
-    pub fn path(&self, namespace: Option<&str>) -> String {
-        match (self, namespace) {
-            (Kind::Namespace, _) | (_, None) => format!("{}/{}", self.group_prefix(), self.plural()),
-            (_, Some(ns)) => format!("{}/namespaces/{ns}/{}", self.group_prefix(), self.plural()),
-        }
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The Namespace's API resource (not a workload kind: see [`super::kinds`]).
+pub static NAMESPACE: LazyLock<ApiResource> = LazyLock::new(|| ApiResource::erase::<Namespace>(&()));
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,9 +54,9 @@ pub struct Meta {
     pub creation_timestamp: Option<lenient::Text>,
 }
 
-/// The label and annotation keys the engine reads: its own, and KEDA's paused-replicas.
+/// The label and annotation keys the engine reads: its own, and the kinds' pause annotations.
 pub fn is_ours(key: &str) -> bool {
-    key.starts_with(super::PREFIX) || key == super::ANN_KEDA_PAUSED_REPLICAS
+    super::kinds::is_read(key)
 }
 
 /// Keeps only the keys of [`is_ours`]: a workload's other labels and annotations (app labels,
@@ -166,6 +109,22 @@ pub struct Spec {
     pub until: Option<lenient::Text>,
     #[serde(default, deserialize_with = "lenient::text")]
     pub requested_by: Option<lenient::Text>,
+    /// A HorizontalPodAutoscaler's `minReplicas`, `scaleTargetRef` and `behavior`.
+    #[serde(default)]
+    pub min_replicas: Option<i32>,
+    #[serde(default)]
+    pub scale_target_ref: Option<TargetRef>,
+    #[serde(default)]
+    pub behavior: Option<serde_json::Value>,
+}
+
+/// What a HorizontalPodAutoscaler scales.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TargetRef {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A Namespace's `status.phase` (`Terminating` while it is being deleted); an
@@ -201,8 +160,18 @@ impl Slim {
 
 pub mod lenient;
 
-pub async fn get(client: &kube::Client, kind: Kind, namespace: Option<&str>, name: &str) -> Result<Slim, kube::Error> {
-    let req = Request::new(kind.path(namespace))
+/// The path of a collection (cluster-wide when `namespace` is None), built by kube.
+pub fn collection_path(resource: &ApiResource, namespace: Option<&str>) -> String {
+    DynamicObject::url_path(resource, namespace)
+}
+
+pub async fn get(
+    client: &kube::Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Slim, kube::Error> {
+    let req = Request::new(collection_path(resource, namespace))
         .get(name, &GetParams::default())
         .map_err(kube::Error::BuildRequest)?;
     client.request(req).await
@@ -212,36 +181,36 @@ pub async fn get(client: &kube::Client, kind: Kind, namespace: Option<&str>, nam
 /// conditional: the apiserver answers 409 if the object changed since we read it.
 pub async fn merge_patch(
     client: &kube::Client,
-    kind: Kind,
+    resource: &ApiResource,
     namespace: Option<&str>,
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    merge_patch_at(client, kind, namespace, name, None, patch).await
+    merge_patch_at(client, resource, namespace, name, None, patch).await
 }
 
 /// A JSON merge patch of the `status` subresource (what an ActivationRequest's answer is
 /// written through); conditional like [`merge_patch`].
 pub async fn merge_patch_status(
     client: &kube::Client,
-    kind: Kind,
+    resource: &ApiResource,
     namespace: Option<&str>,
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    merge_patch_at(client, kind, namespace, name, Some("status"), patch).await
+    merge_patch_at(client, resource, namespace, name, Some("status"), patch).await
 }
 
 async fn merge_patch_at(
     client: &kube::Client,
-    kind: Kind,
+    resource: &ApiResource,
     namespace: Option<&str>,
     name: &str,
     subresource: Option<&str>,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
     let (params, body) = (PatchParams::default(), Patch::Merge(patch));
-    let req = Request::new(kind.path(namespace));
+    let req = Request::new(collection_path(resource, namespace));
     let req = match subresource {
         Some(sub) => req.patch_subresource(sub, name, &params, &body),
         None => req.patch(name, &params, &body),

@@ -52,6 +52,8 @@ fn path(kind: &str, ns: Option<&str>) -> String {
         "StatefulSet" => ("/apis/apps/v1", "statefulsets"),
         "CronJob" => ("/apis/batch/v1", "cronjobs"),
         "ScaledObject" => ("/apis/keda.sh/v1alpha1", "scaledobjects"),
+        "Rollout" => ("/apis/argoproj.io/v1alpha1", "rollouts"),
+        "HorizontalPodAutoscaler" => ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
         "Lease" => ("/apis/coordination.k8s.io/v1", "leases"),
         "ActivationRequest" => ("/apis/namespace-scheduler.io/v1alpha1", "activationrequests"),
         other => panic!("unknown kind {other}"),
@@ -64,6 +66,7 @@ impl Cluster {
         Self::start_with(Options {
             enable_keda: true,
             enable_activation_requests: true,
+            enable_rollouts: true,
             ..Options::default()
         })
         .await
@@ -468,7 +471,8 @@ impl Cluster {
     }
 
     /// The RBAC tests' world: a namespace of DEVOPS-INFRA with every kind the scheduler writes
-    /// (a Deployment of 3, a StatefulSet of 1, a running CronJob, a ScaledObject) and a second
+    /// (a Deployment of 3 with a scale-to-zero HPA, a StatefulSet of 1, a running CronJob, a
+    /// ScaledObject, a Rollout of 2) and a second
     /// one, `asker`, with a Deployment of 2 that will ask for off-hours time. Returns both names.
     pub async fn every_kind_and_an_asker(&self, name: &str) -> (String, String) {
         let cc = [("namespace-scheduler/cost-center", "DEVOPS-INFRA")];
@@ -477,6 +481,9 @@ impl Cluster {
         self.statefulset(&ns, "db", 1).await;
         self.cronjob(&ns, "job", false).await;
         self.create(standin::seed::scaled_object(&ns, "api", "api")).await;
+        crate::kinds::ensure_rollout_crd(self).await;
+        self.create(standin::seed::rollout(&ns, "canary", 2)).await;
+        self.create(standin::seed::hpa(&ns, "api", "api", 0, None)).await;
         let asker = self.namespace(&format!("{name}-ask"), &cc).await;
         self.deployment(&asker, "web", 2).await;
         (ns, asker)

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 
 use std::sync::LazyLock;
 
+use std::borrow::Cow;
+
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{GetParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject, Request, Resource};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject, DynamicResourceScope, Resource};
 use serde::Deserialize;
 
 /// The Namespace's API resource (not a workload kind: see [`super::kinds`]).
@@ -165,16 +168,93 @@ pub fn collection_path(resource: &ApiResource, namespace: Option<&str>) -> Strin
     DynamicObject::url_path(resource, namespace)
 }
 
+/// One object as a get or a patch answers it, for kube's typed [`Api`]: its full metadata
+/// (held only while one answer is read) and the slim spec and status. Read into a [`Slim`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fetched {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Spec,
+    #[serde(default)]
+    status: Status,
+}
+
+impl Resource for Fetched {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl From<Fetched> for Slim {
+    fn from(o: Fetched) -> Slim {
+        let m = o.metadata;
+        let ours = |map: Option<BTreeMap<String, String>>| -> BTreeMap<String, String> {
+            map.unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| is_ours(k))
+                .collect()
+        };
+        let owners = m.owner_references.unwrap_or_default().into_iter();
+        Slim {
+            metadata: Meta {
+                name: m.name.unwrap_or_default(),
+                namespace: m.namespace,
+                resource_version: m.resource_version,
+                labels: ours(m.labels),
+                annotations: ours(m.annotations),
+                owner_references: owners
+                    .map(|r| OwnerRef {
+                        kind: r.kind,
+                        name: r.name,
+                        controller: r.controller,
+                    })
+                    .collect(),
+                deletion_timestamp: m.deletion_timestamp.map(|t| t.0.to_string()),
+                generation: m.generation,
+                creation_timestamp: m.creation_timestamp.map(|t| lenient::Text::of(&t.0.to_string())),
+            },
+            spec: o.spec,
+            status: o.status,
+        }
+    }
+}
+
+fn api(client: &kube::Client, resource: &ApiResource, namespace: Option<&str>) -> Api<Fetched> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
 pub async fn get(
     client: &kube::Client,
     resource: &ApiResource,
     namespace: Option<&str>,
     name: &str,
 ) -> Result<Slim, kube::Error> {
-    let req = Request::new(collection_path(resource, namespace))
-        .get(name, &GetParams::default())
-        .map_err(kube::Error::BuildRequest)?;
-    client.request(req).await
+    api(client, resource, namespace).get(name).await.map(Slim::from)
 }
 
 /// A JSON merge patch (RFC 7386). Carrying `metadata.resourceVersion` in it makes the write
@@ -186,7 +266,10 @@ pub async fn merge_patch(
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    merge_patch_at(client, resource, namespace, name, None, patch).await
+    api(client, resource, namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(Slim::from)
 }
 
 /// A JSON merge patch of the `status` subresource (what an ActivationRequest's answer is
@@ -198,23 +281,8 @@ pub async fn merge_patch_status(
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    merge_patch_at(client, resource, namespace, name, Some("status"), patch).await
-}
-
-async fn merge_patch_at(
-    client: &kube::Client,
-    resource: &ApiResource,
-    namespace: Option<&str>,
-    name: &str,
-    subresource: Option<&str>,
-    patch: &serde_json::Value,
-) -> Result<Slim, kube::Error> {
-    let (params, body) = (PatchParams::default(), Patch::Merge(patch));
-    let req = Request::new(collection_path(resource, namespace));
-    let req = match subresource {
-        Some(sub) => req.patch_subresource(sub, name, &params, &body),
-        None => req.patch(name, &params, &body),
-    }
-    .map_err(kube::Error::BuildRequest)?;
-    client.request(req).await
+    api(client, resource, namespace)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(Slim::from)
 }

@@ -178,24 +178,28 @@ impl Cluster {
                 "versions": [{"name": "v1alpha1", "served": true, "storage": true,
                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
         });
+        self.install_crd(&crd, "/apis/keda.sh/v1alpha1/scaledobjects").await;
+    }
+
+    /// Creates `crd` (already there is fine) and waits until `probe` (its collection) lists.
+    pub async fn install_crd(&self, crd: &Value, probe: &str) {
+        let name = crd["metadata"]["name"].as_str().unwrap_or("?");
         let req = Request::new("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
-            .create(&PostParams::default(), serde_json::to_vec(&crd).unwrap())
+            .create(&PostParams::default(), serde_json::to_vec(crd).unwrap())
             .unwrap();
         match self.client.request::<Value>(req).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("create the ScaledObject CRD: {e}"),
+            Err(e) => panic!("create the CRD {name}: {e}"),
         }
-        for _ in 0..100 {
-            let probe = Request::new("/apis/keda.sh/v1alpha1/scaledobjects")
-                .list(&Default::default())
-                .unwrap();
-            if self.client.request::<Value>(probe).await.is_ok() {
+        for _ in 0..300 {
+            let list = Request::new(probe).list(&Default::default()).unwrap();
+            if self.client.request::<Value>(list).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the ScaledObject CRD was not served within 10 s");
+        panic!("the CRD {name} was not served within 30 s");
     }
 
     /// On a real cluster, installs the shipped ActivationRequest CRD (manifests/base) once per

@@ -3,10 +3,6 @@
 //! an HPA with `minReplicas: 0` has its scale-up disabled while its target is down and its exact
 //! behaviour back on up; one with `minReplicas: 2` is left alone.
 
-use std::time::Duration;
-
-use kube::api::PostParams;
-use kube::core::Request;
 use serde_json::{json, Value};
 use standin::Options;
 
@@ -25,24 +21,7 @@ pub async fn ensure_rollout_crd(c: &Cluster) {
     let text = std::fs::read_to_string(crate::k8s_manifests::repo_root().join("tests/fixtures/rollout-crd.yaml"))
         .expect("the Rollout CRD fixture");
     let crd: Value = serde_yaml::from_str(&text).expect("YAML");
-    let req = Request::new("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
-        .create(&PostParams::default(), serde_json::to_vec(&crd).unwrap())
-        .unwrap();
-    match c.client.request::<Value>(req).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("create the Rollout CRD: {e}"),
-    }
-    for _ in 0..300 {
-        let probe = Request::new("/apis/argoproj.io/v1alpha1/rollouts")
-            .list(&Default::default())
-            .unwrap();
-        if c.client.request::<Value>(probe).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the Rollout CRD was not served within 30 s");
+    c.install_crd(&crd, "/apis/argoproj.io/v1alpha1/rollouts").await;
 }
 
 async fn spec(c: &Cluster, kind: &str, ns: &str, name: &str) -> Value {

@@ -482,8 +482,7 @@ pub async fn require_managed(ctx: &Context, session: &Session, inv: &Inventory, 
         }
         let what = format!("get namespace {n}");
         let found = crate::scaling::retry::transient(&session.policy, &what, || async {
-            match crate::scaling::objects::get(&session.client, crate::scaling::objects::Kind::Namespace, None, n).await
-            {
+            match crate::scaling::objects::get(&session.client, &crate::scaling::objects::NAMESPACE, None, n).await {
                 Ok(o) => Ok(Some(o)),
                 Err(e) if crate::scaling::retry::classify(&e) == crate::scaling::retry::Class::NotFound => Ok(None),
                 Err(e) => Err(e),

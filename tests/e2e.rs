@@ -18,6 +18,8 @@ mod guard_real;
 #[path = "e2e/harness.rs"]
 mod harness;
 mod k8s_manifests;
+#[path = "e2e/kinds.rs"]
+mod kinds;
 #[path = "e2e/lease.rs"]
 mod lease;
 #[path = "e2e/manifests_real.rs"]

@@ -178,7 +178,7 @@ fn assert_common(r: &Rendered, origin: &str) {
         "{origin}: RBAC violations:\n  {}",
         violations.join("\n  ")
     );
-    assert_rbac_grants(r, BINARY_API_REQUESTS);
+    assert_rbac_grants(r, &binary_api_requests());
     assert_cron_jobs(r);
     assert_populate_job(r);
     k8s_manifests::activation_requests::assert_activation_requests(r, origin);
@@ -246,9 +246,9 @@ fn rbac_is_least_privilege() {
     assert!(missing.is_empty(), "lease grants missing: {missing:?}");
 
     // and nothing beyond the list: each granted (verb, group, resource) is needed
-    let needed: BTreeSet<(&str, &str, &str)> = BINARY_API_REQUESTS
-        .iter()
-        .map(|(v, g, res, _)| (*v, *g, *res))
+    let needed: BTreeSet<(&str, &str, &str)> = binary_api_requests()
+        .into_iter()
+        .map(|(v, g, res, _)| (v, g, res))
         .collect();
     for (_, rule) in &rules {
         for v in &rule.verbs {

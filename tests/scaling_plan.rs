@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{TimeZone, Utc};
 use namespace_scheduler::audit::OperationType;
 use namespace_scheduler::scaling::inventory::{ManagedNamespace, Setting, Workload};
-use namespace_scheduler::scaling::objects::Kind;
+use namespace_scheduler::scaling::kinds::Kind;
 use namespace_scheduler::scaling::plan::{
     decide, plan_namespace, Decision, FieldState, Intent, SkipReason, Target, Until,
 };
@@ -22,6 +22,7 @@ fn w(kind: Kind, name: &str, setting: Setting, marker: Option<&str>) -> Workload
         excluded: false,
         controller: None,
         per_replica: None,
+        autoscaler: None,
     }
 }
 
@@ -34,7 +35,7 @@ fn after(d: Decision) -> FieldState {
 
 #[test]
 fn down_records_the_original_in_the_same_write() {
-    let d = decide(&w(Kind::Deployment, "api", Setting::Replicas(7), None), Target::Down);
+    let d = decide(&w(Kind::DEPLOYMENT, "api", Setting::Replicas(7), None), Target::Down);
     let Decision::Change(c) = d else { panic!() };
     assert_eq!(
         c.patch(),
@@ -42,7 +43,7 @@ fn down_records_the_original_in_the_same_write() {
     );
     assert_eq!((c.from.as_str(), c.to.as_str()), ("7", "0"));
     let cj = after(decide(
-        &w(Kind::CronJob, "job", Setting::Suspend(false), None),
+        &w(Kind::CRON_JOB, "job", Setting::Suspend(false), None),
         Target::Down,
     ));
     assert_eq!(
@@ -53,7 +54,7 @@ fn down_records_the_original_in_the_same_write() {
         }
     );
     let so = after(decide(
-        &w(Kind::ScaledObject, "so", Setting::Paused(None), None),
+        &w(Kind::SCALED_OBJECT, "so", Setting::Paused(None), None),
         Target::Down,
     ));
     assert_eq!(
@@ -69,23 +70,23 @@ fn down_records_the_original_in_the_same_write() {
 fn off_on_purpose_and_already_down_are_left_alone() {
     for target in [Target::Down, Target::Up] {
         assert!(matches!(
-            decide(&w(Kind::Deployment, "idle", Setting::Replicas(0), None), target),
+            decide(&w(Kind::DEPLOYMENT, "idle", Setting::Replicas(0), None), target),
             Decision::Skip(SkipReason::Rule(r)) if r == "at 0 without our annotation: off on purpose"
         ));
         assert!(matches!(
-            decide(&w(Kind::CronJob, "j", Setting::Suspend(true), None), target),
+            decide(&w(Kind::CRON_JOB, "j", Setting::Suspend(true), None), target),
             Decision::Skip(_)
         ));
     }
     assert_eq!(
         decide(
-            &w(Kind::Deployment, "api", Setting::Replicas(0), Some("3")),
+            &w(Kind::DEPLOYMENT, "api", Setting::Replicas(0), Some("3")),
             Target::Down
         ),
         Decision::AtTarget
     );
     assert_eq!(
-        decide(&w(Kind::Deployment, "api", Setting::Replicas(3), None), Target::Up),
+        decide(&w(Kind::DEPLOYMENT, "api", Setting::Replicas(3), None), Target::Up),
         Decision::AtTarget
     );
 }
@@ -93,7 +94,7 @@ fn off_on_purpose_and_already_down_are_left_alone() {
 #[test]
 fn up_restores_the_exact_value_or_keeps_a_value_changed_while_down() {
     let restored = after(decide(
-        &w(Kind::StatefulSet, "db", Setting::Replicas(0), Some("3")),
+        &w(Kind::STATEFUL_SET, "db", Setting::Replicas(0), Some("3")),
         Target::Up,
     ));
     assert_eq!(
@@ -104,7 +105,7 @@ fn up_restores_the_exact_value_or_keeps_a_value_changed_while_down() {
         }
     );
     let theirs = after(decide(
-        &w(Kind::Deployment, "api", Setting::Replicas(5), Some("3")),
+        &w(Kind::DEPLOYMENT, "api", Setting::Replicas(5), Some("3")),
         Target::Up,
     ));
     assert_eq!(
@@ -115,7 +116,7 @@ fn up_restores_the_exact_value_or_keeps_a_value_changed_while_down() {
         }
     );
     let cj = after(decide(
-        &w(Kind::CronJob, "j", Setting::Suspend(true), Some("false")),
+        &w(Kind::CRON_JOB, "j", Setting::Suspend(true), Some("false")),
         Target::Up,
     ));
     assert_eq!(
@@ -128,12 +129,12 @@ fn up_restores_the_exact_value_or_keeps_a_value_changed_while_down() {
     // Never invent a count: an unreadable annotation is reported, not guessed.
     assert!(matches!(
         decide(
-            &w(Kind::Deployment, "api", Setting::Replicas(0), Some("many")),
+            &w(Kind::DEPLOYMENT, "api", Setting::Replicas(0), Some("many")),
             Target::Up
         ),
         Decision::Skip(_)
     ));
-    let Decision::Change(c) = decide(&w(Kind::Deployment, "api", Setting::Replicas(0), Some("3")), Target::Up) else {
+    let Decision::Change(c) = decide(&w(Kind::DEPLOYMENT, "api", Setting::Replicas(0), Some("3")), Target::Up) else {
         panic!()
     };
     assert_eq!(
@@ -144,13 +145,13 @@ fn up_restores_the_exact_value_or_keeps_a_value_changed_while_down() {
 
 #[test]
 fn excluded_and_operator_controlled_workloads_are_skipped_with_the_reason() {
-    let mut a = w(Kind::Deployment, "a", Setting::Replicas(2), None);
+    let mut a = w(Kind::DEPLOYMENT, "a", Setting::Replicas(2), None);
     a.excluded = true;
     assert_eq!(
         decide(&a, Target::Down),
         Decision::Skip(SkipReason::Rule("annotated namespace-scheduler/exclude".into()))
     );
-    let mut b = w(Kind::StatefulSet, "b", Setting::Replicas(0), Some("2"));
+    let mut b = w(Kind::STATEFUL_SET, "b", Setting::Replicas(0), Some("2"));
     b.controller = Some("Postgres/main".into());
     assert_eq!(
         decide(&b, Target::Up),
@@ -186,7 +187,7 @@ fn namespace_status_and_window_are_one_write_of_our_keys() {
         requested_by: "ana".into(),
         granted_by: None,
     };
-    let ws = [w(Kind::Deployment, "api", Setting::Replicas(0), Some("3"))];
+    let ws = [w(Kind::DEPLOYMENT, "api", Setting::Replicas(0), Some("3"))];
     let p = plan_namespace(
         &namespace(&[("namespace-scheduler/status", "inactive")], &[]),
         &ws,
@@ -213,7 +214,7 @@ fn namespace_status_and_window_are_one_write_of_our_keys() {
     let ns = namespace(&[("namespace-scheduler/status", "inactive")], &[]);
     let p = plan_namespace(
         &ns,
-        &[w(Kind::Deployment, "api", Setting::Replicas(0), Some("3"))],
+        &[w(Kind::DEPLOYMENT, "api", Setting::Replicas(0), Some("3"))],
         &down,
     );
     assert!(p.is_noop(), "{p:?}");
@@ -334,7 +335,7 @@ fn a_down_frees_replicas_times_the_effective_pod_request() {
     let workloads = [
         // Per replica max(250m + 250m, 800m) = 800m and 0.5Gi: × 3 = 2.4 vCPU, 1.5 GiB.
         listed(
-            Kind::Deployment,
+            Kind::DEPLOYMENT,
             "api",
             3,
             json!({"containers": [requests("250m", "256Mi"), requests("250m", "256Mi")],
@@ -342,19 +343,19 @@ fn a_down_frees_replicas_times_the_effective_pod_request() {
         ),
         // 2 × (1 vCPU, 2Gi) = 2 vCPU, 4 GiB.
         listed(
-            Kind::StatefulSet,
+            Kind::STATEFUL_SET,
             "db",
             2,
             json!({"containers": [requests("1", "2Gi")]}),
         ),
         // No requests at all: frees 0 and is listed.
         listed(
-            Kind::Deployment,
+            Kind::DEPLOYMENT,
             "bare",
             4,
             json!({"containers": [{"name": "c", "image": "x"}]}),
         ),
-        w(Kind::CronJob, "nightly", Setting::Suspend(false), None),
+        w(Kind::CRON_JOB, "nightly", Setting::Suspend(false), None),
     ];
     let plan = plan_for(&workloads, Target::Down);
     assert_eq!(plan.changes.len(), 4);
@@ -368,7 +369,7 @@ fn a_down_frees_replicas_times_the_effective_pod_request() {
         .iter()
         .map(|g| (g.kind, g.name.as_str(), g.reason.as_str()))
         .collect();
-    assert_eq!(gaps, [(Kind::Deployment, "bare", "no requests")]);
+    assert_eq!(gaps, [(Kind::DEPLOYMENT, "bare", "no requests")]);
     let bare = plan.changes.iter().find(|c| c.name == "bare").unwrap();
     assert!(bare.frees().is_zero());
     assert_eq!(bare.replicas_removed(), 4);
@@ -379,7 +380,7 @@ fn a_down_frees_replicas_times_the_effective_pod_request() {
     let cron = plan
         .changes
         .iter()
-        .find(|c| c.kind == Kind::CronJob)
+        .find(|c| c.kind == Kind::CRON_JOB)
         .unwrap()
         .resource();
     assert_eq!((cron.cpu_millicores, cron.memory_bytes), (None, None));
@@ -391,7 +392,7 @@ fn a_down_frees_replicas_times_the_effective_pod_request() {
 #[test]
 fn an_up_restores_what_it_brings_back_and_a_kept_count_restores_nothing() {
     let mut api = listed(
-        Kind::Deployment,
+        Kind::DEPLOYMENT,
         "api",
         0,
         json!({"containers": [requests("500m", "1Gi")]}),
@@ -399,7 +400,7 @@ fn an_up_restores_what_it_brings_back_and_a_kept_count_restores_nothing() {
     api.marker = Some("3".into());
     // Scaled to 2 by someone while down: the up keeps 2, those pods already run.
     let mut worker = listed(
-        Kind::Deployment,
+        Kind::DEPLOYMENT,
         "worker",
         2,
         json!({"containers": [requests("1", "1Gi")]}),
@@ -435,42 +436,42 @@ fn an_unreadable_annotation_is_a_loud_skip_and_a_rule_a_quiet_one() {
     );
     let cases = [
         (
-            Kind::Deployment,
+            Kind::DEPLOYMENT,
             Setting::Replicas(0),
             Some("abc"),
             Target::Up,
             Want::Loud(orig),
         ),
         (
-            Kind::Deployment,
+            Kind::DEPLOYMENT,
             Setting::Replicas(0),
             Some("-3"),
             Target::Up,
             Want::Loud(orig),
         ),
         (
-            Kind::StatefulSet,
+            Kind::STATEFUL_SET,
             Setting::Replicas(0),
             Some(""),
             Target::Up,
             Want::Loud(orig),
         ),
         (
-            Kind::CronJob,
+            Kind::CRON_JOB,
             Setting::Suspend(true),
             Some("maybe"),
             Target::Up,
             Want::Loud(suspend),
         ),
         (
-            Kind::Deployment,
+            Kind::DEPLOYMENT,
             Setting::Replicas(0),
             Some(" 4 "),
             Target::Up,
             Want::Change,
         ),
         (
-            Kind::CronJob,
+            Kind::CRON_JOB,
             Setting::Suspend(true),
             Some("false"),
             Target::Up,
@@ -478,7 +479,7 @@ fn an_unreadable_annotation_is_a_loud_skip_and_a_rule_a_quiet_one() {
         ),
         // Someone scaled it while down: their value stays, the garbled marker goes.
         (
-            Kind::Deployment,
+            Kind::DEPLOYMENT,
             Setting::Replicas(2),
             Some("abc"),
             Target::Up,
@@ -486,16 +487,16 @@ fn an_unreadable_annotation_is_a_loud_skip_and_a_rule_a_quiet_one() {
         ),
         // At 0 with a marker that does not read: at target for a down, nothing to restore yet.
         (
-            Kind::Deployment,
+            Kind::DEPLOYMENT,
             Setting::Replicas(0),
             Some("abc"),
             Target::Down,
             Want::AtTarget,
         ),
-        (Kind::Deployment, Setting::Replicas(0), None, Target::Up, Want::Quiet),
-        (Kind::CronJob, Setting::Suspend(true), None, Target::Down, Want::Quiet),
+        (Kind::DEPLOYMENT, Setting::Replicas(0), None, Target::Up, Want::Quiet),
+        (Kind::CRON_JOB, Setting::Suspend(true), None, Target::Down, Want::Quiet),
         (
-            Kind::ScaledObject,
+            Kind::SCALED_OBJECT,
             Setting::Paused(Some("2".into())),
             None,
             Target::Up,
@@ -521,8 +522,8 @@ fn an_unreadable_annotation_is_a_loud_skip_and_a_rule_a_quiet_one() {
 /// and names the workload (and the value it keeps) in its plan.
 #[test]
 fn a_namespace_with_an_unreadable_annotation_is_never_a_no_op() {
-    let garbled = w(Kind::Deployment, "api", Setting::Replicas(0), Some("abc"));
-    let idle = w(Kind::Deployment, "idle", Setting::Replicas(0), None);
+    let garbled = w(Kind::DEPLOYMENT, "api", Setting::Replicas(0), Some("abc"));
+    let idle = w(Kind::DEPLOYMENT, "idle", Setting::Replicas(0), None);
     let active = namespace(&[("namespace-scheduler/status", "active")], &[]);
     let intent = intent_to(Target::Up);
     let plan = plan_namespace(&active, &[garbled, idle.clone()], &intent);

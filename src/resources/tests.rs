@@ -176,7 +176,8 @@ fn missing_requests_count_zero_and_are_flagged() {
 #[test]
 fn listed_workloads_carry_the_request_of_their_kind_only() {
     use crate::scaling::inventory::Workload;
-    use crate::scaling::objects::{Kind, Slim};
+    use crate::scaling::kinds::Kind;
+    use crate::scaling::objects::Slim;
     let deployment = serde_json::json!({
         "metadata": {"name": "api", "namespace": "dev-a", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}}, "template": {
@@ -187,7 +188,7 @@ fn listed_workloads_carry_the_request_of_their_kind_only() {
         "status": {"replicas": 3},
     });
     let slim: Slim = serde_json::from_value(deployment.clone()).unwrap();
-    let w = Workload::from_slim(Kind::Deployment, slim);
+    let w = Workload::from_slim(Kind::DEPLOYMENT, slim);
     let p = w.per_replica.expect("a Deployment carries its request");
     assert_eq!(
         (p.cpu_millicores, p.memory_bytes, p.is_complete()),
@@ -195,7 +196,7 @@ fn listed_workloads_carry_the_request_of_their_kind_only() {
     );
 
     let slim: Slim = serde_json::from_value(deployment).unwrap();
-    assert_eq!(Workload::from_slim(Kind::StatefulSet, slim).per_replica, Some(p));
+    assert_eq!(Workload::from_slim(Kind::STATEFUL_SET, slim).per_replica, Some(p));
 
     // A CronJob's pods are in jobTemplate and free nothing by this measure.
     let cron: Slim = serde_json::from_value(serde_json::json!({
@@ -203,11 +204,11 @@ fn listed_workloads_carry_the_request_of_their_kind_only() {
         "spec": {"suspend": false, "jobTemplate": {"spec": {"template": {"spec": {"containers": [container(Some("1"), Some("1Gi"))]}}}}},
     }))
     .unwrap();
-    assert_eq!(Workload::from_slim(Kind::CronJob, cron).per_replica, None);
+    assert_eq!(Workload::from_slim(Kind::CRON_JOB, cron).per_replica, None);
 
     // A Deployment listed without a template (never from a real apiserver) requests nothing.
     let bare: Slim =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "x"}, "spec": {"replicas": 1}})).unwrap();
-    let p = Workload::from_slim(Kind::Deployment, bare).per_replica.unwrap();
+    let p = Workload::from_slim(Kind::DEPLOYMENT, bare).per_replica.unwrap();
     assert!(p.has_no_requests());
 }

@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::join_all;
+use kube::core::ApiResource;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::inventory::Workload;
-use super::objects::{self, Kind, Slim};
+use super::kinds::Kind;
+use super::objects::{self, Slim};
 use super::plan::{
     decide, state_patch, with_resource_version, Change, Decision, FieldState, NamespaceChange, NamespacePlan, NsMeta,
     Target,
@@ -156,33 +158,33 @@ impl Applier {
 
     async fn send(
         &self,
-        kind: Kind,
+        resource: &ApiResource,
         ns: Option<&str>,
         name: &str,
         patch: &serde_json::Value,
     ) -> Result<Slim, kube::Error> {
         let _permit = self.permit().await;
         self.writes.fetch_add(1, Ordering::Relaxed);
-        objects::merge_patch(&self.client, kind, ns, name, patch).await
+        objects::merge_patch(&self.client, resource, ns, name, patch).await
     }
 
     /// One object through [`write::conditional`]: merge patches under the semaphore, re-reads
     /// by GET, `decide` on each fresh read.
     async fn converge(
         &self,
-        kind: Kind,
+        resource: &ApiResource,
         ns: Option<&str>,
         name: &str,
         start: Start<serde_json::Value, Slim>,
         decide: impl FnMut(Option<Slim>) -> Next<serde_json::Value, Slim>,
     ) -> Result<Written<Slim>, WriteFailed> {
-        let what = format!("{kind} {}/{name}", ns.unwrap_or(""));
+        let what = format!("{} {}/{name}", resource.kind, ns.unwrap_or(""));
         write::conditional(
             &self.policy,
             &what,
             start,
-            |patch: serde_json::Value| async move { self.send(kind, ns, name, &patch).await },
-            || async move { write::found(objects::get(&self.client, kind, ns, name).await) },
+            |patch: serde_json::Value| async move { self.send(resource, ns, name, &patch).await },
+            || async move { write::found(objects::get(&self.client, resource, ns, name).await) },
             decide,
         )
         .await
@@ -319,30 +321,33 @@ impl Applier {
     /// change, or be nobody's business now (excluded meanwhile, gone).
     async fn write_workload(&self, change: Change, target: Target) -> Step<Change> {
         let mut current = change;
-        let first = with_resource_version(
-            state_patch(current.kind, &current.after),
-            current.resource_version.as_deref(),
-        );
+        let first = with_resource_version(current.patch(), current.resource_version.as_deref());
         let (kind, ns, name) = (current.kind, current.namespace.clone(), current.name.clone());
         let written = self
-            .converge(kind, Some(&ns), &name, Start::With(Next::Send(first)), |fresh| {
-                let Some(o) = fresh else { return Next::Nothing };
-                let w = Workload::from_slim(kind, o.clone());
-                if FieldState::of(&w) == current.after {
-                    // Our earlier attempt committed even though we never saw the answer.
-                    return Next::Settled(o);
-                }
-                match decide(&w, target) {
-                    Decision::Change(c) => {
-                        current = *c;
-                        Next::Send(with_resource_version(
-                            state_patch(kind, &current.after),
-                            current.resource_version.as_deref(),
-                        ))
+            .converge(
+                kind.api_resource(),
+                Some(&ns),
+                &name,
+                Start::With(Next::Send(first)),
+                |fresh| {
+                    let Some(o) = fresh else { return Next::Nothing };
+                    let w = Workload::from_slim(kind, o.clone());
+                    if FieldState::of(&w) == current.after {
+                        // Our earlier attempt committed even though we never saw the answer.
+                        return Next::Settled(o);
                     }
-                    Decision::AtTarget | Decision::Skip(_) => Next::Nothing,
-                }
-            })
+                    match decide(&w, target) {
+                        Decision::Change(c) => {
+                            current = *c;
+                            Next::Send(with_resource_version(
+                                current.patch(),
+                                current.resource_version.as_deref(),
+                            ))
+                        }
+                        Decision::AtTarget | Decision::Skip(_) => Next::Nothing,
+                    }
+                },
+            )
             .await;
         match written {
             Ok(Written::Done(o)) => Step::Applied(current, o.metadata.resource_version),
@@ -358,14 +363,14 @@ impl Applier {
     async fn revert_workload(&self, change: &Change, rv: Option<String>) -> Result<(), WriteFailed> {
         let start = match rv {
             Some(rv) => Start::With(Next::Send(with_resource_version(
-                state_patch(change.kind, &change.before),
+                state_patch(change.kind, &change.after, &change.before),
                 Some(&rv),
             ))),
             None => Start::ReadFirst,
         };
         let ns = Some(change.namespace.as_str());
         let written = self
-            .converge(change.kind, ns, &change.name, start, |fresh| {
+            .converge(change.kind.api_resource(), ns, &change.name, start, |fresh| {
                 let Some(o) = fresh else { return Next::Nothing };
                 let w = Workload::from_slim(change.kind, o.clone());
                 let now = FieldState::of(&w);
@@ -381,7 +386,7 @@ impl Applier {
                     return Next::Settled(o);
                 }
                 Next::Send(with_resource_version(
-                    state_patch(change.kind, &goal),
+                    state_patch(change.kind, &now, &goal),
                     w.resource_version.as_deref(),
                 ))
             })
@@ -398,7 +403,7 @@ impl Applier {
         let first = with_resource_version(change.patch(), plan.resource_version.as_deref());
         let written = self
             .converge(
-                Kind::Namespace,
+                &objects::NAMESPACE,
                 None,
                 &plan.namespace,
                 Start::With(Next::Send(first)),
@@ -441,7 +446,7 @@ impl Applier {
             None => Start::ReadFirst,
         };
         let written = self
-            .converge(Kind::Namespace, None, name, start, |fresh| {
+            .converge(&objects::NAMESPACE, None, name, start, |fresh| {
                 let Some(o) = fresh else { return Next::Nothing };
                 let now = NsMeta::of(&o.metadata.labels, &o.metadata.annotations);
                 if now == change.before {

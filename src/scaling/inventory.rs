@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::kinds::{Kind, Switch};
 use super::list::{list_all, ApiPages, Listed};
-use super::objects::{Kind, Slim};
+use super::objects::Slim;
 use super::retry::RetryPolicy;
 use super::*;
 use crate::config::Config;
@@ -23,8 +24,12 @@ use crate::resources::PodRequest;
 pub enum Setting {
     Replicas(i32),
     Suspend(bool),
-    /// KEDA `autoscaling.keda.sh/paused-replicas` (None = not paused).
+    /// A pause annotation's value (KEDA `autoscaling.keda.sh/paused-replicas`; None = not
+    /// paused).
     Paused(Option<String>),
+    /// Whether a HorizontalPodAutoscaler may scale up (`spec.behavior.scaleUp.selectPolicy`
+    /// is not `Disabled`).
+    ScaleUp(bool),
 }
 
 impl std::fmt::Display for Setting {
@@ -34,6 +39,8 @@ impl std::fmt::Display for Setting {
             Setting::Suspend(s) => write!(f, "suspend={s}"),
             Setting::Paused(None) => f.write_str("unpaused"),
             Setting::Paused(Some(v)) => write!(f, "paused={v}"),
+            Setting::ScaleUp(true) => f.write_str("scale-up=enabled"),
+            Setting::ScaleUp(false) => f.write_str("scale-up=disabled"),
         }
     }
 }
@@ -51,29 +58,51 @@ pub struct Workload {
     pub excluded: bool,
     /// `Kind/name` of a controller ownerReference (an operator manages this workload).
     pub controller: Option<String>,
-    /// What one replica requests (Deployments and StatefulSets; None for other kinds).
+    /// What one replica requests (kinds with a pod template; None for other kinds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_replica: Option<PodRequest>,
+    /// A HorizontalPodAutoscaler's target and behaviour (None for other kinds).
+    #[serde(skip)]
+    pub autoscaler: Option<Box<Autoscaler>>,
 }
 
-/// The annotation that records what `down` changed, per kind.
-pub fn marker_key(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Deployment | Kind::StatefulSet => ANN_ORIGINAL_REPLICAS,
-        Kind::CronJob => ANN_ORIGINAL_SUSPEND,
-        Kind::ScaledObject | Kind::Namespace | Kind::ActivationRequest => ANN_KEDA_PAUSED_BY_US,
-    }
+/// What the plan needs of a HorizontalPodAutoscaler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autoscaler {
+    /// `Kind/name` of its `scaleTargetRef`.
+    pub target: String,
+    /// `minReplicas: 0`: with object or external metrics it scales its target back from 0.
+    pub scales_from_zero: bool,
+    /// Its `spec.behavior` as compact JSON, `null` when unset: what a down keeps in the marker.
+    pub behavior: String,
+}
+
+/// Whether a HorizontalPodAutoscaler's `spec.behavior` lets it scale up.
+fn scale_up_enabled(behavior: Option<&serde_json::Value>) -> bool {
+    behavior
+        .and_then(|b| b.pointer("/scaleUp/selectPolicy"))
+        .and_then(|p| p.as_str())
+        != Some("Disabled")
 }
 
 impl Workload {
     pub fn from_slim(kind: Kind, o: Slim) -> Self {
         let ann = &o.metadata.annotations;
-        let setting = match kind {
+        let setting = match kind.switch() {
             // The apiserver defaults an unset replicas to 1.
-            Kind::Deployment | Kind::StatefulSet => Setting::Replicas(o.spec.replicas.unwrap_or(1)),
-            Kind::CronJob => Setting::Suspend(o.spec.suspend.unwrap_or(false)),
-            _ => Setting::Paused(ann.get(ANN_KEDA_PAUSED_REPLICAS).cloned()),
+            Switch::Replicas => Setting::Replicas(o.spec.replicas.unwrap_or(1)),
+            Switch::Suspend => Setting::Suspend(o.spec.suspend.unwrap_or(false)),
+            Switch::PauseAnnotation { key, .. } => Setting::Paused(ann.get(key).cloned()),
+            Switch::ScaleUpPolicy => Setting::ScaleUp(scale_up_enabled(o.spec.behavior.as_ref())),
         };
+        let autoscaler = (kind.switch() == Switch::ScaleUpPolicy).then(|| {
+            let target = o.spec.scale_target_ref.clone().unwrap_or_default();
+            Box::new(Autoscaler {
+                target: format!("{}/{}", target.kind, target.name),
+                scales_from_zero: o.spec.min_replicas == Some(0),
+                behavior: o.spec.behavior.as_ref().unwrap_or(&serde_json::Value::Null).to_string(),
+            })
+        });
         let controller = o
             .metadata
             .owner_references
@@ -85,14 +114,21 @@ impl Workload {
             namespace: o.metadata.namespace.clone().unwrap_or_default(),
             name: o.metadata.name.clone(),
             resource_version: o.metadata.resource_version.clone(),
-            marker: ann.get(marker_key(kind)).cloned(),
+            marker: ann.get(kind.marker()).cloned(),
             excluded: ann.get(ANN_EXCLUDE).is_some_and(|v| v.eq_ignore_ascii_case("true")),
             controller,
             setting,
             // A template without containers (never from a real apiserver) requests nothing.
-            per_replica: matches!(kind, Kind::Deployment | Kind::StatefulSet)
-                .then(|| o.spec.pod_request.unwrap_or_default()),
+            per_replica: kind.spec().pod_template.then(|| o.spec.pod_request.unwrap_or_default()),
+            autoscaler,
         }
+    }
+
+    /// Whether the plan has anything to decide about it: everything but an autoscaler that
+    /// cannot scale its target from 0 and carries no marker of ours (it is idle while its target
+    /// is at 0), which is not even kept.
+    pub fn concerns_us(&self) -> bool {
+        self.autoscaler.as_ref().is_none_or(|a| a.scales_from_zero) || self.marker.is_some()
     }
 }
 
@@ -185,8 +221,6 @@ pub struct Inventory {
     pub unmanaged: BTreeMap<String, String>,
     /// Workloads of managed namespaces, by namespace, sorted by kind then name.
     pub workloads: BTreeMap<String, Vec<Workload>>,
-    /// Whether the KEDA ScaledObject CRD is served.
-    pub keda: bool,
 }
 
 impl Inventory {
@@ -208,11 +242,15 @@ impl Inventory {
 /// Lists namespaces (with `NAMESPACE_SELECTOR`), then every workload kind cluster-wide.
 pub async fn discover(client: &kube::Client, config: &Config, policy: &RetryPolicy) -> Result<Inventory> {
     let mut inv = Inventory::default();
-    let pages = |kind, selector| ApiPages { client, kind, selector };
+    let pages = |resource, selector| ApiPages {
+        client,
+        resource,
+        selector,
+    };
     let selector = config.namespace_selector.as_deref();
     let (namespaces, unmanaged) = (&mut inv.namespaces, &mut inv.unmanaged);
     list_all(
-        &mut pages(Kind::Namespace, selector),
+        &mut pages(&super::objects::NAMESPACE, selector),
         policy,
         "list Namespace",
         |l| match l {
@@ -232,14 +270,17 @@ pub async fn discover(client: &kube::Client, config: &Config, policy: &RetryPoli
         },
     )
     .await?;
-    for kind in Kind::WORKLOADS {
+    for kind in Kind::all() {
         let (namespaces, workloads) = (&inv.namespaces, &mut inv.workloads);
         let what = format!("list {kind}");
-        let listed = list_all(&mut pages(kind, None), policy, &what, |l| match l {
+        let listed = list_all(&mut pages(kind.api_resource(), None), policy, &what, |l| match l {
             Listed::Item(o) => {
                 let ns = o.metadata.namespace.as_deref().unwrap_or_default();
                 if namespaces.contains_key(ns) {
                     let w = Workload::from_slim(kind, o);
+                    if !w.concerns_us() {
+                        return;
+                    }
                     match workloads.get_mut(&w.namespace) {
                         Some(list) => list.push(w),
                         None => {
@@ -253,11 +294,10 @@ pub async fn discover(client: &kube::Client, config: &Config, policy: &RetryPoli
         })
         .await;
         match listed {
-            Ok(()) if kind == Kind::ScaledObject => inv.keda = true,
             Ok(()) => {}
-            // No ScaledObject CRD in this cluster: nothing to pause.
-            Err(crate::Error::Kube(kube::Error::Api(s))) if kind == Kind::ScaledObject && s.code == 404 => {
-                tracing::debug!("KEDA ScaledObject CRD not served; skipping");
+            // Its CRD is not installed in this cluster: nothing of that kind to switch.
+            Err(crate::Error::Kube(kube::Error::Api(s))) if kind.spec().optional_crd && s.code == 404 => {
+                tracing::debug!(kind = %kind, "CRD not served; skipping");
             }
             Err(e) => return Err(e),
         }

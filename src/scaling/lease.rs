@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kube::api::{GetParams, PostParams};
-use kube::core::Request;
-use serde_json::{json, Value};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -36,43 +37,40 @@ pub const ANN_AUDIT_SINCE: &str = "namespace-scheduler/audit-since";
 /// The runs whose audit is still open: a JSON list of `{"run_id", "since"}`.
 pub const ANN_AUDIT_OPEN: &str = "namespace-scheduler/audit-open";
 
-fn path(namespace: &str) -> String {
-    format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases")
+fn api(client: &kube::Client, ns: &str) -> Api<Lease> {
+    Api::namespaced(client.clone(), ns)
 }
 
-fn micro(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+/// A Lease's time (microseconds, as the apiserver keeps it).
+fn micro(t: DateTime<Utc>) -> MicroTime {
+    MicroTime(Timestamp::from_microsecond(t.timestamp_micros()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
-async fn get(client: &kube::Client, ns: &str) -> std::result::Result<Option<Value>, kube::Error> {
-    let req = Request::new(path(ns))
-        .get(LEASE_NAME, &GetParams::default())
-        .map_err(kube::Error::BuildRequest)?;
-    write::found(client.request::<Value>(req).await)
+fn chrono_of(t: &MicroTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(t.0.as_microsecond())
 }
 
-async fn create_lease(client: &kube::Client, ns: &str, lease: &Value) -> std::result::Result<Value, kube::Error> {
-    let body = serde_json::to_vec(lease).map_err(kube::Error::SerdeError)?;
-    let req = Request::new(path(ns))
-        .create(&PostParams::default(), body)
-        .map_err(kube::Error::BuildRequest)?;
-    client.request(req).await
+async fn get(client: &kube::Client, ns: &str) -> std::result::Result<Option<Lease>, kube::Error> {
+    write::found(api(client, ns).get(LEASE_NAME).await)
 }
 
-async fn replace(client: &kube::Client, ns: &str, lease: &Value) -> std::result::Result<Value, kube::Error> {
-    let body = serde_json::to_vec(lease).map_err(kube::Error::SerdeError)?;
-    let req = Request::new(path(ns))
-        .replace(LEASE_NAME, &PostParams::default(), body)
-        .map_err(kube::Error::BuildRequest)?;
-    client.request(req).await
+async fn create_lease(client: &kube::Client, ns: &str, lease: &Lease) -> std::result::Result<Lease, kube::Error> {
+    api(client, ns).create(&PostParams::default(), lease).await
+}
+
+async fn replace(client: &kube::Client, ns: &str, lease: &Lease) -> std::result::Result<Lease, kube::Error> {
+    api(client, ns).replace(LEASE_NAME, &PostParams::default(), lease).await
+}
+
+fn holder_of(lease: &Lease) -> Option<&str> {
+    lease.spec.as_ref()?.holder_identity.as_deref()
 }
 
 /// When the current holder's claim runs out.
-fn expiry(lease: &Value) -> Option<DateTime<Utc>> {
-    let spec = &lease["spec"];
-    let renewed = spec["renewTime"].as_str().or(spec["acquireTime"].as_str())?;
-    let renewed = DateTime::parse_from_rfc3339(renewed).ok()?.with_timezone(&Utc);
-    Some(renewed + chrono::Duration::seconds(spec["leaseDurationSeconds"].as_i64().unwrap_or(0)))
+fn expiry(lease: &Lease) -> Option<DateTime<Utc>> {
+    let spec = lease.spec.as_ref()?;
+    let renewed = chrono_of(spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?)?;
+    Some(renewed + chrono::Duration::seconds(i64::from(spec.lease_duration_seconds.unwrap_or(0))))
 }
 
 pub struct LeaseGuard {
@@ -80,7 +78,7 @@ pub struct LeaseGuard {
     namespace: String,
     holder: String,
     /// The last version we wrote, so renewals and the release are conditional on it.
-    current: Arc<Mutex<Value>>,
+    current: Arc<Mutex<Lease>>,
     renewer: tokio::task::JoinHandle<()>,
     policy: RetryPolicy,
     stop: Arc<Stop>,
@@ -100,11 +98,11 @@ fn locked(ns: &str, holder: &str, until: Option<DateTime<Utc>>) -> Error {
 #[derive(Debug)]
 enum Claim {
     /// We hold it already: an earlier attempt of this run committed though its answer was lost.
-    Ours(Value),
+    Ours(Lease),
     /// Another live run holds it.
     Held(String, Option<DateTime<Utc>>),
     /// Free, expired or absent: write this (create when `create`).
-    Take { lease: Value, create: bool },
+    Take { lease: Lease, create: bool },
 }
 
 /// What this run writes when it takes the Lease, beside the spec.
@@ -115,13 +113,13 @@ struct Taker<'a> {
     since: f64,
 }
 
-fn annotation<'v>(lease: &'v Value, key: &str) -> Option<&'v str> {
-    lease["metadata"]["annotations"][key].as_str()
+fn annotation<'v>(lease: &'v Lease, key: &str) -> Option<&'v str> {
+    lease.metadata.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
 /// The runs listed open on the Lease; an unreadable list is named and read as empty (someone
 /// edited it: there is nothing better to do than say so).
-pub fn listed_open_runs(lease: &Value) -> Vec<OpenRun> {
+pub fn listed_open_runs(lease: &Lease) -> Vec<OpenRun> {
     parse_open_runs(annotation(lease, ANN_AUDIT_OPEN)).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the lease's list of open audit runs does not read; ignored");
         Vec::new()
@@ -131,14 +129,14 @@ pub fn listed_open_runs(lease: &Value) -> Vec<OpenRun> {
 /// The run that held an expired Lease, as a run whose audit may be open: its run id (the part
 /// of `holderIdentity` after the last `/`) and its `since` (its annotation; else its
 /// `acquireTime`, which an older binary wrote; else the beginning of time).
-fn dead_holder(lease: &Value) -> Option<OpenRun> {
-    let holder = lease["spec"]["holderIdentity"].as_str().filter(|h| !h.is_empty())?;
+fn dead_holder(lease: &Lease) -> Option<OpenRun> {
+    let holder = holder_of(lease).filter(|h| !h.is_empty())?;
     let run_id = holder.rsplit_once('/').map_or(holder, |(_, id)| id).to_string();
     let since = annotation(lease, ANN_AUDIT_SINCE)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .or_else(|| {
-            let t = lease["spec"]["acquireTime"].as_str()?;
-            Some(DateTime::parse_from_rfc3339(t).ok()?.timestamp() as f64)
+            let t = lease.spec.as_ref()?.acquire_time.as_ref()?;
+            Some(chrono_of(t)?.timestamp() as f64)
         })
         .unwrap_or(0.0);
     Some(OpenRun { run_id, since })
@@ -153,44 +151,41 @@ pub fn with_run(mut runs: Vec<OpenRun>, run: OpenRun) -> Vec<OpenRun> {
     runs
 }
 
-fn set_annotations(lease: &mut Value, open: &[OpenRun], since: Option<f64>) {
-    if !lease["metadata"]["annotations"].is_object() {
-        lease["metadata"]["annotations"] = json!({});
-    }
-    let annotations = lease["metadata"]["annotations"].as_object_mut().expect("an object");
+fn set_annotations(lease: &mut Lease, open: &[OpenRun], since: Option<f64>) {
+    let annotations = lease.metadata.annotations.get_or_insert_default();
     if open.is_empty() {
         annotations.remove(ANN_AUDIT_OPEN);
     } else {
-        annotations.insert(
-            ANN_AUDIT_OPEN.into(),
-            json!(serde_json::to_string(open).expect("serializes")),
-        );
+        annotations.insert(ANN_AUDIT_OPEN.into(), serde_json::to_string(open).expect("serializes"));
     }
     match since {
-        Some(s) => annotations.insert(ANN_AUDIT_SINCE.into(), json!(format!("{s}"))),
+        Some(s) => annotations.insert(ANN_AUDIT_SINCE.into(), format!("{s}")),
         None => annotations.remove(ANN_AUDIT_SINCE),
     };
 }
 
-fn claim(existing: Option<Value>, ns: &str, me: &Taker, now: DateTime<Utc>) -> Claim {
-    let (holder, duration) = (me.holder, me.duration);
+fn claim(existing: Option<Lease>, ns: &str, me: &Taker, now: DateTime<Utc>) -> Claim {
+    let (holder, duration) = (me.holder, i32::try_from(me.duration).unwrap_or(i32::MAX));
     let Some(mut lease) = existing else {
-        let mut lease = json!({
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": LEASE_NAME, "namespace": ns},
-            "spec": {
-                "holderIdentity": holder,
-                "leaseDurationSeconds": duration,
-                "acquireTime": micro(now),
-                "renewTime": micro(now),
-                "leaseTransitions": 0,
+        let mut lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(LEASE_NAME.into()),
+                namespace: Some(ns.into()),
+                ..ObjectMeta::default()
             },
-        });
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(duration),
+                acquire_time: Some(micro(now)),
+                renew_time: Some(micro(now)),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
         set_annotations(&mut lease, &[], Some(me.since));
         return Claim::Take { lease, create: true };
     };
-    let current_holder = lease["spec"]["holderIdentity"].as_str().unwrap_or("").to_string();
+    let current_holder = holder_of(&lease).unwrap_or("").to_string();
     if current_holder == holder {
         return Claim::Ours(lease);
     }
@@ -204,12 +199,12 @@ fn claim(existing: Option<Value>, ns: &str, me: &Taker, now: DateTime<Utc>) -> C
         // Listed in the same write that takes the Lease: if this run dies too, the next knows.
         open = with_run(open, dead);
     }
-    let transitions = lease["spec"]["leaseTransitions"].as_i64().unwrap_or(0) + 1;
-    lease["spec"]["holderIdentity"] = json!(holder);
-    lease["spec"]["leaseDurationSeconds"] = json!(duration);
-    lease["spec"]["acquireTime"] = json!(micro(now));
-    lease["spec"]["renewTime"] = json!(micro(now));
-    lease["spec"]["leaseTransitions"] = json!(transitions);
+    let spec = lease.spec.get_or_insert_default();
+    spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
+    spec.holder_identity = Some(holder.into());
+    spec.lease_duration_seconds = Some(duration);
+    spec.acquire_time = Some(micro(now));
+    spec.renew_time = Some(micro(now));
     set_annotations(&mut lease, &open, Some(me.since));
     Claim::Take { lease, create: false }
 }
@@ -242,7 +237,7 @@ pub async fn acquire(
         policy,
         "take the lease",
         Start::ReadFirst,
-        |(lease, create): (Value, bool)| async move {
+        |(lease, create): (Lease, bool)| async move {
             if create {
                 create_lease(client, ns, &lease).await
             } else {
@@ -307,7 +302,7 @@ struct Renewer {
     client: kube::Client,
     ns: String,
     holder: String,
-    current: Arc<Mutex<Value>>,
+    current: Arc<Mutex<Lease>>,
     duration: Duration,
     policy: RetryPolicy,
     stop: Arc<Stop>,
@@ -352,12 +347,12 @@ impl Renewer {
     /// was stamped (a resent request keeps its stamp, so the deadline never runs ahead of it).
     async fn renew(
         &self,
-        lease: &Value,
+        lease: &Lease,
         taken_by: &mut Option<Option<String>>,
-    ) -> std::result::Result<Written<(Value, Instant)>, write::WriteFailed> {
-        let renewed = |mut l: Value| {
+    ) -> std::result::Result<Written<(Lease, Instant)>, write::WriteFailed> {
+        let renewed = |mut l: Lease| {
             let stamped = Instant::now();
-            l["spec"]["renewTime"] = json!(micro(Utc::now()));
+            l.spec.get_or_insert_default().renew_time = Some(micro(Utc::now()));
             (l, stamped)
         };
         let (client, ns, holder) = (&self.client, &self.ns, &self.holder);
@@ -365,12 +360,12 @@ impl Renewer {
             &self.policy,
             "renew the lease",
             Start::With(Next::Send(renewed(lease.clone()))),
-            |(l, stamped): (Value, Instant)| async move { replace(client, ns, &l).await.map(|v| (v, stamped)) },
+            |(l, stamped): (Lease, Instant)| async move { replace(client, ns, &l).await.map(|v| (v, stamped)) },
             || get(client, ns),
             |fresh| match fresh {
-                Some(f) if f["spec"]["holderIdentity"].as_str() == Some(holder.as_str()) => Next::Send(renewed(f)),
+                Some(f) if holder_of(&f) == Some(holder.as_str()) => Next::Send(renewed(f)),
                 other => {
-                    *taken_by = Some(other.and_then(|f| f["spec"]["holderIdentity"].as_str().map(str::to_string)));
+                    *taken_by = Some(other.as_ref().and_then(holder_of).map(str::to_string));
                     Next::Nothing
                 }
             },
@@ -410,13 +405,14 @@ impl LeaseGuard {
             Some(run) => with_run(open, run),
             None => open,
         };
-        let cleared = |mut l: Value| {
-            l["spec"]["holderIdentity"] = Value::Null;
-            l["spec"]["renewTime"] = json!(micro(Utc::now()));
+        let cleared = |mut l: Lease| {
+            let spec = l.spec.get_or_insert_default();
+            spec.holder_identity = None;
+            spec.renew_time = Some(micro(Utc::now()));
             set_annotations(&mut l, &open, None);
             l
         };
-        let noted = |mut l: Value, run: &OpenRun| {
+        let noted = |mut l: Lease, run: &OpenRun| {
             let listed = with_run(listed_open_runs(&l), run.clone());
             let since = annotation(&l, ANN_AUDIT_SINCE).and_then(|v| v.parse().ok());
             set_annotations(&mut l, &listed, since);
@@ -433,10 +429,10 @@ impl LeaseGuard {
             &self.policy,
             "release the lease",
             start,
-            |l: Value| async move { replace(client, ns, &l).await },
+            |l: Lease| async move { replace(client, ns, &l).await },
             || get(client, ns),
             |fresh| match (fresh, &own) {
-                (Some(f), _) if f["spec"]["holderIdentity"].as_str() == Some(holder.as_str()) => Next::Send(cleared(f)),
+                (Some(f), _) if holder_of(&f) == Some(holder.as_str()) => Next::Send(cleared(f)),
                 (Some(f), Some(run)) => Next::Send(noted(f, run)),
                 _ => Next::Nothing,
             },

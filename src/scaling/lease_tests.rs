@@ -1,18 +1,21 @@
 //! Taking the Lease: who holds it, and which runs' audits it hands over as open.
 
+use serde_json::{json, Value};
+
 use super::*;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn lease(holder: Option<&str>, renewed: &str, annotations: Value) -> Value {
-    json!({
+fn lease(holder: Option<&str>, renewed: &str, annotations: Value) -> Lease {
+    serde_json::from_value(json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": LEASE_NAME, "namespace": "ts", "resourceVersion": "7", "annotations": annotations},
         "spec": {"holderIdentity": holder, "leaseDurationSeconds": 60,
                  "acquireTime": "2026-11-25T19:59:00.000000Z", "renewTime": renewed, "leaseTransitions": 3},
-    })
+    }))
+    .expect("a Lease")
 }
 
 fn open(run_id: &str, since: f64) -> OpenRun {
@@ -31,7 +34,7 @@ const ME: Taker = Taker {
 
 /// (case, the Lease as read, what the claim must be: None = held by another live run, Some(the
 /// open runs it hands over)).
-type Case = (&'static str, Option<Value>, Option<Vec<OpenRun>>);
+type Case = (&'static str, Option<Lease>, Option<Vec<OpenRun>>);
 
 #[test]
 fn who_holds_the_lease_and_which_audits_it_hands_over() {
@@ -86,10 +89,10 @@ fn who_holds_the_lease_and_which_audits_it_hands_over() {
         match (claim(existing, "ts", &ME, at(NOW)), want) {
             (Claim::Take { lease, create }, Some(want)) => {
                 assert_eq!(listed_open_runs(&lease), want, "{case}");
-                assert_eq!(lease["spec"]["holderIdentity"], ME.holder, "{case}");
+                assert_eq!(holder_of(&lease), Some(ME.holder), "{case}");
                 assert_eq!(annotation(&lease, ANN_AUDIT_SINCE), Some("1795000000"), "{case}");
                 assert_eq!(create, case.starts_with("absent"), "{case}");
-                assert_eq!(lease["metadata"]["name"], LEASE_NAME, "{case}");
+                assert_eq!(lease.metadata.name.as_deref(), Some(LEASE_NAME), "{case}");
             }
             (Claim::Held(holder, until), None) => {
                 assert_eq!(holder, "pod-a/run-a", "{case}");
@@ -112,5 +115,6 @@ fn the_list_is_removed_once_empty_and_since_goes_with_the_holder() {
     set_annotations(&mut l, &[open("a", 1.0)], Some(2.0));
     assert_eq!(listed_open_runs(&l), vec![open("a", 1.0)]);
     set_annotations(&mut l, &[], None);
-    assert_eq!(l["metadata"]["annotations"], json!({"other": "kept"}));
+    let kept = [("other".to_string(), "kept".to_string())].into_iter().collect();
+    assert_eq!(l.metadata.annotations, Some(kept));
 }

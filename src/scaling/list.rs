@@ -18,10 +18,10 @@ use std::future::Future;
 
 use futures::AsyncBufReadExt;
 use kube::api::ListParams;
-use kube::core::Request;
+use kube::core::{ApiResource, Request};
 use serde::Deserialize;
 
-use super::objects::{Kind, Slim};
+use super::objects::{collection_path, Slim};
 use super::retry::{self, Class, RetryPolicy};
 use crate::error::{Error, Result};
 
@@ -118,10 +118,10 @@ pub async fn list_all<P: Pages>(
     }
 }
 
-/// The pages of one kind, cluster-wide, from the Kubernetes API.
+/// The pages of one resource, cluster-wide, from the Kubernetes API.
 pub struct ApiPages<'a> {
     pub client: &'a kube::Client,
-    pub kind: Kind,
+    pub resource: &'a ApiResource,
     pub selector: Option<&'a str>,
 }
 
@@ -131,8 +131,8 @@ impl Pages for ApiPages<'_> {
         token: Option<&str>,
         each: &mut (dyn FnMut(Slim) + Send),
     ) -> std::result::Result<Option<String>, kube::Error> {
-        let uri = page_uri(self.kind, self.selector, PAGE_SIZE, token)?;
-        let mut req = Request::new(self.kind.path(None))
+        let uri = page_uri(self.resource, self.selector, PAGE_SIZE, token)?;
+        let mut req = Request::new(collection_path(self.resource, None))
             .list(&ListParams::default())
             .map_err(kube::Error::BuildRequest)?;
         *req.uri_mut() = uri
@@ -162,7 +162,7 @@ impl Pages for ApiPages<'_> {
 /// The path and query of one page. The first asks the watch cache (`resourceVersion=0`,
 /// added by hand: kube's ListParams drops it beside a limit); later ones carry only the token.
 pub fn page_uri(
-    kind: Kind,
+    resource: &ApiResource,
     selector: Option<&str>,
     limit: u32,
     token: Option<&str>,
@@ -174,7 +174,7 @@ pub fn page_uri(
     if let Some(t) = token {
         lp = lp.continue_token(t);
     }
-    let req = Request::new(kind.path(None))
+    let req = Request::new(collection_path(resource, None))
         .list(&lp)
         .map_err(kube::Error::BuildRequest)?;
     let mut uri = req.uri().to_string();

@@ -2,6 +2,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::*;
+use crate::scaling::kinds::Kind;
 use crate::scaling::objects::Meta;
 
 fn slim(name: &str) -> Slim {
@@ -145,7 +146,7 @@ async fn other_answers_end_the_list_at_once() {
 
 #[test]
 fn the_first_page_asks_the_watch_cache_and_later_ones_only_continue() {
-    let first = page_uri(Kind::Deployment, Some("team in (a,b)"), 500, None).unwrap();
+    let first = page_uri(Kind::DEPLOYMENT.api_resource(), Some("team in (a,b)"), 500, None).unwrap();
     assert!(first.starts_with("/apis/apps/v1/deployments?"), "{first}");
     assert!(first.contains("limit=500"), "{first}");
     assert!(first.contains("labelSelector=team+in+%28a%2Cb%29"), "{first}");
@@ -153,7 +154,7 @@ fn the_first_page_asks_the_watch_cache_and_later_ones_only_continue() {
         first.ends_with("&resourceVersion=0&resourceVersionMatch=NotOlderThan"),
         "{first}"
     );
-    let next = page_uri(Kind::Namespace, None, 500, Some("abc")).unwrap();
+    let next = page_uri(&crate::scaling::objects::NAMESPACE, None, 500, Some("abc")).unwrap();
     assert_eq!(next, "/api/v1/namespaces?&limit=500&continue=abc");
 }
 

@@ -14,6 +14,7 @@
 pub(crate) mod apply;
 pub(crate) mod events;
 pub mod inventory;
+pub mod kinds;
 pub(crate) mod lease;
 pub(crate) mod list;
 pub mod objects;

@@ -6,72 +6,18 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::{GetParams, Patch, PatchParams};
-use kube::core::Request;
-use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
-/// The kinds the engine reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Kind {
-    Namespace,
-    Deployment,
-    StatefulSet,
-    CronJob,
-    ScaledObject,
-    /// `namespace-scheduler.io/v1alpha1` ActivationRequest (docs/reference.md §5): read, and
-    /// answered through its status subresource.
-    ActivationRequest,
-}
+use std::borrow::Cow;
 
-impl Kind {
-    pub const WORKLOADS: [Kind; 4] = [Kind::Deployment, Kind::StatefulSet, Kind::CronJob, Kind::ScaledObject];
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject, DynamicResourceScope, Resource};
+use serde::Deserialize;
 
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Kind::Namespace => "Namespace",
-            Kind::Deployment => "Deployment",
-            Kind::StatefulSet => "StatefulSet",
-            Kind::CronJob => "CronJob",
-            Kind::ScaledObject => "ScaledObject",
-            Kind::ActivationRequest => "ActivationRequest",
-        }
-    }
-
-    fn group_prefix(&self) -> &'static str {
-        match self {
-            Kind::Namespace => "/api/v1",
-            Kind::Deployment | Kind::StatefulSet => "/apis/apps/v1",
-            Kind::CronJob => "/apis/batch/v1",
-            Kind::ScaledObject => "/apis/keda.sh/v1alpha1",
-            Kind::ActivationRequest => "/apis/namespace-scheduler.io/v1alpha1",
-        }
-    }
-
-    fn plural(&self) -> &'static str {
-        match self {
-            Kind::Namespace => "namespaces",
-            Kind::Deployment => "deployments",
-            Kind::StatefulSet => "statefulsets",
-            Kind::CronJob => "cronjobs",
-            Kind::ScaledObject => "scaledobjects",
-            Kind::ActivationRequest => "activationrequests",
-        }
-    }
-
-    /// Collection path: cluster-wide when `namespace` is None (and always for namespaces).
-    pub fn path(&self, namespace: Option<&str>) -> String {
-        match (self, namespace) {
-            (Kind::Namespace, _) | (_, None) => format!("{}/{}", self.group_prefix(), self.plural()),
-            (_, Some(ns)) => format!("{}/namespaces/{ns}/{}", self.group_prefix(), self.plural()),
-        }
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The Namespace's API resource (not a workload kind: see [`super::kinds`]).
+pub static NAMESPACE: LazyLock<ApiResource> = LazyLock::new(|| ApiResource::erase::<Namespace>(&()));
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,9 +57,9 @@ pub struct Meta {
     pub creation_timestamp: Option<lenient::Text>,
 }
 
-/// The label and annotation keys the engine reads: its own, and KEDA's paused-replicas.
+/// The label and annotation keys the engine reads: its own, and the kinds' pause annotations.
 pub fn is_ours(key: &str) -> bool {
-    key.starts_with(super::PREFIX) || key == super::ANN_KEDA_PAUSED_REPLICAS
+    super::kinds::is_read(key)
 }
 
 /// Keeps only the keys of [`is_ours`]: a workload's other labels and annotations (app labels,
@@ -152,7 +98,7 @@ pub struct Spec {
     #[serde(default)]
     pub suspend: Option<bool>,
     /// A Deployment's or StatefulSet's `spec.template`, read only for its requests (see
-    /// [`super::requests`]); the rest of the pod spec is skipped while parsing.
+    /// [`crate::resources`]); the rest of the pod spec is skipped while parsing.
     #[serde(
         default,
         rename = "template",
@@ -166,6 +112,22 @@ pub struct Spec {
     pub until: Option<lenient::Text>,
     #[serde(default, deserialize_with = "lenient::text")]
     pub requested_by: Option<lenient::Text>,
+    /// A HorizontalPodAutoscaler's `minReplicas`, `scaleTargetRef` and `behavior`.
+    #[serde(default)]
+    pub min_replicas: Option<i32>,
+    #[serde(default)]
+    pub scale_target_ref: Option<TargetRef>,
+    #[serde(default)]
+    pub behavior: Option<serde_json::Value>,
+}
+
+/// What a HorizontalPodAutoscaler scales.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TargetRef {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A Namespace's `status.phase` (`Terminating` while it is being deleted); an
@@ -201,51 +163,126 @@ impl Slim {
 
 pub mod lenient;
 
-pub async fn get(client: &kube::Client, kind: Kind, namespace: Option<&str>, name: &str) -> Result<Slim, kube::Error> {
-    let req = Request::new(kind.path(namespace))
-        .get(name, &GetParams::default())
-        .map_err(kube::Error::BuildRequest)?;
-    client.request(req).await
+/// The path of a collection (cluster-wide when `namespace` is None), built by kube.
+pub fn collection_path(resource: &ApiResource, namespace: Option<&str>) -> String {
+    DynamicObject::url_path(resource, namespace)
+}
+
+/// One object as a get or a patch answers it, for kube's typed [`Api`]: its full metadata
+/// (held only while one answer is read) and the slim spec and status. Read into a [`Slim`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fetched {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Spec,
+    #[serde(default)]
+    status: Status,
+}
+
+impl Resource for Fetched {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl From<Fetched> for Slim {
+    fn from(o: Fetched) -> Slim {
+        let m = o.metadata;
+        let ours = |map: Option<BTreeMap<String, String>>| -> BTreeMap<String, String> {
+            map.unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| is_ours(k))
+                .collect()
+        };
+        let owners = m.owner_references.unwrap_or_default().into_iter();
+        Slim {
+            metadata: Meta {
+                name: m.name.unwrap_or_default(),
+                namespace: m.namespace,
+                resource_version: m.resource_version,
+                labels: ours(m.labels),
+                annotations: ours(m.annotations),
+                owner_references: owners
+                    .map(|r| OwnerRef {
+                        kind: r.kind,
+                        name: r.name,
+                        controller: r.controller,
+                    })
+                    .collect(),
+                deletion_timestamp: m.deletion_timestamp.map(|t| t.0.to_string()),
+                generation: m.generation,
+                creation_timestamp: m.creation_timestamp.map(|t| lenient::Text::of(&t.0.to_string())),
+            },
+            spec: o.spec,
+            status: o.status,
+        }
+    }
+}
+
+fn api(client: &kube::Client, resource: &ApiResource, namespace: Option<&str>) -> Api<Fetched> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+pub async fn get(
+    client: &kube::Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Slim, kube::Error> {
+    api(client, resource, namespace).get(name).await.map(Slim::from)
 }
 
 /// A JSON merge patch (RFC 7386). Carrying `metadata.resourceVersion` in it makes the write
 /// conditional: the apiserver answers 409 if the object changed since we read it.
 pub async fn merge_patch(
     client: &kube::Client,
-    kind: Kind,
+    resource: &ApiResource,
     namespace: Option<&str>,
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    merge_patch_at(client, kind, namespace, name, None, patch).await
+    api(client, resource, namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(Slim::from)
 }
 
 /// A JSON merge patch of the `status` subresource (what an ActivationRequest's answer is
 /// written through); conditional like [`merge_patch`].
 pub async fn merge_patch_status(
     client: &kube::Client,
-    kind: Kind,
+    resource: &ApiResource,
     namespace: Option<&str>,
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<Slim, kube::Error> {
-    merge_patch_at(client, kind, namespace, name, Some("status"), patch).await
-}
-
-async fn merge_patch_at(
-    client: &kube::Client,
-    kind: Kind,
-    namespace: Option<&str>,
-    name: &str,
-    subresource: Option<&str>,
-    patch: &serde_json::Value,
-) -> Result<Slim, kube::Error> {
-    let (params, body) = (PatchParams::default(), Patch::Merge(patch));
-    let req = Request::new(kind.path(namespace));
-    let req = match subresource {
-        Some(sub) => req.patch_subresource(sub, name, &params, &body),
-        None => req.patch(name, &params, &body),
-    }
-    .map_err(kube::Error::BuildRequest)?;
-    client.request(req).await
+    api(client, resource, namespace)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(Slim::from)
 }

@@ -10,8 +10,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::inventory::{marker_key, ManagedNamespace, Setting, Workload};
-use super::objects::Kind;
+use super::inventory::{ManagedNamespace, Setting, Workload};
+use super::kinds::{Kind, Switch};
 use super::*;
 use crate::audit::{OperationType, ResourceChange};
 use crate::resources::{PodRequest, Requested};
@@ -48,20 +48,50 @@ impl FieldState {
     }
 }
 
-/// The merge patch that puts a workload in `state` (`null` removes an annotation).
-pub fn state_patch(kind: Kind, state: &FieldState) -> Value {
+/// The merge patch that takes a workload from `from` to `to` (`null` removes an annotation).
+pub fn state_patch(kind: Kind, from: &FieldState, to: &FieldState) -> Value {
     let mut annotations = Map::new();
-    annotations.insert(marker_key(kind).into(), json!(state.marker));
+    annotations.insert(kind.marker().into(), json!(to.marker));
     let mut patch = json!({});
-    match &state.setting {
-        Setting::Replicas(n) => patch["spec"] = json!({"replicas": n}),
-        Setting::Suspend(s) => patch["spec"] = json!({"suspend": s}),
-        Setting::Paused(p) => {
-            annotations.insert(ANN_KEDA_PAUSED_REPLICAS.into(), json!(p));
+    match (kind.switch(), &to.setting) {
+        (_, Setting::Replicas(n)) => patch["spec"] = json!({"replicas": n}),
+        (_, Setting::Suspend(s)) => patch["spec"] = json!({"suspend": s}),
+        (Switch::PauseAnnotation { key, .. }, Setting::Paused(p)) => {
+            annotations.insert(key.into(), json!(p));
+        }
+        (_, Setting::Paused(_)) => {}
+        // Only the marker moves when the value is already there (someone set it meanwhile).
+        (_, Setting::ScaleUp(_)) if from.setting == to.setting => {}
+        (_, Setting::ScaleUp(false)) => patch["spec"] = json!({"behavior": {"scaleUp": {"selectPolicy": "Disabled"}}}),
+        (_, Setting::ScaleUp(true)) => {
+            if let Some(original) = from.marker.as_deref().and_then(|m| original_behavior(m).ok()) {
+                patch["spec"] = json!({ "behavior": restored_behavior(original) });
+            }
         }
     }
     patch["metadata"] = json!({"annotations": annotations});
     patch
+}
+
+/// An autoscaler's marker: its `spec.behavior` before our down, a JSON object or `null`.
+fn original_behavior(marker: &str) -> std::result::Result<Value, ()> {
+    match serde_json::from_str::<Value>(marker) {
+        Ok(v) if v.is_object() || v.is_null() => Ok(v),
+        _ => Err(()),
+    }
+}
+
+/// The `spec.behavior` of a merge patch that puts back exactly `original`: a merge patch only
+/// sets the keys it names, so the `scaleUp.selectPolicy` our down added is named (as `null`)
+/// where the original had none; an original without behaviour removes it whole.
+fn restored_behavior(mut original: Value) -> Value {
+    if let Some(b) = original.as_object_mut() {
+        let up = b.entry("scaleUp").or_insert(Value::Null);
+        if let Some(up) = up.as_object_mut() {
+            up.entry("selectPolicy").or_insert(Value::Null);
+        }
+    }
+    original
 }
 
 /// Adds the optimistic-concurrency precondition to a merge patch.
@@ -84,7 +114,7 @@ pub struct Change {
     pub before: FieldState,
     pub after: FieldState,
     pub resource_version: Option<String>,
-    /// What one replica requests (Deployments and StatefulSets), from the workload as listed.
+    /// What one replica requests (kinds with a pod template), from the workload as listed.
     pub per_replica: Option<PodRequest>,
 }
 
@@ -162,7 +192,7 @@ impl Change {
 
     /// The merge patch (sent with `metadata.resourceVersion` added).
     pub fn patch(&self) -> Value {
-        state_patch(self.kind, &self.after)
+        state_patch(self.kind, &self.before, &self.after)
     }
 
     pub fn resource(&self) -> ResourceChange {
@@ -281,29 +311,55 @@ pub fn decide(w: &Workload, target: Target) -> Decision {
             SkipReason::rule("suspended without our annotation: off on purpose")
         }
         (Target::Down, Setting::Suspend(false), _) => change(Setting::Suspend(true), Some("false".into())),
-        (Target::Down, Setting::Paused(Some(p)), Some(_)) if p == "0" => Decision::AtTarget,
+        (Target::Down, Setting::Paused(Some(p)), Some(_)) if paused_by(w.kind, p) => Decision::AtTarget,
         (Target::Down, Setting::Paused(Some(_)), None) => SkipReason::rule("paused by someone else: off on purpose"),
-        (Target::Down, Setting::Paused(_), _) => change(Setting::Paused(Some("0".into())), Some("true".into())),
+        (Target::Down, Setting::Paused(_), _) => {
+            let Switch::PauseAnnotation { value, .. } = w.kind.switch() else {
+                return SkipReason::rule(format!("{} is not paused by an annotation", w.kind));
+            };
+            change(Setting::Paused(Some(value.into())), Some("true".into()))
+        }
+        (Target::Down, Setting::ScaleUp(false), Some(_)) => Decision::AtTarget,
+        (Target::Down, Setting::ScaleUp(false), None) => {
+            SkipReason::rule("scale-up disabled without our annotation: off on purpose")
+        }
+        // With or without a marker: the behaviour found is the one to restore.
+        (Target::Down, Setting::ScaleUp(true), _) => match w.autoscaler.as_deref() {
+            Some(a) if a.scales_from_zero => change(Setting::ScaleUp(false), Some(a.behavior.clone())),
+            _ => SkipReason::rule("minReplicas ≥ 1: idle while its target is at 0"),
+        },
 
         // Up: the exact original value, unless someone changed it while down.
         (Target::Up, Setting::Replicas(0), None) => SkipReason::rule("at 0 without our annotation: off on purpose"),
         (Target::Up, Setting::Replicas(0), Some(m)) => match m.trim().parse::<i32>() {
             Ok(n) if n >= 0 => change(Setting::Replicas(n), None),
-            _ => SkipReason::unreadable(ANN_ORIGINAL_REPLICAS, m),
+            _ => SkipReason::unreadable(w.kind.marker(), m),
         },
         (Target::Up, Setting::Suspend(true), None) => {
             SkipReason::rule("suspended without our annotation: off on purpose")
         }
         (Target::Up, Setting::Suspend(true), Some(m)) => match m.trim().parse::<bool>() {
             Ok(s) => change(Setting::Suspend(s), None),
-            _ => SkipReason::unreadable(ANN_ORIGINAL_SUSPEND, m),
+            _ => SkipReason::unreadable(w.kind.marker(), m),
         },
-        (Target::Up, Setting::Paused(Some(p)), Some(_)) if p == "0" => change(Setting::Paused(None), None),
+        (Target::Up, Setting::Paused(Some(p)), Some(_)) if paused_by(w.kind, p) => change(Setting::Paused(None), None),
         (Target::Up, Setting::Paused(Some(_)), None) => SkipReason::rule("paused by someone else: off on purpose"),
+        (Target::Up, Setting::ScaleUp(false), None) => {
+            SkipReason::rule("scale-up disabled without our annotation: off on purpose")
+        }
+        (Target::Up, Setting::ScaleUp(false), Some(m)) => match original_behavior(m) {
+            Ok(_) => change(Setting::ScaleUp(true), None),
+            Err(()) => SkipReason::unreadable(w.kind.marker(), m),
+        },
         // Changed by someone while down (or never ours): keep the value, drop the marker.
         (Target::Up, s, Some(_)) => change(s.clone(), None),
         (Target::Up, _, None) => Decision::AtTarget,
     }
+}
+
+/// Whether `value` is the pause value `kind` is paused with.
+fn paused_by(kind: Kind, value: &str) -> bool {
+    matches!(kind.switch(), Switch::PauseAnnotation { value: ours, .. } if ours == value)
 }
 
 /// The namespace labels and annotations the engine owns.
@@ -513,10 +569,43 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `Kind/name` of the workloads this plan leaves at 0 replicas by our hand (switched off now,
+/// or already): the targets an autoscaler must not scale back from 0.
+fn switched_off(workloads: &[Workload], decisions: &[Decision]) -> Vec<String> {
+    workloads
+        .iter()
+        .zip(decisions)
+        .filter(|(w, d)| match d {
+            Decision::Change(c) => c.after.setting == Setting::Replicas(0),
+            Decision::AtTarget => w.setting == Setting::Replicas(0) && w.marker.is_some(),
+            Decision::Skip(_) => false,
+        })
+        .map(|(w, _)| format!("{}/{}", w.kind, w.name))
+        .collect()
+}
+
+/// Each workload's decision; on the way down an autoscaler's scale-up is disabled only while
+/// its target is switched off by us (an excluded or operator-owned target keeps its autoscaler).
+fn decide_all(workloads: &[Workload], target: Target) -> Vec<Decision> {
+    let mut decisions: Vec<Decision> = workloads.iter().map(|w| decide(w, target)).collect();
+    if target == Target::Up || workloads.iter().all(|w| w.autoscaler.is_none()) {
+        return decisions;
+    }
+    let off = switched_off(workloads, &decisions);
+    for (w, d) in workloads.iter().zip(decisions.iter_mut()) {
+        if let (Some(a), Decision::Change(_)) = (w.autoscaler.as_deref(), &d) {
+            if !off.contains(&a.target) {
+                *d = SkipReason::rule(format!("its target {} is not switched off", a.target));
+            }
+        }
+    }
+    decisions
+}
+
 pub fn plan_namespace(ns: &ManagedNamespace, workloads: &[Workload], intent: &Intent) -> NamespacePlan {
     let (mut changes, mut skipped, mut at_target) = (Vec::new(), Vec::new(), 0);
-    for w in workloads {
-        match decide(w, intent.target) {
+    for (w, decision) in workloads.iter().zip(decide_all(workloads, intent.target)) {
+        match decision {
             Decision::Change(c) => changes.push(*c),
             Decision::AtTarget => at_target += 1,
             Decision::Skip(reason) => skipped.push(Skipped {

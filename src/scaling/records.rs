@@ -115,7 +115,7 @@ mod tests {
     use super::*;
     use crate::scaling::apply::Refusal;
     use crate::scaling::inventory::{ManagedNamespace, Setting, Workload};
-    use crate::scaling::objects::Kind;
+    use crate::scaling::kinds::Kind;
     use crate::scaling::plan::{plan_namespace, Intent, Until};
 
     const RUN: RunInfo = RunInfo {
@@ -136,7 +136,7 @@ mod tests {
         let ws: Vec<Workload> = workloads
             .iter()
             .map(|(name, setting, marker)| Workload {
-                kind: Kind::Deployment,
+                kind: Kind::DEPLOYMENT,
                 namespace: "dev-a".into(),
                 name: name.to_string(),
                 resource_version: None,
@@ -145,6 +145,7 @@ mod tests {
                 excluded: false,
                 controller: None,
                 per_replica: None,
+                autoscaler: None,
             })
             .collect();
         let intent = Intent {
@@ -233,7 +234,7 @@ mod tests {
         );
         let mut o = outcome_of(NsStatus::Completed);
         o.refused.push(Refusal {
-            kind: Kind::Deployment,
+            kind: Kind::DEPLOYMENT,
             name: "frozen".into(),
             from: "0".into(),
             to: "2".into(),

@@ -12,7 +12,7 @@ use super::judge::{Answer, Grant, Reason};
 use super::ActivationRequest;
 use crate::engine::AfterApply;
 use crate::scaling::apply::{Applier, NamespaceOutcome, NsStatus};
-use crate::scaling::objects::{self, Kind, Slim};
+use crate::scaling::objects::{self, Slim};
 use crate::scaling::plan::NamespacePlan;
 use crate::scaling::retry::RetryPolicy;
 use crate::scaling::write::{self, Next, Start, Written};
@@ -42,9 +42,9 @@ pub async fn write(
         &what,
         Start::With(Next::Send(first)),
         |patch: serde_json::Value| async move {
-            objects::merge_patch_status(client, Kind::ActivationRequest, Some(ns), name, &patch).await
+            objects::merge_patch_status(client, &super::ACTIVATION_REQUEST, Some(ns), name, &patch).await
         },
-        || async move { write::found(objects::get(client, Kind::ActivationRequest, Some(ns), name).await) },
+        || async move { write::found(objects::get(client, &super::ACTIVATION_REQUEST, Some(ns), name).await) },
         |fresh: Option<Slim>| {
             let Some(o) = fresh else { return Next::Nothing };
             let now = ActivationRequest::from_slim(o.clone());
@@ -125,8 +125,8 @@ impl AfterApply for AnswerOnceApplied {
             let Some(g) = self.grants.get(&plan.namespace) else {
                 return Vec::new();
             };
-            let namespace_refused = outcome.refused.iter().any(|r| r.kind == Kind::Namespace);
-            if outcome.status != NsStatus::Completed || namespace_refused {
+            // A refused Namespace write fails its namespace (never `Completed`): no answer then.
+            if outcome.status != NsStatus::Completed {
                 return Vec::new();
             }
             let mut rows = Vec::new();

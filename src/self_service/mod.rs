@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::scaling::list::{list_all, ApiPages, Listed};
 use crate::scaling::objects::lenient::Text;
-use crate::scaling::objects::{Kind, Slim};
+use crate::scaling::objects::Slim;
 use crate::scaling::retry::RetryPolicy;
 
 /// Longest `spec.until` the CRD admits (an RFC 3339 instant with nanoseconds and an offset is 35).
@@ -33,6 +33,17 @@ pub const UNTIL_MAX_CHARS: usize = 64;
 pub const REQUESTED_BY_MAX_CHARS: usize = 256;
 /// Longest `status.message` the scheduler writes, in bytes (the CRD admits as many characters).
 pub const MESSAGE_MAX_BYTES: usize = 1024;
+
+/// `namespace-scheduler.io/v1alpha1` ActivationRequest (docs/reference.md §5): read, and
+/// answered through its status subresource.
+pub static ACTIVATION_REQUEST: std::sync::LazyLock<kube::core::ApiResource> =
+    std::sync::LazyLock::new(|| kube::core::ApiResource {
+        group: "namespace-scheduler.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "namespace-scheduler.io/v1alpha1".into(),
+        kind: "ActivationRequest".into(),
+        plural: "activationrequests".into(),
+    });
 
 /// A request's answer, `status.phase`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,7 +156,7 @@ pub async fn list(client: &kube::Client, policy: &RetryPolicy) -> Result<Vec<Act
     let mut out = Vec::new();
     let mut pages = ApiPages {
         client,
-        kind: Kind::ActivationRequest,
+        resource: &ACTIVATION_REQUEST,
         selector: None,
     };
     let listed = list_all(&mut pages, policy, "list ActivationRequest", |l| match l {
@@ -168,7 +179,7 @@ pub async fn list(client: &kube::Client, policy: &RetryPolicy) -> Result<Vec<Act
 pub async fn gone(client: &kube::Client, policy: &RetryPolicy, namespace: &str, name: &str) -> Result<bool> {
     let what = format!("get ActivationRequest {namespace}/{name}");
     crate::scaling::retry::transient(policy, &what, || async {
-        match crate::scaling::objects::get(client, Kind::ActivationRequest, Some(namespace), name).await {
+        match crate::scaling::objects::get(client, &ACTIVATION_REQUEST, Some(namespace), name).await {
             Ok(_) => Ok(false),
             Err(e) if crate::scaling::retry::classify(&e) == crate::scaling::retry::Class::NotFound => Ok(true),
             Err(e) => Err(e),

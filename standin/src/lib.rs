@@ -127,6 +127,9 @@ pub struct Options {
     /// Serve `namespace-scheduler.io/v1alpha1` ActivationRequests, with their status
     /// subresource (otherwise 404 for the whole group, as without the CRD).
     pub enable_activation_requests: bool,
+    /// Serve `argoproj.io/v1alpha1` Rollouts with their scale subresource (otherwise 404 for
+    /// the whole group, as without the CRD).
+    pub enable_rollouts: bool,
     /// Reject PUTs without `metadata.resourceVersion` for built-in kinds too (422).
     pub strict_updates: bool,
     /// Default seed for probabilistic fault rules without their own seed.
@@ -145,6 +148,7 @@ impl Default for Options {
             latency: Duration::ZERO,
             enable_keda: false,
             enable_activation_requests: false,
+            enable_rollouts: false,
             strict_updates: false,
             fault_seed: 0,
             seed: Vec::new(),
@@ -497,6 +501,7 @@ async fn bind(opts: Options) -> std::io::Result<(Arc<Inner>, tokio::net::TcpList
         served: resources::Served {
             keda: opts.enable_keda,
             activation_requests: opts.enable_activation_requests,
+            rollouts: opts.enable_rollouts,
         },
         strict_updates: opts.strict_updates,
         addr,

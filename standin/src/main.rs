@@ -5,7 +5,7 @@ use std::time::Duration;
 use standin::{seed, Options, Standin};
 
 const USAGE: &str = "usage: kube-standin [--listen 127.0.0.1:PORT] [--kubeconfig-out PATH] \
-[--seed demo|FILE.yaml|FILE.json] [--latency-ms N] [--enable-keda] [--enable-activation-requests] [--strict-updates] [--fault-seed N] [--no-watch-cache]
+[--seed demo|FILE.yaml|FILE.json] [--latency-ms N] [--enable-keda] [--enable-activation-requests] [--enable-rollouts] [--strict-updates] [--fault-seed N] [--no-watch-cache]
        kube-standin --print-seed demo   (the demo seed as one JSON List, for `kubectl apply -f -` on a real cluster)";
 
 fn parse_args() -> Result<(Options, Option<String>), String> {
@@ -43,6 +43,7 @@ fn parse_args() -> Result<(Options, Option<String>), String> {
             "--fault-seed" => opts.fault_seed = value()?.parse().map_err(|e| format!("--fault-seed: {e}"))?,
             "--enable-keda" => opts.enable_keda = true,
             "--enable-activation-requests" => opts.enable_activation_requests = true,
+            "--enable-rollouts" => opts.enable_rollouts = true,
             "--strict-updates" => opts.strict_updates = true,
             "--no-watch-cache" => opts.watch_cache = false,
             "--print-seed" => {

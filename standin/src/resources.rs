@@ -37,6 +37,7 @@ pub struct ResourceDef {
 pub struct Served {
     pub keda: bool,
     pub activation_requests: bool,
+    pub rollouts: bool,
 }
 
 impl Served {
@@ -44,6 +45,7 @@ impl Served {
         match r.group {
             "keda.sh" => self.keda,
             "namespace-scheduler.io" => self.activation_requests,
+            "argoproj.io" => self.rollouts,
             _ => !r.custom,
         }
     }
@@ -171,6 +173,19 @@ pub static RESOURCES: &[ResourceDef] = &[
         status: false,
     },
     ResourceDef {
+        group: "autoscaling",
+        version: "v2",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        short_names: &["hpa"],
+        has_generation: true,
+        scale: false,
+        custom: false,
+        status: true,
+    },
+    ResourceDef {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",
@@ -208,6 +223,20 @@ pub static RESOURCES: &[ResourceDef] = &[
         scale: false,
         custom: true,
         status: false,
+    },
+    // Argo Rollouts' CRD, with the scale subresource as Argo ships it.
+    ResourceDef {
+        group: "argoproj.io",
+        version: "v1alpha1",
+        plural: "rollouts",
+        singular: "rollout",
+        kind: "Rollout",
+        namespaced: true,
+        short_names: &["ro"],
+        has_generation: true,
+        scale: true,
+        custom: true,
+        status: true,
     },
     // namespace-scheduler's self-service requests (manifests/base/activationrequest-crd.yaml);
     // no schema here: what a team writes reaches the scheduler as written.

@@ -43,6 +43,43 @@ pub fn statefulset(ns: &str, name: &str, replicas: i64) -> Value {
     })
 }
 
+/// An `argoproj.io/v1alpha1/Rollout` (canary strategy) with the given replica count.
+pub fn rollout(ns: &str, name: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": pod_template(name),
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
+        },
+    })
+}
+
+/// An `autoscaling/v2/HorizontalPodAutoscaler` of Deployment `target`, scaling on an External
+/// metric (what lets `minReplicas: 0` scale from 0), with `behavior` when given.
+pub fn hpa(ns: &str, name: &str, target: &str, min_replicas: i64, behavior: Option<Value>) -> Value {
+    let mut o = json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": min_replicas,
+            "maxReplicas": 10,
+            "metrics": [{"type": "External", "external": {
+                "metric": {"name": "queue_depth"},
+                "target": {"type": "AverageValue", "averageValue": "5"}}}],
+        },
+    });
+    if let Some(b) = behavior {
+        o["spec"]["behavior"] = b;
+    }
+    o
+}
+
 /// A `batch/v1/CronJob`.
 pub fn cronjob(ns: &str, name: &str, suspend: bool) -> Value {
     json!({

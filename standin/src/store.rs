@@ -630,6 +630,15 @@ fn defaults(def: &ResourceDef, name: &str, obj: &mut Value) {
             }
             obj["status"] = status;
         }
+        ("argoproj.io", "Rollout") => {
+            if !obj["spec"].is_object() {
+                obj["spec"] = json!({});
+            }
+            if obj["spec"]["replicas"].is_null() {
+                obj["spec"]["replicas"] = json!(1);
+            }
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => hpa_defaults(obj),
         ("batch", "CronJob") => {
             if !obj["spec"].is_object() {
                 obj["spec"] = json!({});
@@ -651,5 +660,36 @@ fn defaults(def: &ResourceDef, name: &str, obj: &mut Value) {
             obj["status"] = json!({"phase": phase});
         }
         _ => {}
+    }
+}
+
+/// autoscaling/v2 defaulting (SetDefaults_HorizontalPodAutoscaler): `minReplicas` 1 when unset;
+/// a `behavior` that is set gets both directions' rules filled in (select policy `Max`, the
+/// default policies, scale-up stabilization 0; scale-down stabilization stays unset); an unset
+/// `behavior` stays unset.
+fn hpa_defaults(obj: &mut Value) {
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
+    if obj["spec"]["minReplicas"].is_null() {
+        obj["spec"]["minReplicas"] = json!(1);
+    }
+    let Some(behavior) = obj["spec"]["behavior"].as_object_mut() else {
+        return;
+    };
+    let up = json!({"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+        {"type": "Pods", "value": 4, "periodSeconds": 15},
+        {"type": "Percent", "value": 100, "periodSeconds": 15}]});
+    let down = json!({"selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]});
+    for (direction, defaults) in [("scaleUp", up), ("scaleDown", down)] {
+        let rules = behavior.entry(direction).or_insert_with(|| json!({}));
+        if !rules.is_object() {
+            *rules = json!({});
+        }
+        for (k, v) in defaults.as_object().expect("object") {
+            if rules[k.as_str()].is_null() {
+                rules[k.as_str()] = v.clone();
+            }
+        }
     }
 }

@@ -52,6 +52,8 @@ fn path(kind: &str, ns: Option<&str>) -> String {
         "StatefulSet" => ("/apis/apps/v1", "statefulsets"),
         "CronJob" => ("/apis/batch/v1", "cronjobs"),
         "ScaledObject" => ("/apis/keda.sh/v1alpha1", "scaledobjects"),
+        "Rollout" => ("/apis/argoproj.io/v1alpha1", "rollouts"),
+        "HorizontalPodAutoscaler" => ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
         "Lease" => ("/apis/coordination.k8s.io/v1", "leases"),
         "ActivationRequest" => ("/apis/namespace-scheduler.io/v1alpha1", "activationrequests"),
         other => panic!("unknown kind {other}"),
@@ -64,6 +66,7 @@ impl Cluster {
         Self::start_with(Options {
             enable_keda: true,
             enable_activation_requests: true,
+            enable_rollouts: true,
             ..Options::default()
         })
         .await
@@ -175,24 +178,28 @@ impl Cluster {
                 "versions": [{"name": "v1alpha1", "served": true, "storage": true,
                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
         });
+        self.install_crd(&crd, "/apis/keda.sh/v1alpha1/scaledobjects").await;
+    }
+
+    /// Creates `crd` (already there is fine) and waits until `probe` (its collection) lists.
+    pub async fn install_crd(&self, crd: &Value, probe: &str) {
+        let name = crd["metadata"]["name"].as_str().unwrap_or("?");
         let req = Request::new("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
-            .create(&PostParams::default(), serde_json::to_vec(&crd).unwrap())
+            .create(&PostParams::default(), serde_json::to_vec(crd).unwrap())
             .unwrap();
         match self.client.request::<Value>(req).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("create the ScaledObject CRD: {e}"),
+            Err(e) => panic!("create the CRD {name}: {e}"),
         }
-        for _ in 0..100 {
-            let probe = Request::new("/apis/keda.sh/v1alpha1/scaledobjects")
-                .list(&Default::default())
-                .unwrap();
-            if self.client.request::<Value>(probe).await.is_ok() {
+        for _ in 0..300 {
+            let list = Request::new(probe).list(&Default::default()).unwrap();
+            if self.client.request::<Value>(list).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the ScaledObject CRD was not served within 10 s");
+        panic!("the CRD {name} was not served within 30 s");
     }
 
     /// On a real cluster, installs the shipped ActivationRequest CRD (manifests/base) once per
@@ -468,7 +475,8 @@ impl Cluster {
     }
 
     /// The RBAC tests' world: a namespace of DEVOPS-INFRA with every kind the scheduler writes
-    /// (a Deployment of 3, a StatefulSet of 1, a running CronJob, a ScaledObject) and a second
+    /// (a Deployment of 3 with a scale-to-zero HPA, a StatefulSet of 1, a running CronJob, a
+    /// ScaledObject, a Rollout of 2) and a second
     /// one, `asker`, with a Deployment of 2 that will ask for off-hours time. Returns both names.
     pub async fn every_kind_and_an_asker(&self, name: &str) -> (String, String) {
         let cc = [("namespace-scheduler/cost-center", "DEVOPS-INFRA")];
@@ -477,6 +485,9 @@ impl Cluster {
         self.statefulset(&ns, "db", 1).await;
         self.cronjob(&ns, "job", false).await;
         self.create(standin::seed::scaled_object(&ns, "api", "api")).await;
+        crate::kinds::ensure_rollout_crd(self).await;
+        self.create(standin::seed::rollout(&ns, "canary", 2)).await;
+        self.create(standin::seed::hpa(&ns, "api", "api", 0, None)).await;
         let asker = self.namespace(&format!("{name}-ask"), &cc).await;
         self.deployment(&asker, "web", 2).await;
         (ns, asker)

@@ -156,6 +156,9 @@ async fn every_shipped_manifest_applies_and_the_service_account_runs_a_full_cycl
             .as_deref(),
         Some("0")
     );
+    assert_eq!(c.replicas("Rollout", &ns, "canary").await, 0);
+    let hpa = c.get("HorizontalPodAutoscaler", Some(&ns), "api").await.unwrap();
+    assert_eq!(hpa["spec"]["behavior"]["scaleUp"]["selectPolicy"], "Disabled", "{hpa}");
 
     // A team user with only `edit` in its namespaces asks, in its own name.
     let alice = format!("alice-{}", c.id);
@@ -276,6 +279,9 @@ async fn every_shipped_manifest_applies_and_the_service_account_runs_a_full_cycl
             .await,
         None
     );
+    assert_eq!(c.replicas("Rollout", &ns, "canary").await, 2);
+    let hpa = c.get("HorizontalPodAutoscaler", Some(&ns), "api").await.unwrap();
+    assert!(hpa["spec"]["behavior"].is_null(), "its unset behaviour back: {hpa}");
     // its Lease, in its own namespace, and its Events
     assert!(c.get("Lease", Some(NAMESPACE), "namespace-scheduler").await.is_some());
     let events: Value = c

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use namespace_scheduler::scaling::{
-    ANN_KEDA_PAUSED_BY_US, ANN_KEDA_PAUSED_REPLICAS, ANN_ORIGINAL_REPLICAS, ANN_ORIGINAL_SUSPEND,
-};
+use namespace_scheduler::scaling::kinds::{Switch, KINDS};
 use serde_json::Value;
 
 /// `(group, kind, JSON pointer)`.
@@ -22,18 +20,16 @@ pub fn fields_the_scheduler_writes() -> Ignored {
     let mut add = |group: &str, kind: &str, p: String| {
         out.insert((group.to_string(), kind.to_string(), p));
     };
-    for kind in ["Deployment", "StatefulSet"] {
-        add("apps", kind, "/spec/replicas".into());
-        add("apps", kind, pointer("annotations", ANN_ORIGINAL_REPLICAS));
+    for k in KINDS {
+        let value = match k.switch {
+            Switch::Replicas => "/spec/replicas".into(),
+            Switch::Suspend => "/spec/suspend".into(),
+            Switch::PauseAnnotation { key, .. } => pointer("annotations", key),
+            Switch::ScaleUpPolicy => "/spec/behavior/scaleUp/selectPolicy".into(),
+        };
+        add(k.group, k.kind, value);
+        add(k.group, k.kind, pointer("annotations", k.marker));
     }
-    add("batch", "CronJob", "/spec/suspend".into());
-    add("batch", "CronJob", pointer("annotations", ANN_ORIGINAL_SUSPEND));
-    add(
-        "keda.sh",
-        "ScaledObject",
-        pointer("annotations", ANN_KEDA_PAUSED_REPLICAS),
-    );
-    add("keda.sh", "ScaledObject", pointer("annotations", ANN_KEDA_PAUSED_BY_US));
     for (field, key) in super::namespace_keys_the_scheduler_writes() {
         add("", "Namespace", pointer(field, &key));
     }

@@ -27,27 +27,31 @@ pub const LEASE_NAME: &str = "namespace-scheduler";
 pub const CONTAINER: &str = "namespace-scheduler";
 pub const RUNTIME_UID: i64 = 65532;
 
+/// One API request: `(verb, API group, resource, namespace)`; namespace `None` = cluster-wide
+/// (a cluster-scoped resource, or a namespaced resource across all namespaces).
+pub type ApiCall = (&'static str, &'static str, &'static str, Option<&'static str>);
+
 /// The API requests the binary makes (the brief's least-privilege list, docs/reference.md §4):
-/// `(verb, API group, resource, namespace)`; namespace `None` = cluster-wide (a
-/// cluster-scoped resource, or a namespaced resource across all namespaces).
+/// every kind of the scheduler's table of kinds is listed cluster-wide, read and patched in a
+/// team's namespace; then the objects that are not workloads.
 /// The RBAC must grant no more than these (`rbac_is_least_privilege`); that it grants every
 /// request the code really makes is checked by the e2e test `rbac_grants_every_request_the_binary_makes`.
-pub const BINARY_API_REQUESTS: &[(&str, &str, &str, Option<&str>)] = &[
+pub fn binary_api_requests() -> Vec<ApiCall> {
+    let kinds = namespace_scheduler::scaling::kinds::KINDS.iter().flat_map(|k| {
+        [
+            ("list", k.group, k.plural, None),
+            ("get", k.group, k.plural, Some("dev-example")),
+            ("patch", k.group, k.plural, Some("dev-example")),
+        ]
+    });
+    kinds.chain(OTHER_API_REQUESTS.iter().copied()).collect()
+}
+
+/// The requests of [`binary_api_requests`] that are not about a workload kind.
+const OTHER_API_REQUESTS: &[ApiCall] = &[
     ("get", "", "namespaces", None),
     ("list", "", "namespaces", None),
     ("patch", "", "namespaces", None),
-    ("list", "apps", "deployments", None),
-    ("get", "apps", "deployments", Some("dev-example")),
-    ("patch", "apps", "deployments", Some("dev-example")),
-    ("list", "apps", "statefulsets", None),
-    ("get", "apps", "statefulsets", Some("dev-example")),
-    ("patch", "apps", "statefulsets", Some("dev-example")),
-    ("list", "batch", "cronjobs", None),
-    ("get", "batch", "cronjobs", Some("dev-example")),
-    ("patch", "batch", "cronjobs", Some("dev-example")),
-    ("list", "keda.sh", "scaledobjects", None),
-    ("get", "keda.sh", "scaledobjects", Some("dev-example")),
-    ("patch", "keda.sh", "scaledobjects", Some("dev-example")),
     ("list", "namespace-scheduler.io", "activationrequests", None),
     (
         "get",

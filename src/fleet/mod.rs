@@ -25,12 +25,16 @@
 //! requests left pending); a partition that does not read leaves only its cost center's
 //! requests undecided.
 
+pub mod authorize;
 pub mod plan;
 pub mod record;
+pub mod release;
 pub mod store;
 
+pub use authorize::{authorize, Ask, Authorized};
 pub use plan::{reconcile, Listed, Reconciliation};
 pub use record::{Partition, WindowKey, WindowRecord};
+pub use release::AfterRun;
 pub use store::FleetWindows;
 
 use std::collections::BTreeMap;

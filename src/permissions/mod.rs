@@ -374,6 +374,20 @@ pub enum Verdict {
     /// Not decided: its cost center's item in the permissions table is invalid. It holds no
     /// slot; the platform fixes the item and a later run decides.
     Undecided(InvalidItem),
+    /// Not decided this run, and retryable: the fleet's windows of its cost center do not read,
+    /// or its grant lost every race to other clusters (docs/fleet.md). It holds no slot.
+    Deferred(String),
+}
+
+impl Verdict {
+    /// Why the proposal was not decided, if it was not (an invalid item, the fleet's windows).
+    pub fn undecided(&self) -> Option<String> {
+        match self {
+            Verdict::Undecided(invalid) => Some(invalid.to_string()),
+            Verdict::Deferred(why) => Some(why.clone()),
+            Verdict::Granted(_) | Verdict::Rejected(_) => None,
+        }
+    }
 }
 
 /// Reads the permissions of every cost center involved (once per run) and applies the rules in

@@ -37,21 +37,6 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-class RequestsStandin(Standin):
-    """A stand-in that serves ActivationRequests."""
-
-    def __init__(self, binary, workdir):
-        self.kubeconfig = os.path.join(workdir, "kubeconfig")
-        self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--kubeconfig-out", self.kubeconfig, "--enable-activation-requests"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            raise RuntimeError("kube-standin did not start")
-
-
 def names(n):
     return [(f"fleet-{i:04d}", f"FLEET-{i % COST_CENTERS}") for i in range(n)]
 
@@ -97,7 +82,7 @@ def measure(label, binary, standin_bin, n, proxy, base_env, tag):
         subprocess.run([base_env["NOW_BIN"], "local-tables"], env=env, check=True, capture_output=True)
         subprocess.run([binary, "populate", "--file", permissions], env=env, check=True, capture_output=True)
 
-        st = RequestsStandin(standin_bin, workdir)
+        st = Standin(standin_bin, workdir, "--enable-activation-requests")
         try:
             st.seed(seed(n))
             e = dict(env, KUBECONFIG=st.kubeconfig)
@@ -109,7 +94,7 @@ def measure(label, binary, standin_bin, n, proxy, base_env, tag):
         finally:
             st.stop()
 
-        st = RequestsStandin(standin_bin, workdir)
+        st = Standin(standin_bin, workdir, "--enable-activation-requests")
         try:
             st.seed(seed(n))
             e = dict(env, KUBECONFIG=st.kubeconfig, WINDOWS_TABLE_NAME=f"fleet-windows-{tag}-up")

@@ -77,11 +77,15 @@ pub async fn authorize(config: &Config, ask: &Ask<'_>) -> Result<Authorized> {
             run_id: ask.run_id,
             all_or_nothing: ask.all_or_nothing,
         };
-        if ask.preview {
-            out.windows.preview(&batch).await?
+        let decided = if ask.preview {
+            out.windows.preview(&batch).await
         } else {
-            out.windows.grant(&batch).await?
-        }
+            out.windows.grant(&batch).await
+        };
+        decided.map_err(|e| match e {
+            Error::Dynamo(why) => Error::Dynamo(format!("windows table unreadable, no request decided: {why}")),
+            other => other,
+        })?
     }
     .into_iter();
     for p in ask.proposals {

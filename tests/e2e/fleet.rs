@@ -370,3 +370,53 @@ async fn windows_of_namespaces_rolled_back_and_of_deleted_requests_are_released(
     assert_eq!(c.replicas("Deployment", &ns, "api").await, 0, "the window ended");
     assert_eq!(recorded(&c).await, [], "its slot is free again");
 }
+
+/// The windows table unreadable (here: absent) while deciding fails closed and retryably: `up`
+/// exits 1 touching nothing, a request stays pending and the run exits 1; once it reads again,
+/// the next run decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_windows_table_fails_closed_but_not_for_good() {
+    let c = Cluster::start().await;
+    let n = night();
+    populate(&c).await;
+    let me = Member::new(&c, "eks-a", &c);
+    let ns = c.namespace("blind", &[("namespace-scheduler/cost-center", CC)]).await;
+    c.deployment(&ns, "api", 2).await;
+    let (code, out, err) = me.run(&["run", "--at", &n.evening]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let before = c.snapshot(&ns).await;
+
+    let mut blind = Member::new(&c, "eks-a", &c);
+    for (k, v) in blind.env.iter_mut() {
+        if k == "WINDOWS_TABLE_NAME" {
+            *v = format!("{v}-absent");
+        }
+    }
+    let (code, out, err) = blind.up(std::slice::from_ref(&ns), &n.evening, "2h").await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    for want in [
+        "windows table unreadable, no request decided",
+        "ResourceNotFoundException",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    assert_eq!(c.snapshot(&ns).await, before, "up touched nothing");
+
+    let until = (at(&n.evening) + Duration::hours(2)).to_rfc3339();
+    c.ask(&ns, "tonight", &until).await;
+    let (code, out, err) = blind.run(&["run", "--at", &n.evening]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        c.phase(&ns, "tonight")
+            .await
+            .starts_with("Pending: unanswered: the permissions or windows table could not be read"),
+        "{}",
+        c.phase(&ns, "tonight").await
+    );
+    assert_eq!(c.snapshot(&ns).await, before);
+
+    let (code, out, err) = me.run(&["run", "--at", &n.evening]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(c.phase(&ns, "tonight").await.starts_with("Accepted"));
+    assert_eq!(recorded(&c).await.len(), 1);
+}

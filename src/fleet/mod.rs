@@ -20,7 +20,7 @@
 //! bump it (a release only frees a slot: a grant that still counted it was merely cautious).
 //!
 //! **Who calls what.** `up` (all or nothing) and `run` (the ActivationRequests it decides) ask
-//! through [`authorize`], which reads the permissions and grants here, `preview` on `--dry-run`.
+//! through [`authorize()`], which reads the permissions and grants here, `preview` on `--dry-run`.
 //! What they recorded, and the windows they close (`down`, a request deleted, rejected or
 //! replaced), go to the engine as an [`AfterRun`], which releases them once the namespaces are
 //! applied: a grant whose namespace did not come up, a closed window whose namespace did. The

@@ -147,6 +147,31 @@ def dynamo_table(s):
     return "\n".join(out)
 
 
+FLEET_RUNS = (
+    ("noop", "no-op `run` (nothing to change, no request)"),
+    ("requests", "`run` granting one ActivationRequest per namespace"),
+    ("noop_after_requests", "the same `run` again (requests answered, windows open)"),
+    ("up", "`up` of every namespace, one `up` per cost center (calls summed)"),
+)
+
+
+def fleet_table(f):
+    """DynamoDB calls per run with the fleet's windows table (benches/fleet.py), the binary of
+    `FLEET_BEFORE_REV` beside the one measured."""
+    if not f:
+        return "Not measured (run `scripts/bench.sh`)."
+    out = [f"{f['namespaces']} namespaces in {f['cost_centers']} cost centers.", "",
+           "| run | binary | DynamoDB calls (by operation) | calls per run |", "|---|---|---|---:|"]
+    for key, what in FLEET_RUNS:
+        for r in f["runs"]:
+            c = r.get(key)
+            if c is None:
+                continue
+            ops = " ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"
+            out.append(f"| {what} | {r['binary']} | {ops} | {sum(c.values())} |")
+    return "\n".join(out)
+
+
 def phase_table(s):
     out = ["| namespaces | run | wall ms | start-up ms | Kubernetes work ms | audit + Lease release + exit ms "
            "| floor ms | Kubernetes work × floor |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -298,6 +323,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--machine", default="")
     ap.add_argument("--fault-campaign")
+    ap.add_argument("--fleet", help="benches/fleet.py output")
     a = ap.parse_args()
     s = json.load(open(a.scale, encoding="utf-8"))
     g = json.load(open(a.regimes, encoding="utf-8")) if a.regimes and os.path.exists(a.regimes) else None
@@ -316,6 +342,7 @@ def main():
         fault = HOW_TO_CAMPAIGN + "\nNot recorded yet."
     scale = scale_tables(s) + "\n\n" + before_table(s)
     dynamo = dynamo_table(s)
+    fleet = fleet_table(json.load(open(a.fleet, encoding="utf-8")) if a.fleet and os.path.exists(a.fleet) else None)
     phases = phase_table(s)
     base, ratios = baseline_table(s)
     tgt = targets(s, ratios, check, g)
@@ -356,6 +383,16 @@ write-ahead audit (`AUDIT_BEFORE_REV`) beside them. "Per namespace changed" divi
 namespaces the run changed (all of them, for a down or an up from the other state).
 
 {dynamo}
+
+### DynamoDB calls with the fleet's windows
+
+`benches/fleet.py`: each binary against its own stand-in and fresh tables, every call counted by
+`benches/dynamo_count.py`; "before" is the binary of `FLEET_BEFORE_REV`, the commit before `up`
+and requests were granted through the windows table (docs/fleet.md). A grant adds one Query per
+cost center with new requests and one TransactWriteItems per round of at most 100 writes (each
+round reads its cost centers again); a run with no request and no window to release adds none.
+
+{fleet}
 
 ### Where the time goes
 
@@ -409,7 +446,7 @@ then per workload two `kubectl` processes (`annotate` with the original, then `s
 """
     with open(a.out, "w", encoding="utf-8") as f:
         f.write(doc)
-    print("\n".join(["", "== targets", tgt, "", "== scale", scale, "", "== DynamoDB calls", dynamo, "",
+    print("\n".join(["", "== targets", tgt, "", "== scale", scale, "", "== DynamoDB calls", dynamo, "", "== fleet", fleet, "",
                      "== phases", phases, "",
                      "== side by side", peers, "", "== etcd reads", etcd, "", "== kubectl baseline", base, ""]))
 

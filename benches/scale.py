@@ -45,10 +45,11 @@ def log(*a):
 class Standin:
     """A `kube-standin` process driven through its /_standin/ admin surface."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, *flags):
+        """`flags`: more of kube-standin's, e.g. `--enable-activation-requests`."""
         self.kubeconfig = os.path.join(workdir, "kubeconfig")
         self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--kubeconfig-out", self.kubeconfig],
+            [binary, "--listen", "127.0.0.1:0", "--kubeconfig-out", self.kubeconfig, *flags],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -18,6 +18,8 @@
 #      v1.32 + etcd + kube-controller-manager, with an audit log to count each tool's requests);
 #      there also a no-op's etcd reads from the apiserver's metrics, before (BEFORE_REV) and now.
 #      Without ../shared/peers or the control-plane binaries, that part is skipped with one line;
+#   4b. benches/fleet.py: DynamoDB calls per run with the fleet's windows table (a no-op, a run
+#      granting requests, `up`) at FLEET_SIZE namespaces, beside the binary of FLEET_BEFORE_REV;
 #   5. scripts/bench-check.sh: start-up of `check` as a whole process next to /bin/true;
 #   6. benches/report.py: writes BENCHMARKS.md (the fault-campaign section is kept as it is, or
 #      replaced by a fresh campaign's output when FAULT_ROUNDS is set).
@@ -36,6 +38,8 @@
 #   BEFORE_REV [8659095^]       commit whose binary shows the no-op's etcd reads before (empty: none)
 #   AUDIT_BEFORE_REV [f876c11]  commit whose binary shows the DynamoDB calls before the write-ahead
 #                               audit, at DYNAMO_SIZES [200] (empty: none)
+#   FLEET_BEFORE_REV [5e2e87f]  commit whose binary shows the DynamoDB calls before the windows
+#                               table was wired in (empty: none); FLEET_SIZE [200]
 #   NO_BUILD=1                  use the binaries already in $CARGO_TARGET_DIR/release
 #   REPORT_ONLY=1               measure nothing: rewrite BENCHMARKS.md from the last run's figures in
 #                               target/bench (after editing its analysis, or to record FAULT_LOG)
@@ -54,6 +58,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/namespace-scheduler
 STANDIN=$TARGET/release/kube-standin
 BEFORE_REV=${BEFORE_REV-8659095^}
+FLEET_BEFORE_REV=${FLEET_BEFORE_REV-5e2e87f}
 AUDIT_BEFORE_REV=${AUDIT_BEFORE_REV-f876c11}
 PEER_DIR=$ROOT/../shared/peers/py-kube-downscaler
 
@@ -63,7 +68,7 @@ if [[ -n ${REPORT_ONLY:-} ]]; then
   FAULT_ARGS=()
   [[ -n ${FAULT_LOG:-} ]] && FAULT_ARGS=(--fault-campaign "$FAULT_LOG")
   python3 benches/report.py --scale "$OUT/scale.json" --regimes "$OUT/regimes.json" --check "$OUT/check.txt" \
-    --out BENCHMARKS.md --machine "$(cat "$OUT/machine.txt")" "${FAULT_ARGS[@]}"
+    --fleet "$OUT/fleet.json" --out BENCHMARKS.md --machine "$(cat "$OUT/machine.txt")" "${FAULT_ARGS[@]}"
   exit 0
 fi
 # The release binary of an older commit, built from its own source tree into $OUT/$2 (kept
@@ -92,6 +97,11 @@ AUDIT_BEFORE_BIN=
 if [[ -n $AUDIT_BEFORE_REV ]]; then
   AUDIT_BEFORE_BIN=$OUT/namespace-scheduler-audit-before
   build_rev "$AUDIT_BEFORE_REV" namespace-scheduler-audit-before "DynamoDB calls before the write-ahead audit"
+fi
+FLEET_BEFORE_BIN=
+if [[ -n $FLEET_BEFORE_REV ]]; then
+  FLEET_BEFORE_BIN=$OUT/namespace-scheduler-fleet-before
+  build_rev "$FLEET_BEFORE_REV" namespace-scheduler-fleet-before "DynamoDB calls before the fleet's windows"
 fi
 if [[ -z ${NO_BUILD:-} ]]; then
   step "cargo build --release (namespace-scheduler, kube-standin)"
@@ -159,6 +169,10 @@ step "side by side with py-kube-downscaler, and the no-op's etcd reads (benches/
 python3 benches/regimes.py "${REGIME_ARGS[@]}" > "$OUT/regimes.json"
 [[ -d $CP ]] && scripts/control-plane.sh stop "$CP" > /dev/null 2>&1 || true
 
+step "DynamoDB calls with the fleet's windows (benches/fleet.py, ${FLEET_SIZE:-200} namespaces)"
+python3 benches/fleet.py --bin "$BIN" --standin "$STANDIN" --namespaces "${FLEET_SIZE:-200}" \
+  ${FLEET_BEFORE_BIN:+--before-bin "$FLEET_BEFORE_BIN"} > "$OUT/fleet.json"
+
 step "start-up benchmark (scripts/bench-check.sh)"
 BIN=$BIN scripts/bench-check.sh "${CHECK_RUNS:-30}" | tee "$OUT/check.txt" >&2
 
@@ -175,5 +189,6 @@ fi
 step "BENCHMARKS.md"
 echo "$(nproc) cores, $(uname -sr), $BUILT" > "$OUT/machine.txt"
 python3 benches/report.py --scale "$OUT/scale.json" --regimes "$OUT/regimes.json" --check "$OUT/check.txt" --out BENCHMARKS.md \
+  --fleet "$OUT/fleet.json" \
   --machine "$(nproc) cores, $(uname -sr), $BUILT" \
   "${FAULT_ARGS[@]}"

@@ -161,7 +161,7 @@ impl ResourceChange {
 
     /// Whether this kind has replicas, hence requests that a change frees or restores.
     pub fn has_replicas(&self) -> bool {
-        crate::scaling::kinds::Kind::named(&self.kind).is_some_and(|k| k.has_replicas())
+        crate::kinds::Kind::named(&self.kind).is_some_and(|k| k.has_replicas())
     }
 
     /// Replicas removed (`from − to`, a down) or restored (`to − from`, an up); 0 for other

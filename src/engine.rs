@@ -21,6 +21,7 @@ use crate::audit::{AuditRecord, AuditSink, AuditTable, AuditWriter, ResourceChan
 use crate::config::AuditClock;
 use crate::context::{Clients, Context};
 use crate::error::{Exit, Result};
+use crate::fleet::{AfterRun, FleetWindows};
 use crate::metrics::RunFigures;
 use crate::scaling::apply::{Applier, NamespaceOutcome};
 use crate::scaling::inventory::{self, Inventory};
@@ -117,6 +118,10 @@ pub struct Session {
     /// `audit-since`).
     since: f64,
     journal: Mutex<Journal>,
+    /// The instant the run decides for.
+    at: DateTime<Utc>,
+    /// The windows to release once the namespaces are applied (docs/fleet.md §3).
+    windows: Option<AfterRun>,
 }
 
 impl Session {
@@ -165,6 +170,8 @@ impl Session {
             dynamo,
             since,
             journal: Mutex::new(journal),
+            at,
+            windows: None,
         })
     }
 
@@ -184,8 +191,9 @@ impl Session {
         if runs.is_empty() {
             return;
         }
+        let recovered = self.recover_windows(ctx, inv).await;
         let writer = self.audit.writer();
-        for run in runs {
+        for run in runs.iter().cloned() {
             let closed = journal::close_run(
                 writer.client(),
                 writer.table(),
@@ -216,6 +224,69 @@ impl Session {
                 }
             }
         }
+        if let Err(e) = recovered {
+            let mut j = self.journal.lock().expect("journal");
+            // Listed again, so that the next run reconciles the windows too.
+            j.open = runs;
+            j.error.get_or_insert(e);
+        }
+    }
+
+    /// After a run died (or could not release its windows), this cluster's records in the
+    /// windows table are reconciled with its Namespaces (docs/fleet.md §3): a window recorded
+    /// for a namespace that never came up is released, an open one not recorded is recorded.
+    /// Only on such a takeover: a normal run makes no call for it.
+    async fn recover_windows(&self, ctx: &Context, inv: &Inventory) -> std::result::Result<(), String> {
+        let windows = FleetWindows::from_config(self.dynamo.clone(), &ctx.config);
+        let open = inv.open_windows(self.at);
+        match windows.recover(&open, &ctx.config.business, self.at, &ctx.run_id).await {
+            Ok(found) => {
+                if !found.release.is_empty() || !found.record.is_empty() {
+                    self.journal.lock().expect("journal").closed.push(format!(
+                        "windows of earlier runs reconciled: {} released, {} recorded",
+                        found.release.len(),
+                        found.record.len()
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, table = %windows.table(), "could not reconcile the windows of earlier runs; the next run tries again");
+                Err(format!(
+                    "the windows of earlier runs could not be reconciled with {} ({e}); the next run tries again",
+                    windows.table()
+                ))
+            }
+        }
+    }
+
+    /// Releases the windows of [`Session::release_windows_after`] given how each namespace ended;
+    /// why it could not, if it could not (the slots stay held until the next run reconciles them).
+    async fn settle_windows(&self, rows: &[Row]) -> Option<String> {
+        let windows = self.windows.as_ref().filter(|w| !w.is_empty())?;
+        let failed = |ns: &str| {
+            rows.iter().any(|r| {
+                r.namespace == ns
+                    && matches!(
+                        r.status,
+                        RowStatus::RolledBack | RowStatus::Failed | RowStatus::NotProcessed
+                    )
+            })
+        };
+        match windows.settle(failed).await {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "windows not released; the next run reconciles them");
+                Some(format!(
+                    "some windows could not be released ({e}); the next run reconciles them"
+                ))
+            }
+        }
+    }
+
+    /// What [`Session::finish`] releases in the windows table once the namespaces are applied.
+    pub fn release_windows_after(&mut self, windows: AfterRun) {
+        self.windows = Some(windows);
     }
 
     /// Sets what [`Session::finish`] does after each namespace it applies.
@@ -336,11 +407,13 @@ impl Session {
             &mut tally,
         )
         .await;
+        let windows_error = self.settle_windows(&tally.rows).await;
 
         let (audit_records, finals_error) = audit.finish().await;
         // This run leaves intents behind only if some final record (or deletion) failed: it is
         // then listed on the Lease, and the next run closes it.
-        let own = (finals_error.is_some() && tally.intents_written > 0).then(|| OpenRun {
+        // Windows it could not release: the next run reconciles them.
+        let own = ((finals_error.is_some() && tally.intents_written > 0) || windows_error.is_some()).then(|| OpenRun {
             run_id: ctx.run_id.clone(),
             since: self.since,
         });
@@ -356,6 +429,7 @@ impl Session {
             )
         });
         let ended = Ended {
+            windows_error,
             audit_records,
             audit_error: [intents_error, finals_error, journal_error]
                 .into_iter()

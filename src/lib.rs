@@ -25,6 +25,7 @@ pub(crate) mod error;
 pub mod fleet;
 pub(crate) mod history;
 pub mod hours;
+pub mod kinds;
 pub(crate) mod metrics;
 pub mod permissions;
 pub mod report;

@@ -13,6 +13,8 @@ mod common;
 mod control_plane_faults;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/fleet.rs"]
+mod fleet;
 #[path = "e2e/guard_real.rs"]
 mod guard_real;
 #[path = "e2e/harness.rs"]

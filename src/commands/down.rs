@@ -1,4 +1,5 @@
-//! `down`: one-off deactivation of named namespaces (removes any activation window).
+//! `down`: one-off deactivation of named namespaces (removes any activation window, and releases
+//! its slot in the fleet's windows table once the namespace is down).
 
 use chrono::Utc;
 
@@ -7,6 +8,7 @@ use crate::audit::OperationType;
 use crate::cli::DownArgs;
 use crate::engine;
 use crate::error::{Exit, Result};
+use crate::fleet::{AfterRun, FleetWindows};
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 
 pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
@@ -14,7 +16,22 @@ pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
     args.namespaces.sort();
     args.namespaces.dedup();
     let at = args.at.unwrap_or_else(Utc::now);
-    let (session, inv) = engine::open_for_named(ctx, &args.namespaces, at).await?;
+    let (mut session, inv) = engine::open_for_named(ctx, &args.namespaces, at).await?;
+    let closing: Vec<_> = args
+        .namespaces
+        .iter()
+        .filter_map(|n| inv.namespaces[n].window())
+        .collect();
+    if !closing.is_empty() {
+        let mut windows = AfterRun::new(
+            FleetWindows::from_config(session.dynamo.clone(), &ctx.config),
+            Default::default(),
+        );
+        for w in &closing {
+            windows.ending(w, &ctx.config.business, at);
+        }
+        session.release_windows_after(windows);
+    }
     let intent = Intent {
         target: Target::Down,
         until: Until::Remove,

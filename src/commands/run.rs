@@ -12,7 +12,8 @@ use crate::cli::RunArgs;
 use crate::context::Clients;
 use crate::engine::{self, DecidedRow, Session};
 use crate::error::{Exit, Result};
-use crate::permissions::{self, Window};
+use crate::fleet::{self, AfterRun, Ask, FleetWindows};
+use crate::permissions::Window;
 use crate::scaling::inventory::Inventory;
 use crate::scaling::plan::{plan_namespace, Intent, Target, Until};
 use crate::schedule::{NamespaceHours, ScheduleBook, SCHEDULE_ANNOTATION};
@@ -31,9 +32,13 @@ pub async fn execute(ctx: &Context, args: RunArgs) -> Result<Exit> {
             intents,
             extra,
             grants,
+            windows,
         }) => {
             let header = engine::header(ctx, "run", at, Some(business), inv.namespaces.len());
             session.after_apply(Box::new(AnswerOnceApplied { grants }));
+            if let Some(windows) = windows {
+                session.release_windows_after(windows);
+            }
             // Planned lazily, one namespace at a time as the engine starts it; a namespace left
             // alone (its schedule does not parse) has no plan at all.
             let plans = inv.namespaces.values().filter_map(|ns| {
@@ -65,6 +70,8 @@ struct Decided {
     /// Windows granted to requests whose namespace has something to apply: answered once
     /// it is at its target.
     grants: BTreeMap<String, Grant>,
+    /// The windows recorded for the grants and those the run closes (None: neither).
+    windows: Option<AfterRun>,
 }
 
 /// What the clock (or a granted request) decided for one namespace, and the schedule that
@@ -102,7 +109,21 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
         )
         .collect();
     tracing::debug!(schedules = book.distinct_schedules(), "schedules decided");
-    let mut decisions = judge_requests(ctx, session, &inv, |ns| hours.contains_key(ns), at).await?;
+    let (mut decisions, mut windows) = judge_requests(ctx, session, &inv, |ns| hours.contains_key(ns), at).await?;
+    let closing: Vec<Window> = decisions
+        .ending
+        .iter()
+        .filter_map(|ns| inv.namespaces.get(ns)?.window())
+        .collect();
+    if !closing.is_empty() && !ctx.dry_run {
+        let windows = match &mut windows {
+            Some(w) => w,
+            None => windows.insert(AfterRun::new(fleet_windows(ctx, session), BTreeMap::new())),
+        };
+        for w in &closing {
+            windows.ending(w, &ctx.config.business, at);
+        }
+    }
 
     let mut intents = BTreeMap::new();
     let mut answered_now = Vec::new();
@@ -143,21 +164,29 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
         intents,
         extra,
         grants: decisions.grants,
+        windows,
     })
 }
 
+fn fleet_windows(ctx: &Context, session: &Session) -> FleetWindows {
+    FleetWindows::from_config(session.dynamo.clone(), &ctx.config)
+}
+
 /// Lists and judges the ActivationRequests, asking the permissions table (once, only when a
-/// request is pending) about the ones the rules decide. When the table cannot be read, those
-/// requests stay pending and unanswered (exit 1; the next healthy run decides them) and the rest
-/// of the run goes on; a request whose cost center's item is invalid stays pending the same way,
-/// and only its cost center is affected.
+/// request is pending) about the ones the rules decide, and granting their windows across the
+/// fleet (docs/fleet.md; one Query per cost center with requests, one TransactWriteItems). When
+/// a table cannot be read or written, those requests stay pending and unanswered (exit 1; the
+/// next healthy run decides them) and the rest of the run goes on; a request whose cost center's
+/// item (or its windows in the windows table) does not read stays pending the same way, and only
+/// its cost center is affected. Also returns the windows recorded, to release if their
+/// namespaces do not come up.
 async fn judge_requests(
     ctx: &Context,
     session: &Session,
     inv: &Inventory,
     decided: impl Fn(&str) -> bool,
     at: DateTime<Utc>,
-) -> Result<Decisions> {
+) -> Result<(Decisions, Option<AfterRun>)> {
     let requests: Vec<ActivationRequest> = self_service::list(&session.client, &session.policy).await?;
     let mut judgement = Judgement::of(&requests, inv, decided, at);
     for (ns, name) in std::mem::take(&mut judgement.missing_holders) {
@@ -166,7 +195,7 @@ async fn judge_requests(
         }
     }
     if judgement.proposals.is_empty() {
-        return Ok(judgement.settle(Ok(Vec::new()), inv));
+        return Ok((judgement.settle(Ok(Vec::new()), inv), None));
     }
     // Windows that end this run hold no slot.
     let open: Vec<Window> = inv
@@ -175,15 +204,24 @@ async fn judge_requests(
         .filter(|w| !judgement.ending.contains(&w.namespace))
         .collect();
     let proposals = judgement.proposed();
-    let verdicts = permissions::authorize(&session.dynamo, &ctx.config, &proposals, &open, at)
-        .await
-        .map_err(|e| {
+    let ask = Ask {
+        proposals: &proposals,
+        own_windows: &open,
+        at,
+        run_id: &ctx.run_id,
+        all_or_nothing: false,
+        preview: ctx.dry_run,
+    };
+    let (verdicts, windows) = match fleet::authorize(&session.dynamo, &ctx.config, &ask).await {
+        Ok(a) => (Ok(a.verdicts), Some(AfterRun::new(a.windows, a.recorded))),
+        Err(e) => {
             // Not a rejection: the requests are not answered at all, and the run fails (exit 1)
             // so the Job is retried and the next healthy run decides them.
             tracing::error!(error = %e, requests = proposals.len(), "self-service requests left unanswered until the next run");
-            e.to_string()
-        });
-    Ok(judgement.settle(verdicts, inv))
+            (Err(e.to_string()), None)
+        }
+    };
+    Ok((judgement.settle(verdicts, inv), windows))
 }
 
 /// Writes the answers due before anything is applied — rejections, ends of windows, the

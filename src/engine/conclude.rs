@@ -21,6 +21,8 @@ pub(super) struct Ended {
     pub audit_error: Option<String>,
     /// The runs whose audit this run closed, for the note.
     pub closed: Vec<String>,
+    /// Windows of the fleet this run could not release (the next run reconciles them).
+    pub windows_error: Option<String>,
     /// Why the run stopped, when it lost the Lease.
     pub lease_lost: Option<String>,
     /// Write requests sent to the API.
@@ -45,13 +47,14 @@ pub(super) fn conclude(ctx: &Context, header: Header, tally: Tally, ended: Ended
     rows.sort_by(|a, b| a.namespace.cmp(&b.namespace).then(a.action.cmp(&b.action)));
     let count = |s: RowStatus| counts.get(&s).copied().unwrap_or(0);
     let failed: usize = counts.iter().filter(|(s, _)| s.fails_the_run()).map(|(_, n)| n).sum();
-    let exit = if failed > 0 || ended.audit_error.is_some() || ended.lease_lost.is_some() {
-        Exit::Failed
-    } else if count(RowStatus::Rejected) > 0 {
-        on_rejection
-    } else {
-        Exit::Ok
-    };
+    let exit =
+        if failed > 0 || ended.audit_error.is_some() || ended.windows_error.is_some() || ended.lease_lost.is_some() {
+            Exit::Failed
+        } else if count(RowStatus::Rejected) > 0 {
+            on_rejection
+        } else {
+            Exit::Ok
+        };
     let not_processed = count(RowStatus::NotProcessed);
     let stopped = match &ended.lease_lost {
         Some(reason) => Some(format!(
@@ -66,6 +69,7 @@ pub(super) fn conclude(ctx: &Context, header: Header, tally: Tally, ended: Ended
     let note = stopped
         .into_iter()
         .chain(ended.closed)
+        .chain(ended.windows_error)
         .reduce(|a, b| format!("{a}; {b}"));
     let freed: Requested = rows.iter().map(|r| r.freed).sum();
     let restored: Requested = rows.iter().map(|r| r.restored).sum();
@@ -143,6 +147,7 @@ mod tests {
             audit_records: 2,
             audit_error: audit_error.map(str::to_string),
             closed: vec![],
+            windows_error: None,
             lease_lost: lease_lost.map(str::to_string),
             writes: 7,
             started: Instant::now(),

@@ -19,18 +19,30 @@
 //! count towards it. The version item makes grants of one cost center serial; releases do not
 //! bump it (a release only frees a slot: a grant that still counted it was merely cautious).
 //!
+//! **Who calls what.** `up` (all or nothing) and `run` (the ActivationRequests it decides) ask
+//! through [`authorize()`], which reads the permissions and grants here, `preview` on `--dry-run`.
+//! What they recorded, and the windows they close (`down`, a request deleted, rejected or
+//! replaced), go to the engine as an [`AfterRun`], which releases them once the namespaces are
+//! applied: a grant whose namespace did not come up, a closed window whose namespace did. The
+//! engine runs [`FleetWindows::recover`] only when it takes the Lease over from a run that died
+//! (or listed itself there), so a normal run makes no call for it.
+//!
 //! **Calls.** A grant makes one Query per cost center with new requests (more pages only for a
 //! partition over 1 MB) and one TransactWriteItems, plus one of each again per lost race; a run
 //! with no request makes none. DynamoDB unreachable is an `Err` (callers fail closed: exit 1,
 //! requests left pending); a partition that does not read leaves only its cost center's
 //! requests undecided.
 
+pub mod authorize;
 pub(crate) mod plan;
 pub(crate) mod record;
+pub mod release;
 pub(crate) mod store;
 
+pub use authorize::{authorize, Ask, Authorized};
 pub use plan::{reconcile, Listed, Reconciliation};
 pub use record::{Partition, WindowKey, WindowRecord};
+pub use release::AfterRun;
 pub use store::FleetWindows;
 
 use std::collections::BTreeMap;

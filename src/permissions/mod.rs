@@ -397,32 +397,23 @@ pub enum Verdict {
     /// Not decided: its cost center's item in the permissions table is invalid. It holds no
     /// slot; the platform fixes the item and a later run decides.
     Undecided(InvalidItem),
+    /// Not decided this run, and retryable: the fleet's windows of its cost center do not read,
+    /// or its grant lost every race to other clusters (docs/fleet.md). It holds no slot.
+    Deferred(String),
 }
 
-/// Reads the permissions of every cost center involved (once per run) and applies the rules in
-/// the proposals' order. A proposal whose cost center's item is invalid is `Undecided` and
-/// counts for nothing; the others are decided as if it were not there. `Err` when the table
-/// cannot be read at all: callers fail closed but not for good (`up` exits 1, a retryable
-/// failure; pending self-service requests stay unanswered so the next healthy run decides them).
-pub(crate) async fn authorize(
-    client: &aws_sdk_dynamodb::Client,
-    config: &crate::config::Config,
-    proposals: &[ProposedWindow],
-    open_windows: &[Window],
-    at: DateTime<Utc>,
-) -> Result<Vec<Verdict>> {
-    let wanted: BTreeSet<String> = proposals.iter().map(|r| r.cost_center.clone()).collect();
-    let permissions = PermissionsStore::new(client.clone(), config.permissions_table.clone())
-        .fetch(&wanted)
-        .await
-        .map_err(|e| {
-            let message = format!("permissions table unreadable, no request decided: {e}");
-            Error::dynamo_from(message, e)
-        })?;
-    decide(proposals, &permissions, open_windows, config, at)
+impl Verdict {
+    /// Why the proposal was not decided, if it was not (an invalid item, the fleet's windows).
+    pub fn undecided(&self) -> Option<String> {
+        match self {
+            Verdict::Undecided(invalid) => Some(invalid.to_string()),
+            Verdict::Deferred(why) => Some(why.clone()),
+            Verdict::Granted(_) | Verdict::Rejected(_) => None,
+        }
+    }
 }
 
-/// [`authorize`] once the table is read: the rules over the proposals whose cost center reads,
+/// [`crate::fleet::authorize`]'s rules once the table is read: the rules over the proposals whose cost center reads,
 /// in order; `Undecided` for the others.
 pub fn decide(
     proposals: &[ProposedWindow],

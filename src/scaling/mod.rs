@@ -14,7 +14,10 @@
 pub(crate) mod apply;
 pub(crate) mod events;
 pub mod inventory;
-pub mod kinds;
+pub use crate::kinds;
+pub use crate::kinds::{
+    ANN_KEDA_PAUSED_BY_US, ANN_KEDA_PAUSED_REPLICAS, ANN_ORIGINAL_REPLICAS, ANN_ORIGINAL_SUSPEND, PREFIX,
+};
 pub(crate) mod lease;
 pub(crate) mod list;
 pub mod objects;
@@ -28,13 +31,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Our prefix for every label and annotation we own.
-pub const PREFIX: &str = "namespace-scheduler/";
-pub const ANN_ORIGINAL_REPLICAS: &str = "namespace-scheduler/original-replicas";
-pub const ANN_ORIGINAL_SUSPEND: &str = "namespace-scheduler/original-suspend";
-/// Marks a KEDA pause as ours, so `up` only unpauses what `down` paused.
-pub const ANN_KEDA_PAUSED_BY_US: &str = "namespace-scheduler/paused-by-scheduler";
-pub const ANN_KEDA_PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
 pub const ANN_EXCLUDE: &str = "namespace-scheduler/exclude";
 pub const LABEL_EXCLUDE: &str = "namespace-scheduler/exclude";
 pub const LABEL_COST_CENTER: &str = "namespace-scheduler/cost-center";

@@ -357,23 +357,21 @@ impl Judgement {
                         request: r,
                     });
                 }
-                Some(Verdict::Undecided(invalid)) => replies.push(Reply {
-                    answer: Answer::pending(&r, &invalid.to_string()),
-                    reason: Reason::Undecided {
-                        cost_center: p.cost_center,
-                    },
-                    request: r,
-                }),
-                None => replies.push(Reply {
-                    answer: Answer::pending(
-                        &r,
-                        "unanswered: the permissions table could not be read; the next run decides",
-                    ),
-                    reason: Reason::Undecided {
-                        cost_center: p.cost_center,
-                    },
-                    request: r,
-                }),
+                undecided => {
+                    let message = match undecided {
+                        Some(Verdict::Undecided(invalid)) => invalid.to_string(),
+                        Some(Verdict::Deferred(why)) => format!("unanswered: {why}; the next run decides"),
+                        _ => "unanswered: the permissions or windows table could not be read; the next run decides"
+                            .to_string(),
+                    };
+                    replies.push(Reply {
+                        answer: Answer::pending(&r, &message),
+                        reason: Reason::Undecided {
+                            cost_center: p.cost_center,
+                        },
+                        request: r,
+                    })
+                }
             }
         }
         replace_holders(&mut grants, &holders, &replies);

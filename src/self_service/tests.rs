@@ -304,7 +304,7 @@ fn while_the_table_is_unreadable_every_proposal_stays_pending_and_windows_stay_a
     assert!(d.grants.is_empty() && d.ending.is_empty(), "{d:?}");
     assert_eq!(
         replies(&d.replies),
-        ["a/holder Pending: unanswered: the permissions table could not be read; the next run decides"]
+        ["a/holder Pending: unanswered: the permissions or windows table could not be read; the next run decides"]
     );
 }
 

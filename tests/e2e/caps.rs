@@ -245,7 +245,7 @@ async fn an_unreadable_permissions_table_fails_closed_but_not_for_good() {
     assert_eq!(status(&c, &ns).await, None);
     assert_eq!(
         c.phase(&ns, "night").await,
-        "Pending: unanswered: the permissions table could not be read; the next run decides"
+        "Pending: unanswered: the permissions or windows table could not be read; the next run decides"
     );
     assert_eq!(c.replicas("Deployment", &ns, "api").await, 0);
     // ...and the next healthy run decides it.

@@ -38,15 +38,16 @@ impl Drop for Healer {
     }
 }
 
-struct Own {
-    cp: &'static ControlPlane,
-    c: Cluster,
+pub struct Own {
+    pub cp: &'static ControlPlane,
+    pub c: Cluster,
     _healer: Healer,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// A cluster on this test binary's own control plane, or None (the test is reported skipped).
-async fn own_control_plane(what: &str) -> Option<Own> {
+/// Also a fleet's second cluster (`fleet.rs`): one control plane of its own per test binary.
+pub async fn own_control_plane(what: &str) -> Option<Own> {
     if std::env::var("E2E_KUBECONFIG").map_or(true, |v| v.trim().is_empty()) {
         skip(&format!(
             "needs a real control plane of its own ({what}): runs in the real-cluster pass"

@@ -18,7 +18,7 @@ use crate::harness::*;
 const ORIG: &str = "namespace-scheduler/original-replicas";
 const VAP: &str = "/apis/admissionregistration.k8s.io/v1";
 
-enum Freeze {
+pub(crate) enum Freeze {
     Policy(String),
     Fault(u64),
 }
@@ -326,20 +326,20 @@ async fn on_the_way_up_a_refused_object_keeps_its_original_and_is_restored_once_
     assert_eq!(row(&s, &ns)["refused"], 0, "{s}");
 }
 
-async fn freeze_namespace_now(c: &Cluster, ns: &str) -> Freeze {
+pub(crate) async fn freeze_namespace_now(c: &Cluster, ns: &str) -> Freeze {
     let f = freeze_it(c, Frozen::NamespaceStatus(ns)).await;
     wait_until(c, ns, Frozen::NamespaceStatus(ns), true).await;
     f
 }
 
-async fn lift_now(c: &Cluster, ns: &str, f: Freeze) {
+pub(crate) async fn lift_now(c: &Cluster, ns: &str, f: Freeze) {
     lift(c, f).await;
     wait_until(c, ns, Frozen::NamespaceStatus(ns), false).await;
 }
 
 /// The row, the audit record and the exit code of a run whose Namespace write was refused all
 /// say it failed; returns the row's status.
-async fn refused_namespace_run(c: &Cluster, ns: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+pub(crate) async fn refused_namespace_run(c: &Cluster, ns: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut all = vec!["--output", "json"];
     all.extend_from_slice(args);
     let (code, out, err) = c.run_with(&all, env).await;

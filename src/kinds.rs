@@ -11,7 +11,13 @@ use std::sync::LazyLock;
 use kube::core::ApiResource;
 use serde::Serialize;
 
-use super::{ANN_KEDA_PAUSED_BY_US, ANN_ORIGINAL_REPLICAS, ANN_ORIGINAL_SUSPEND};
+/// Our prefix for every label and annotation we own.
+pub const PREFIX: &str = "namespace-scheduler/";
+pub const ANN_ORIGINAL_REPLICAS: &str = "namespace-scheduler/original-replicas";
+pub const ANN_ORIGINAL_SUSPEND: &str = "namespace-scheduler/original-suspend";
+/// Marks a KEDA pause as ours, so `up` only unpauses what `down` paused.
+pub const ANN_KEDA_PAUSED_BY_US: &str = "namespace-scheduler/paused-by-scheduler";
+pub const ANN_KEDA_PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
 
 /// How a kind is switched off, and what its marker annotation keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +96,7 @@ pub static KINDS: &[KindSpec] = &[
         kind: "ScaledObject",
         plural: "scaledobjects",
         switch: Switch::PauseAnnotation {
-            key: super::ANN_KEDA_PAUSED_REPLICAS,
+            key: ANN_KEDA_PAUSED_REPLICAS,
             value: "0",
         },
         marker: ANN_KEDA_PAUSED_BY_US,
@@ -203,7 +209,7 @@ impl Serialize for Kind {
 /// Whether `key` is a label or annotation the engine reads: its own prefix, or a kind's pause
 /// annotation.
 pub fn is_read(key: &str) -> bool {
-    key.starts_with(super::PREFIX)
+    key.starts_with(PREFIX)
         || KINDS
             .iter()
             .any(|k| matches!(k.switch, Switch::PauseAnnotation { key: pause, .. } if pause == key))
@@ -245,7 +251,7 @@ mod tests {
     #[test]
     fn the_engine_reads_its_own_keys_and_the_pause_annotations_only() {
         assert!(is_read("namespace-scheduler/original-replicas"));
-        assert!(is_read(super::super::ANN_KEDA_PAUSED_REPLICAS));
+        assert!(is_read(super::ANN_KEDA_PAUSED_REPLICAS));
         assert!(!is_read("app.kubernetes.io/name"));
         assert!(!is_read("kubectl.kubernetes.io/last-applied-configuration"));
     }

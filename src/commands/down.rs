@@ -27,9 +27,7 @@ pub async fn execute(ctx: &Context, mut args: DownArgs) -> Result<Exit> {
             FleetWindows::from_config(session.dynamo.clone(), &ctx.config),
             Default::default(),
         );
-        for w in &closing {
-            windows.ending(w, &ctx.config.business, at);
-        }
+        windows.ending_all(&closing, &ctx.config.business, at);
         session.release_windows_after(windows);
     }
     let intent = Intent {

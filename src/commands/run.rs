@@ -118,11 +118,12 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
     if !closing.is_empty() && !ctx.dry_run {
         let windows = match &mut windows {
             Some(w) => w,
-            None => windows.insert(AfterRun::new(fleet_windows(ctx, session), BTreeMap::new())),
+            None => windows.insert(AfterRun::new(
+                FleetWindows::from_config(session.dynamo.clone(), &ctx.config),
+                BTreeMap::new(),
+            )),
         };
-        for w in &closing {
-            windows.ending(w, &ctx.config.business, at);
-        }
+        windows.ending_all(&closing, &ctx.config.business, at);
     }
 
     let mut intents = BTreeMap::new();
@@ -166,10 +167,6 @@ async fn decide_run(ctx: &Context, session: &Session, at: DateTime<Utc>) -> Resu
         grants: decisions.grants,
         windows,
     })
-}
-
-fn fleet_windows(ctx: &Context, session: &Session) -> FleetWindows {
-    FleetWindows::from_config(session.dynamo.clone(), &ctx.config)
 }
 
 /// Lists and judges the ActivationRequests, asking the permissions table (once, only when a

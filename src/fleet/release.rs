@@ -46,6 +46,13 @@ impl AfterRun {
     }
 
     /// Whether there is nothing to release, whatever the outcome.
+    /// [`ending`](Self::ending) for each of `windows`.
+    pub fn ending_all(&mut self, windows: &[Window], hours: &BusinessHours, at: DateTime<Utc>) {
+        for w in windows {
+            self.ending(w, hours, at);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.granted.is_empty() && self.ending.is_empty()
     }
